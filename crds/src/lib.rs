@@ -1,0 +1,8 @@
+//! Signet's API: the `signet.dev/v1alpha1` custom resource types, and the generated
+//! CustomResourceDefinitions that carry their validation.
+
+pub mod crd;
+pub mod v1alpha1;
+
+/// The API group of every Signet kind.
+pub const GROUP: &str = "signet.dev";

@@ -1,0 +1,81 @@
+//! `ApiScope`: an API and the scope that grants access to it.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cel;
+use super::common::{CommonStatus, LabelSelector};
+
+/// A scope that clients request to call an API, and the API's audience. Scope names and
+/// audiences are global per TokenService: the older object keeps one, a newer one gets a
+/// Conflict condition.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "signet.dev",
+    version = "v1alpha1",
+    kind = "ApiScope",
+    namespaced,
+    status = "ApiScopeStatus",
+    shortname = "apiscope",
+    category = "signet",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Scope","type":"string","jsonPath":".spec.name"}"#,
+    printcolumn = r#"{"name":"Audience","type":"string","jsonPath":".spec.audience"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiScopeSpec {
+    /// The scope value clients request (RFC 6749 §3.3: printable ASCII, no spaces).
+    #[schemars(schema_with = "cel::scope_name")]
+    pub name: String,
+
+    /// Name shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub display_name: Option<String>,
+
+    /// Longer text shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+
+    /// The API's resource identifier: the `aud` of access tokens that carry this scope, and
+    /// the value of an RFC 8707 `resource` parameter. May not equal a client id or the issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub audience: Option<String>,
+
+    /// User claims added to access tokens that carry this scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
+    pub user_claims: Vec<String>,
+
+    /// The person cannot deselect this scope on the consent page.
+    #[serde(default)]
+    pub required: bool,
+
+    /// Highlight this scope on the consent page (for sensitive access).
+    #[serde(default)]
+    pub emphasize: bool,
+
+    /// Namespaces whose clients may use this scope. Unset: only this scope's own namespace.
+    /// One team cannot grant itself another team's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_client_namespaces: Option<LabelSelector>,
+
+    /// The TokenService (`name` or `namespace/name`) that serves this scope; needed only when
+    /// several select it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub token_service_ref: Option<String>,
+}
+
+/// Observed state of an ApiScope.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiScopeStatus {
+    /// Generation and conditions (Ready, Conflict).
+    #[serde(flatten)]
+    pub common: CommonStatus,
+}

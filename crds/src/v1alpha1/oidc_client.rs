@@ -1,0 +1,321 @@
+//! `OidcClient`: an application that signs people in or calls APIs.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cel;
+use super::common::{CommonStatus, KubeDuration, Lifetimes, SecretKeyRef};
+use super::signing_key::Algorithm;
+
+/// Claim names that a static client claim may not take: the STS sets them itself, and letting
+/// a tenant set them would let it forge identity or audience (RFC 7519, RFC 9068, OIDC Core).
+pub const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "azp",
+    "nonce",
+    "auth_time",
+    "acr",
+    "amr",
+    "sid",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "cnf",
+    "act",
+    "may_act",
+    "typ",
+    "groups",
+    "roles",
+    "entitlements",
+];
+
+/// An OAuth 2.0 / OpenID Connect client. Apply it in the app's namespace; the operator
+/// registers it with the TokenService and, for a confidential client, writes its credentials
+/// to a Secret beside it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "signet.dev",
+    version = "v1alpha1",
+    kind = "OidcClient",
+    namespaced,
+    status = "OidcClientStatus",
+    shortname = "oidc",
+    category = "signet",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","priority":1,"jsonPath":".status.secretName"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.clientId) == has(oldSelf.clientId) && (!has(self.clientId) || self.clientId == oldSelf.clientId)")
+        .message("clientId cannot be set, changed or removed after creation").field_path(".clientId"),
+    validation = Rule::new("self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'")
+        .message("a public client must use tokenEndpointAuthMethod none").field_path(".tokenEndpointAuthMethod"),
+    validation = Rule::new("self.type != 'confidential' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none'")
+        .message("a confidential client needs a tokenEndpointAuthMethod other than none").field_path(".tokenEndpointAuthMethod"),
+    validation = Rule::new("self.type != 'public' || !self.grantTypes.exists(g, g == 'client_credentials')")
+        .message("a public client cannot use the client_credentials grant").field_path(".grantTypes"),
+    validation = Rule::new("self.type != 'public' || self.requirePkce")
+        .message("a public client must require PKCE").field_path(".requirePkce"),
+    validation = Rule::new("self.type != 'public' || !has(self.secret)")
+        .message("a public client has no secret").field_path(".secret"),
+    validation = Rule::new("self.type == 'public' || !has(self.redirectUris) || self.redirectUris.all(u, u.startsWith('https://') || u.startsWith('http://'))")
+        .message("private-use URI schemes (RFC 8252) are allowed only for public clients").field_path(".redirectUris"),
+    validation = Rule::new("self.type == 'public' || !has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, u.startsWith('https://') || u.startsWith('http://'))")
+        .message("private-use URI schemes (RFC 8252) are allowed only for public clients").field_path(".postLogoutRedirectUris"),
+    validation = Rule::new("!self.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+        .message("the authorization_code grant needs at least one redirectUris entry").field_path(".redirectUris"),
+    validation = Rule::new("!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'private_key_jwt' || has(self.jwks) || has(self.jwksUri)")
+        .message("private_key_jwt needs jwks or jwksUri").field_path(".tokenEndpointAuthMethod"),
+    validation = Rule::new("!(has(self.jwks) && has(self.jwksUri))")
+        .message("set jwks or jwksUri, not both").field_path(".jwksUri")
+)]
+pub struct OidcClientSpec {
+    /// The OAuth client_id. Default `<namespace>.<name>`. A custom id must still start with
+    /// `<namespace>.` unless the TokenService allows custom ids for this namespace. Cannot be
+    /// set, changed or removed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[\x21-\x7E]+$"))]
+    pub client_id: Option<String>,
+
+    /// The TokenService (by name, in its namespace as `namespace/name` or in this namespace as
+    /// `name`) that serves this client. Needed only when several TokenServices select it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub token_service_ref: Option<String>,
+
+    /// Name shown to people on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub display_name: Option<String>,
+
+    /// `confidential` (a server that keeps a secret) or `public` (a SPA, mobile or CLI app,
+    /// which cannot). Public clients use PKCE and no secret.
+    #[serde(default, rename = "type")]
+    pub client_type: ClientType,
+
+    /// Grants the client may use.
+    #[serde(default = "default_grant_types")]
+    #[schemars(length(min = 1, max = 4))]
+    pub grant_types: Vec<GrantType>,
+
+    /// Redirect URIs, matched exactly. https, or http on a loopback host (any port matches for
+    /// `http://127.0.0.1` and `http://[::1]`, RFC 8252 §7.3); private-use schemes such as
+    /// `com.example.app:/callback` only for public clients. No fragments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "cel::redirect_uris")]
+    pub redirect_uris: Vec<String>,
+
+    /// Where the client may ask to return after logout, matched exactly; same rules as
+    /// redirectUris.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "cel::redirect_uris")]
+    pub post_logout_redirect_uris: Vec<String>,
+
+    /// Scopes the client may request: identity scopes (openid, profile, email, address, phone,
+    /// offline_access) and ApiScope names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "cel::scope_names")]
+    pub allowed_scopes: Vec<String>,
+
+    /// Browser origins (`https://app.example`) allowed to call the token, userinfo,
+    /// revocation, discovery and JWKS endpoints (CORS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "cel::origins")]
+    pub allowed_cors_origins: Vec<String>,
+
+    /// Require PKCE (S256) on authorization requests. Default true; always true for public
+    /// clients.
+    #[serde(default = "default_true")]
+    pub require_pkce: bool,
+
+    /// Ask the person for consent before issuing tokens. Default false.
+    #[serde(default)]
+    pub require_consent: bool,
+
+    /// Algorithm for this client's ID tokens; default the TokenService's idTokenSigningAlg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signing_alg: Option<Algorithm>,
+
+    /// How the client authenticates at the token endpoint. Default `client_secret_basic` for
+    /// confidential clients and `none` for public ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+
+    /// The client's public keys for private_key_jwt, as a JWK Set (RFC 7517).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Jwks>,
+
+    /// https URL of the client's JWK Set for private_key_jwt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cel::endpoint")]
+    pub jwks_uri: Option<String>,
+
+    /// Where the client's credentials come from and go to. Confidential clients only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ClientSecretSpec>,
+
+    /// Lifetime overrides for this client; unset fields inherit the TokenService's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetimes: Option<Lifetimes>,
+
+    /// Format of access tokens: `jwt` (RFC 9068, verifiable offline) or `reference` (opaque,
+    /// resolved by introspection, revocable at once).
+    #[serde(default)]
+    pub access_token_format: AccessTokenFormat,
+
+    /// Back-channel logout endpoint (OpenID Back-Channel Logout 1.0), https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cel::endpoint")]
+    pub back_channel_logout_uri: Option<String>,
+
+    /// IdentityProviders (by name) this client's users may sign in with; default all of the
+    /// TokenService's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub allowed_identity_providers: Vec<String>,
+
+    /// Static claims added to this client's access tokens. Registered claim names (iss, sub,
+    /// aud, exp, client_id, scope, groups, ...) are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32), inner(length(max = 1024)))]
+    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 128 && !(k in {}))", registered_claims_cel()))
+        .message("static claims may not use registered claim names (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, groups, ...) or names over 128 characters"))]
+    pub claims: BTreeMap<String, String>,
+}
+
+fn registered_claims_cel() -> String {
+    let quoted: Vec<String> = REGISTERED_CLAIMS.iter().map(|c| format!("'{c}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode]
+}
+
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// A server-side application that keeps a secret.
+    #[default]
+    Confidential,
+    /// A SPA, mobile or CLI application that cannot keep a secret.
+    Public,
+}
+
+/// OAuth grant types Signet implements.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum GrantType {
+    /// Authorization code (RFC 6749 §4.1), with PKCE.
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// Client credentials (RFC 6749 §4.4), for machines.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// Refresh token (RFC 6749 §6), with rotation.
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// Device authorization (RFC 8628).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
+}
+
+/// Client authentication at the token endpoint (OIDC Core §9, RFC 7523).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with client_id and secret.
+    ClientSecretBasic,
+    /// client_id and client_secret in the form body.
+    ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523).
+    PrivateKeyJwt,
+    /// No authentication: public clients.
+    None,
+}
+
+/// Format of access tokens.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    /// Signed JWT (RFC 9068).
+    #[default]
+    Jwt,
+    /// Opaque token resolved by introspection.
+    Reference,
+}
+
+/// A JWK Set (RFC 7517 §5).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Jwks {
+    /// The public keys, as JWK objects.
+    #[schemars(length(min = 1, max = 16))]
+    pub keys: Vec<Jwk>,
+}
+
+/// One JWK (RFC 7517 §4), kept as given; the operator checks it and reports problems in a
+/// condition.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+pub struct Jwk(pub serde_json::Map<String, serde_json::Value>);
+
+/// Where a confidential client's secret comes from and where it is delivered.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.name) && has(self.existingSecretRef))")
+    .message("set name (generated secret) or existingSecretRef (your own secret), not both")
+    .field_path(".existingSecretRef"))]
+pub struct ClientSecretSpec {
+    /// Generated mode (the default): name of the Secret the operator creates in this
+    /// namespace, with keys client_id, client_secret and issuer. Default `<name>-oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+
+    /// Reference mode: a key of your own Secret that holds the client secret (at least 32
+    /// characters). The operator reads it and never writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_secret_ref: Option<SecretKeyRef>,
+
+    /// After a rotation (annotation `signet.dev/rotate-secret`), how long the previous secret
+    /// keeps working. Default 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("720h"))]
+    pub rotation_overlap: Option<KubeDuration>,
+}
+
+/// Observed state of an OidcClient.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcClientStatus {
+    /// Generation and conditions (Ready, SecretReady, Conflict, ScopesResolved).
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// The client_id in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The Secret that holds the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// The issuer URL of the TokenService that serves this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}

@@ -1,0 +1,178 @@
+//! `TokenService`: one issuer, served by one STS Deployment.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cel;
+use super::common::{CommonStatus, KubeDuration, LabelSelector, Lifetimes, SecretKeyRef};
+use super::signing_key::Algorithm;
+
+/// An OpenID Connect issuer: its URL, token policy, identity providers, signing keys and
+/// operational store. The operator compiles it, with the clients and scopes it selects, into
+/// the snapshot that its STS serves.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "signet.dev",
+    version = "v1alpha1",
+    kind = "TokenService",
+    namespaced,
+    status = "TokenServiceStatus",
+    shortname = "tsvc",
+    category = "signet",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Issuer","type":"string","jsonPath":".spec.issuer"}"#,
+    printcolumn = r#"{"name":"Clients","type":"integer","jsonPath":".status.clients"}"#,
+    printcolumn = r#"{"name":"Snapshot","type":"string","priority":1,"jsonPath":".status.snapshotHash"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenServiceSpec {
+    /// The issuer URL, byte for byte as it appears in tokens and discovery. An https URL
+    /// without query or fragment; http is allowed only on a loopback host, for local
+    /// development.
+    #[schemars(schema_with = "cel::issuer")]
+    pub issuer: String,
+
+    /// `Cache-Control: max-age` of the JWKS. A SigningKey's propagationTime should be at least
+    /// this plus clock skew. Default 10m, at most 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("24h"))]
+    pub jwks_max_age: Option<KubeDuration>,
+
+    /// Default token lifetimes for every client of this issuer.
+    #[serde(default)]
+    pub lifetimes: Lifetimes,
+
+    /// Lifetime of a signed-in session (SSO cookie). Default 12h, at most 8760h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("8760h"))]
+    pub session_lifetime: Option<KubeDuration>,
+
+    /// Namespaces whose OidcClients and ApiScopes this issuer serves. Unset: only its own
+    /// namespace. An empty selector (`{}`) selects every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_namespace_selector: Option<LabelSelector>,
+
+    /// Namespaces whose OidcClients may choose a clientId that does not start with
+    /// `<namespace>.`. Unset: none may, so no tenant can take another's ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_client_id_namespaces: Option<LabelSelector>,
+
+    /// Allow outbound calls chosen by tenants (a client's jwksUri or backChannelLogoutUri, an
+    /// upstream identity provider) to reach private and loopback addresses. Off by default:
+    /// those calls are an SSRF surface.
+    #[serde(default)]
+    pub allow_private_network_targets: bool,
+
+    /// IdentityProviders (by name, in this namespace) that people can sign in with, in the
+    /// order the login page offers them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub identity_providers: Vec<String>,
+
+    /// SigningKeys (by name, in this namespace) whose keys this issuer publishes and signs
+    /// with: at most one per algorithm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4), inner(length(min = 1, max = 253)))]
+    pub signing_keys: Vec<String>,
+
+    /// Algorithm that signs ID tokens unless a client asks for another. RS256 by default, since
+    /// OpenID Connect requires it and many relying parties accept nothing else.
+    #[serde(default = "default_id_token_alg")]
+    pub id_token_signing_alg: Algorithm,
+
+    /// Algorithm that signs access tokens. ES256 by default: far cheaper to sign than RSA.
+    #[serde(default = "default_access_token_alg")]
+    pub access_token_signing_alg: Algorithm,
+
+    /// Where the STS keeps operational state (codes, refresh tokens, sessions, revocations).
+    #[serde(default)]
+    pub store: StoreSpec,
+
+    /// Look of the login, consent and device pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<Branding>,
+}
+
+fn default_id_token_alg() -> Algorithm {
+    Algorithm::RS256
+}
+
+fn default_access_token_alg() -> Algorithm {
+    Algorithm::ES256
+}
+
+/// The operational store of the STS.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.type != 'redis' || has(self.redis)")
+    .message("store.redis is required when store.type is redis").field_path(".redis"))]
+pub struct StoreSpec {
+    /// `memory` keeps state in the STS process: one replica only. `redis` shares it between
+    /// replicas.
+    #[serde(default, rename = "type")]
+    pub store_type: StoreType,
+    /// Connection to redis, when type is `redis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisStore>,
+}
+
+/// Kind of operational store.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreType {
+    /// In-process memory; valid for a single STS replica only.
+    #[default]
+    Memory,
+    /// A redis server shared by all replicas.
+    Redis,
+}
+
+/// A redis server for the operational store.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStore {
+    /// Secret key holding the redis URL (`redis://` or `rediss://` for TLS, credentials
+    /// included), in the TokenService's namespace.
+    pub url_secret_ref: SecretKeyRef,
+    /// Prefix of every key this issuer writes. Default: `signet:<namespace>/<name>:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub key_prefix: Option<String>,
+}
+
+/// Branding of the pages that people see.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Branding {
+    /// Title shown on the login page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub title: Option<String>,
+    /// https URL of a logo shown on the login page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cel::endpoint")]
+    pub logo_url: Option<String>,
+}
+
+/// Observed state of a TokenService.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenServiceStatus {
+    /// Generation and conditions.
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Content hash of the snapshot last written for the STS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_hash: Option<String>,
+    /// Number of clients in the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<i32>,
+    /// Number of API scopes in the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<i32>,
+    /// Number of identity providers in the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<i32>,
+}

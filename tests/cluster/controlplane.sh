@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Starts or stops a Kubernetes control plane for tests: etcd, kube-apiserver and
+# kube-controller-manager on free loopback ports. No scheduler and no kubelet: pods never run.
+#
+#   controlplane.sh start DIR [--owner-pid PID]   prints DIR/kubeconfig when /readyz is ok
+#   controlplane.sh stop DIR
+#
+# DIR holds the certificates, logs, etcd data, the audit log (DIR/audit.log) and the
+# structured authentication configuration (DIR/authentication.yaml), which the API server
+# reloads when a test rewrites it. With --owner-pid, the control plane stops itself when that
+# process exits, so a test run that dies leaves nothing behind.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+usage() { echo "usage: $0 start DIR [--owner-pid PID] | stop DIR" >&2; exit 2; }
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+stop() {
+  local dir=$1
+  [ -f "$dir/pids" ] || return 0
+  local pids
+  pids=$(tac "$dir/pids")
+  # shellcheck disable=SC2086
+  kill $pids 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    local alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null || true
+  rm -f "$dir/pids"
+}
+
+# A certificate signed by the test CA. $1 name, $2 subject, $3 extensions.
+issue() {
+  local dir=$1 name=$2 subject=$3 ext=$4
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$dir/$name.key" -subj "$subject" -out "$dir/$name.csr" 2>/dev/null
+  printf '%s\n' "$ext" > "$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 30 -sha256 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
+}
+
+kubeconfig() {
+  local dir=$1 user=$2 server=$3
+  cat > "$dir/$user.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: signet-test
+  cluster:
+    certificate-authority: $dir/ca.crt
+    server: $server
+users:
+- name: $user
+  user:
+    client-certificate: $dir/$user.crt
+    client-key: $dir/$user.key
+contexts:
+- name: signet-test
+  context: {cluster: signet-test, user: $user, namespace: default}
+current-context: signet-test
+KC
+}
+
+wait_ready() {
+  local what=$1 url=$2 log=$3 pid=$4
+  shift 4
+  for _ in $(seq 1 1200); do
+    if curl -fsS "$@" "$url" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$what exited; last lines of $log:" >&2; tail -20 "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "$what not ready after 120 s; last lines of $log:" >&2; tail -20 "$log" >&2
+  return 1
+}
+
+start() {
+  local dir owner=""
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in --owner-pid) owner=$2; shift 2 ;; *) usage ;; esac
+  done
+  local bin
+  bin=$("$here/build.sh")
+  stop "$dir"
+  rm -rf "$dir/etcd"
+  read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
+
+  # Certificates: a CA, the API server's serving cert, two client certs, the SA key.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj "/CN=signet-test-ca" 2>/dev/null
+  issue "$dir" apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,IP:::1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth"
+  issue "$dir" admin "/O=system:masters/CN=signet-test-admin" "extendedKeyUsage=clientAuth"
+  issue "$dir" controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/sa.key" 2>/dev/null
+  openssl pkey -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
+
+  cat > "$dir/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+# Secrets' bodies never reach the audit log.
+- level: Metadata
+  resources: [{group: "", resources: [secrets]}]
+- level: None
+  verbs: [get, list, watch]
+- level: Metadata
+YAML
+  [ -f "$dir/authentication.yaml" ] || cat > "$dir/authentication.yaml" <<'YAML'
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt: []
+YAML
+
+  : > "$dir/pids"
+  "$bin/etcd" --name signet-test --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "signet-test=http://127.0.0.1:$peer_port" \
+    --unsafe-no-fsync --log-level warn > "$dir/etcd.log" 2>&1 &
+  echo $! >> "$dir/pids"
+  wait_ready etcd "http://127.0.0.1:$etcd_port/health" "$dir/etcd.log" $!
+
+  "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
+    --client-ca-file "$dir/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --authorization-mode RBAC \
+    --authentication-config "$dir/authentication.yaml" \
+    --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
+    --audit-log-format json \
+    --enable-priority-and-fairness=false \
+    --profiling=false > "$dir/kube-apiserver.log" 2>&1 &
+  local api_pid=$!
+  echo $api_pid >> "$dir/pids"
+  local server="https://127.0.0.1:$api_port"
+  kubeconfig "$dir" admin "$server"
+  kubeconfig "$dir" controller-manager "$server"
+  wait_ready kube-apiserver "$server/readyz" "$dir/kube-apiserver.log" $api_pid \
+    --cacert "$dir/ca.crt" --cert "$dir/admin.crt" --key "$dir/admin.key"
+
+  "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$kcm_port" \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --service-account-private-key-file "$dir/sa.key" --root-ca-file "$dir/ca.crt" \
+    --leader-elect=false > "$dir/kube-controller-manager.log" 2>&1 &
+  local kcm_pid=$!
+  echo $kcm_pid >> "$dir/pids"
+  wait_ready kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" \
+    "$dir/kube-controller-manager.log" $kcm_pid -k
+
+  cp "$dir/admin.kubeconfig" "$dir/kubeconfig"
+  if [ -n "$owner" ]; then
+    # The watchdog polls: a process cannot be waited on by a non-parent.
+    nohup bash -c "while kill -0 $owner 2>/dev/null; do sleep 1; done; '$here/controlplane.sh' stop '$dir'" \
+      > /dev/null 2>&1 &
+  fi
+  echo "$dir/kubeconfig"
+}
+
+case ${1:-} in
+  start) [ $# -ge 2 ] || usage; shift; start "$@" ;;
+  stop) [ $# -eq 2 ] || usage; stop "$2" ;;
+  *) usage ;;
+esac

@@ -1,0 +1,195 @@
+//! Control planes started by `tests/cluster/controlplane.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::{repo_root, wait_for};
+
+/// Field manager of the fixture's server-side applies.
+const FIELD_MANAGER: &str = "signet-tests";
+
+/// Directory of the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
+/// kubectl), built and cached by `tests/cluster/build.sh`.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = repo_root().join("tests/cluster/build.sh");
+        let out = Command::new(&script)
+            .output()
+            .expect("run tests/cluster/build.sh");
+        assert!(
+            out.status.success(),
+            "build.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+}
+
+/// The built kubectl, pointed at `kubeconfig`.
+pub fn kubectl(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(bin_dir().join("kubectl"));
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBECTL_EXTERNAL_DIFF");
+    cmd
+}
+
+fn controlplane(args: &[&str]) -> anyhow::Result<String> {
+    let script = repo_root().join("tests/cluster/controlplane.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .output()
+        .context("run controlplane.sh")?;
+    if !out.status.success() {
+        bail!(
+            "controlplane.sh {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// A client for the cluster behind `kubeconfig`. Made per test: a client belongs to the
+/// runtime that created it, and each `#[tokio::test]` has its own.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let config = Kubeconfig::read_from(kubeconfig)?;
+    let config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Applies Signet's CRDs from `charts/signet/crds` and waits until each is established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for crd in signet_crds::crd::all() {
+        let name = crd.metadata.name.clone().expect("CRDs are named");
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("apply CRD {name}"))?;
+        wait_for(
+            &format!("CRD {name} established"),
+            Duration::from_secs(30),
+            || async {
+                let crd = api.get(&name).await?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(established.then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The control plane shared by every test of a run.
+#[derive(Debug, Clone)]
+pub struct SharedCluster {
+    /// Admin kubeconfig (a `system:masters` client certificate).
+    pub kubeconfig: PathBuf,
+}
+
+impl SharedCluster {
+    /// A new client for this cluster, for the calling test's runtime.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// The built kubectl for this cluster.
+    pub fn kubectl(&self) -> Command {
+        kubectl(&self.kubeconfig)
+    }
+}
+
+/// The shared control plane, with Signet's CRDs installed (see the crate docs).
+pub async fn shared() -> anyhow::Result<SharedCluster> {
+    static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
+    static CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let kubeconfig = match std::env::var_os("SIGNET_TEST_KUBECONFIG") {
+        Some(path) => PathBuf::from(path),
+        None => KUBECONFIG
+            .get_or_init(|| {
+                let dir = std::env::temp_dir().join(format!("signet-cp-{}", std::process::id()));
+                let pid = std::process::id().to_string();
+                let dir_arg = dir.to_string_lossy().into_owned();
+                PathBuf::from(
+                    controlplane(&["start", &dir_arg, "--owner-pid", &pid])
+                        .expect("start a control plane"),
+                )
+            })
+            .clone(),
+    };
+    let cluster = SharedCluster { kubeconfig };
+    // Installing the CRDs is idempotent; once per test binary is enough.
+    let client = cluster.client().await?;
+    CRDS.get_or_try_init(|| install_crds(&client)).await?;
+    Ok(cluster)
+}
+
+/// A control plane of one test's own, stopped (and its folder removed) on drop.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    /// Folder with the certificates, logs, audit log and authentication config.
+    pub dir: PathBuf,
+    /// Admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl PrivateCluster {
+    /// Starts a control plane and installs the CRDs.
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("signet-cp-{}-{name}", std::process::id()));
+        let pid = std::process::id().to_string();
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let kubeconfig = PathBuf::from(
+            tokio::task::spawn_blocking(move || {
+                controlplane(&["start", &dir_arg, "--owner-pid", &pid])
+            })
+            .await??,
+        );
+        let cluster = Self { dir, kubeconfig };
+        install_crds(&cluster.client().await?).await?;
+        Ok(cluster)
+    }
+
+    /// A new client for this cluster.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// The built kubectl for this cluster.
+    pub fn kubectl(&self) -> Command {
+        kubectl(&self.kubeconfig)
+    }
+
+    /// Stops the API server only, leaving etcd and the controller manager running, to test
+    /// behaviour while the API is unreachable. Returns once the process is gone.
+    pub fn stop_apiserver(&self) -> anyhow::Result<()> {
+        let pids = std::fs::read_to_string(self.dir.join("pids"))?;
+        // controlplane.sh records etcd, kube-apiserver, kube-controller-manager in that order.
+        let api_pid = pids.lines().nth(1).context("no kube-apiserver pid")?;
+        let status = Command::new("kill").arg(api_pid).status()?;
+        anyhow::ensure!(status.success(), "kill {api_pid} failed");
+        Ok(())
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        if controlplane(&["stop", &dir]).is_ok() && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
