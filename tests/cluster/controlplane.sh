@@ -168,6 +168,7 @@ YAML
     --bind-address 127.0.0.1 --secure-port "$kcm_port" \
     --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
     --service-account-private-key-file "$dir/sa.key" --root-ca-file "$dir/ca.crt" \
+    --use-service-account-credentials \
     --leader-elect=false > "$dir/kube-controller-manager.log" 2>&1 &
   local kcm_pid=$!
   echo $kcm_pid >> "$dir/pids"

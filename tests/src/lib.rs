@@ -15,9 +15,11 @@
 
 mod cluster;
 mod namespace;
+mod objects;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use namespace::TestNamespace;
+pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 
 /// Root of the repository.
 pub fn repo_root() -> std::path::PathBuf {

@@ -16,6 +16,7 @@ use super::common::{CommonStatus, LabelSelector};
     version = "v1alpha1",
     kind = "ApiScope",
     namespaced,
+    derive = "PartialEq",
     status = "ApiScopeStatus",
     shortname = "apiscope",
     category = "signet",

@@ -53,6 +53,9 @@ impl FromStr for KubeDuration {
     type Err = DurationError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if !follows_schema_pattern(text) {
+            return Err(DurationError(text.to_owned()));
+        }
         let parsed: kube::core::Duration =
             text.parse().map_err(|_| DurationError(text.to_owned()))?;
         if parsed.is_negative() {
@@ -63,6 +66,39 @@ impl FromStr for KubeDuration {
             value: parsed.into(),
         })
     }
+}
+
+/// The grammar of `cel::DURATION_PATTERN`: one or more `<digits>[.<digits>]<unit>`. Go (and
+/// kube's parser) also take "" and "0"; the API refuses them, so standalone mode does too.
+fn follows_schema_pattern(mut text: &str) -> bool {
+    const UNITS: [&str; 7] = ["ns", "us", "µs", "ms", "s", "m", "h"];
+    if text.is_empty() {
+        return false;
+    }
+    while !text.is_empty() {
+        let int = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if int == 0 {
+            return false;
+        }
+        text = &text[int..];
+        if let Some(rest) = text.strip_prefix('.') {
+            let frac = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if frac == 0 {
+                return false;
+            }
+            text = &rest[frac..];
+        }
+        // Longest unit first, so "ms" is not read as "m" followed by "s".
+        match UNITS
+            .iter()
+            .filter(|u| text.starts_with(*u))
+            .max_by_key(|u| u.len())
+        {
+            Some(unit) => text = &text[unit.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl fmt::Debug for KubeDuration {

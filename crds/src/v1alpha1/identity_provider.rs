@@ -15,6 +15,7 @@ use super::common::{CommonStatus, SecretKeyRef};
     version = "v1alpha1",
     kind = "IdentityProvider",
     namespaced,
+    derive = "PartialEq",
     status = "IdentityProviderStatus",
     shortname = "idp",
     category = "signet",

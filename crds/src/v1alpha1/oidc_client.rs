@@ -49,6 +49,7 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     version = "v1alpha1",
     kind = "OidcClient",
     namespaced,
+    derive = "PartialEq",
     status = "OidcClientStatus",
     shortname = "oidc",
     category = "signet",

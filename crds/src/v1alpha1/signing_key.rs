@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     version = "v1alpha1",
     kind = "SigningKey",
     namespaced,
+    derive = "PartialEq",
     status = "SigningKeyStatus",
     shortname = "sigkey",
     category = "signet",

@@ -17,6 +17,7 @@ use super::signing_key::Algorithm;
     version = "v1alpha1",
     kind = "TokenService",
     namespaced,
+    derive = "PartialEq",
     status = "TokenServiceStatus",
     shortname = "tsvc",
     category = "signet",

@@ -1,0 +1,55 @@
+//! Every manifest in examples/ is accepted by the real API server, through the built kubectl
+//! with server-side apply, in a namespace of the test's own.
+
+use signet_tests::{TestNamespace, repo_root, shared, signet_api};
+
+#[tokio::test]
+async fn every_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = TestNamespace::create(&client, "examples").await?;
+    let examples = repo_root().join("examples");
+
+    let out = cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "signet-tests",
+            "-n",
+            &ns.name,
+            "-f",
+        ])
+        .arg(&examples)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each Signet object of each file now exists in the namespace.
+    let mut expected = 0;
+    for entry in std::fs::read_dir(&examples)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        for doc in serde_norway::Deserializer::from_str(&std::fs::read_to_string(&path)?) {
+            let value: serde_json::Value = serde::Deserialize::deserialize(doc)?;
+            if value["apiVersion"] != "signet.dev/v1alpha1" {
+                continue;
+            }
+            let kind = value["kind"].as_str().unwrap();
+            let name = value["metadata"]["name"].as_str().unwrap();
+            signet_api(&client, &ns.name, kind).get(name).await?;
+            expected += 1;
+        }
+    }
+    assert!(
+        expected >= 5,
+        "examples hold at least one object per kind, found {expected}"
+    );
+    Ok(())
+}
