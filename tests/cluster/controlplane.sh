@@ -24,21 +24,29 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
+# Whether a process runs. A zombie does not: where PID 1 does not reap orphans (as in some
+# sandboxes), an exited control-plane process stays a zombie that `kill -0` still finds.
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+
+# Waits up to $2 tenths of a second for process $1 to end.
+wait_gone() {
+  for _ in $(seq 1 "$2"); do alive "$1" || return 0; sleep 0.1; done
+  return 1
+}
+
+# Stops the processes in the reverse order of their start (controller manager, API server,
+# etcd), each before the next, so the API server never retries against a stopped etcd.
 stop() {
   local dir=$1
   [ -f "$dir/pids" ] || return 0
-  local pids
-  pids=$(tac "$dir/pids")
-  # shellcheck disable=SC2086
-  kill $pids 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    local alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
+  for p in $(tac "$dir/pids"); do
+    kill "$p" 2>/dev/null || continue
+    wait_gone "$p" 300 || { kill -9 "$p" 2>/dev/null; wait_gone "$p" 50 || true; }
   done
-  # shellcheck disable=SC2086
-  kill -9 $pids 2>/dev/null || true
   rm -f "$dir/pids"
 }
 
@@ -178,7 +186,7 @@ YAML
   cp "$dir/admin.kubeconfig" "$dir/kubeconfig"
   if [ -n "$owner" ]; then
     # The watchdog polls: a process cannot be waited on by a non-parent.
-    nohup bash -c "while kill -0 $owner 2>/dev/null; do sleep 1; done; '$here/controlplane.sh' stop '$dir'" \
+    nohup bash -c "while ps -o stat= -p $owner | grep -qv '^Z'; do sleep 1; done; '$here/controlplane.sh' stop '$dir'" \
       > /dev/null 2>&1 &
   fi
   echo "$dir/kubeconfig"

@@ -1,0 +1,50 @@
+//! A private control plane is separate from the shared one, and is gone after drop.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use signet_tests::{PrivateCluster, TestNamespace, shared, signet_api};
+
+#[tokio::test]
+async fn private_control_plane_is_isolated_and_stops_on_drop() -> anyhow::Result<()> {
+    let private = PrivateCluster::start("isolation").await?;
+    let private_client = private.client().await?;
+    let ns = TestNamespace::create(&private_client, "private-only").await?;
+    // CRDs are installed there too.
+    signet_api(&private_client, &ns.name, "OidcClient")
+        .list(&Default::default())
+        .await?;
+
+    let shared_client = shared().await?.client().await?;
+    assert!(
+        Api::<Namespace>::all(shared_client)
+            .get_opt(&ns.name)
+            .await?
+            .is_none()
+    );
+
+    let pids: Vec<u32> = std::fs::read_to_string(private.dir.join("pids"))?
+        .lines()
+        .map(|l| l.trim().parse())
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        pids.len(),
+        3,
+        "etcd, kube-apiserver and kube-controller-manager"
+    );
+    drop(private);
+    for pid in pids {
+        assert!(!runs(pid), "process {pid} still runs after drop");
+    }
+    Ok(())
+}
+
+/// Whether `pid` runs; an exited process that nobody reaped (a zombie) does not.
+fn runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name: "pid (comm) S ...".
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
