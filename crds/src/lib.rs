@@ -6,3 +6,5 @@ pub mod v1alpha1;
 
 /// The API group of every Signet kind.
 pub const GROUP: &str = "signet.dev";
+pub mod compile;
+pub mod snapshot;

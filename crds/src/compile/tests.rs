@@ -1,0 +1,699 @@
+use serde_json::json;
+
+use super::*;
+use crate::v1alpha1::ProviderType;
+
+const ISSUER: &str = "https://id.example.com";
+
+fn object<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    ns: &str,
+    name: &str,
+    created: &str,
+    spec: serde_json::Value,
+) -> T {
+    serde_json::from_value(json!({
+        "apiVersion": "signet.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"namespace": ns, "name": name, "creationTimestamp": created},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn token_service(ns: &str, name: &str, extra: serde_json::Value) -> TokenService {
+    let mut spec = json!({"issuer": ISSUER});
+    crate::compile::tests::merge(&mut spec, extra);
+    object("TokenService", ns, name, "2026-01-01T00:00:00Z", spec)
+}
+
+fn client(ns: &str, name: &str, created: &str, extra: serde_json::Value) -> OidcClient {
+    let mut spec = json!({"grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_post"});
+    merge(&mut spec, extra);
+    object("OidcClient", ns, name, created, spec)
+}
+
+fn scope(ns: &str, name: &str, created: &str, extra: serde_json::Value) -> ApiScope {
+    object("ApiScope", ns, name, created, extra)
+}
+
+fn merge(target: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(t), serde_json::Value::Object(e)) = (target.as_object_mut(), extra) {
+        t.extend(e);
+    }
+}
+
+/// Inputs with one TokenService in `idp-system` and a generated-secret Secret for every client.
+fn inputs(ts: Vec<TokenService>, clients: Vec<OidcClient>, scopes: Vec<ApiScope>) -> Inputs {
+    let mut secrets = BTreeMap::new();
+    for c in &clients {
+        let data = BTreeMap::from([(
+            CLIENT_SECRET_KEY.to_owned(),
+            format!("secret-of-{}", c.name_any()).into_bytes(),
+        )]);
+        secrets.insert(
+            ObjectKey::new(&c.namespace().unwrap(), &client_secret_name(c)),
+            SecretData {
+                data,
+                ..Default::default()
+            },
+        );
+    }
+    let namespaces = [
+        ("idp-system", vec![]),
+        ("team-a", vec![("tenant", "yes")]),
+        ("team-b", vec![("tenant", "yes")]),
+        ("outsider", vec![]),
+    ]
+    .into_iter()
+    .map(|(n, labels)| {
+        (
+            n.to_owned(),
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    })
+    .collect();
+    Inputs {
+        token_services: ts,
+        clients,
+        scopes,
+        namespaces,
+        secrets,
+        now: 1_000,
+        ..Default::default()
+    }
+}
+
+fn tenants_selector() -> serde_json::Value {
+    json!({"clientNamespaceSelector": {"matchLabels": {"tenant": "yes"}}})
+}
+
+fn reasons(out: &Output, kind: Kind, ns: &str, name: &str) -> Vec<&'static str> {
+    out.report(kind, ns, name)
+        .unwrap()
+        .problems
+        .iter()
+        .map(|p| p.reason)
+        .collect()
+}
+
+fn client_ids(out: &Output) -> Vec<String> {
+    out.snapshots
+        .values()
+        .flat_map(|s| s.clients.iter().map(|c| c.client_id.clone()))
+        .collect()
+}
+
+#[test]
+fn valid_client_is_compiled_with_a_secret_hash_only() {
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client(
+            "team-a",
+            "app",
+            "2026-01-02T00:00:00Z",
+            json!({"allowedScopes": ["openid"]}),
+        )],
+        vec![],
+    ));
+    let snapshot = &out.snapshots[&ObjectKey::new("idp-system", "signet")];
+    assert_eq!(snapshot.clients.len(), 1);
+    let compiled = &snapshot.clients[0];
+    assert_eq!(compiled.client_id, "team-a.app");
+    assert_eq!(
+        compiled.secret_hashes,
+        vec![SecretHash::of(b"secret-of-app", None)]
+    );
+    let text = serde_json::to_string(snapshot).unwrap();
+    assert!(
+        !text.contains("secret-of-app"),
+        "no plaintext secret in the snapshot"
+    );
+    assert!(
+        out.report(Kind::OidcClient, "team-a", "app")
+            .unwrap()
+            .included()
+    );
+}
+
+#[test]
+fn client_without_its_secret_yet_is_left_out_with_a_reason() {
+    let mut input = inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client("team-a", "app", "2026-01-02T00:00:00Z", json!({}))],
+        vec![],
+    );
+    input.secrets.clear();
+    let out = compile(&input);
+    assert!(client_ids(&out).is_empty());
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-a", "app"),
+        vec!["SecretPending"]
+    );
+}
+
+#[test]
+fn referenced_secret_shorter_than_32_characters_is_refused() {
+    let mut input = inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client(
+            "team-a",
+            "app",
+            "2026-01-02T00:00:00Z",
+            json!({"secret": {"existingSecretRef": {"name": "mine", "key": "s"}}}),
+        )],
+        vec![],
+    );
+    let short = SecretData {
+        data: BTreeMap::from([("s".to_owned(), b"too-short".to_vec())]),
+        ..Default::default()
+    };
+    input
+        .secrets
+        .insert(ObjectKey::new("team-a", "mine"), short);
+    assert_eq!(
+        reasons(&compile(&input), Kind::OidcClient, "team-a", "app"),
+        vec!["SecretTooShort"]
+    );
+
+    let long = SecretData {
+        data: BTreeMap::from([("s".to_owned(), vec![b'x'; 32])]),
+        ..Default::default()
+    };
+    input.secrets.insert(ObjectKey::new("team-a", "mine"), long);
+    assert!(
+        compile(&input)
+            .report(Kind::OidcClient, "team-a", "app")
+            .unwrap()
+            .included()
+    );
+}
+
+#[test]
+fn previous_secret_verifies_until_its_overlap_ends() {
+    let mut input = inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client("team-a", "app", "2026-01-02T00:00:00Z", json!({}))],
+        vec![],
+    );
+    let secret = input
+        .secrets
+        .get_mut(&ObjectKey::new("team-a", "app-oidc"))
+        .unwrap();
+    secret
+        .data
+        .insert(PREVIOUS_SECRET_KEY.to_owned(), b"old".to_vec());
+    secret
+        .annotations
+        .insert(PREVIOUS_SECRET_EXPIRES.to_owned(), "2000".to_owned());
+    input.now = 1_999;
+    let during = compile(&input);
+    let hashes = &during.snapshots.values().next().unwrap().clients[0].secret_hashes;
+    assert_eq!(hashes.len(), 2);
+    assert_eq!(hashes[1], SecretHash::of(b"old", Some(2000)));
+    input.now = 2_000;
+    let after = compile(&input);
+    assert_eq!(
+        after.snapshots.values().next().unwrap().clients[0]
+            .secret_hashes
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn older_client_keeps_its_id_and_the_newer_gets_a_conflict() {
+    let ts = token_service(
+        "idp-system",
+        "signet",
+        json!({"clientNamespaceSelector": {}, "customClientIdNamespaces": {}}),
+    );
+    let older = client(
+        "team-a",
+        "first",
+        "2026-01-02T00:00:00Z",
+        json!({"clientId": "shared-id"}),
+    );
+    let newer = client(
+        "team-b",
+        "second",
+        "2026-01-03T00:00:00Z",
+        json!({"clientId": "shared-id"}),
+    );
+    // Input order must not matter: the newer object comes first here.
+    let out = compile(&inputs(vec![ts], vec![newer, older], vec![]));
+    assert_eq!(client_ids(&out), vec!["shared-id"]);
+    assert!(
+        out.report(Kind::OidcClient, "team-a", "first")
+            .unwrap()
+            .included()
+    );
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-b", "second"),
+        vec!["ClientIdConflict"]
+    );
+}
+
+#[test]
+fn custom_client_id_needs_the_namespace_prefix_unless_allowed() {
+    let clients = vec![
+        client(
+            "team-a",
+            "prefixed",
+            "2026-01-02T00:00:00Z",
+            json!({"clientId": "team-a.custom"}),
+        ),
+        client(
+            "team-a",
+            "squatter",
+            "2026-01-02T00:00:00Z",
+            json!({"clientId": "team-b.app"}),
+        ),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients.clone(),
+        vec![],
+    ));
+    assert!(
+        out.report(Kind::OidcClient, "team-a", "prefixed")
+            .unwrap()
+            .included()
+    );
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-a", "squatter"),
+        vec!["ClientIdNotInNamespace"]
+    );
+
+    let allowing = token_service(
+        "idp-system",
+        "signet",
+        json!({"clientNamespaceSelector": {"matchLabels": {"tenant": "yes"}}, "customClientIdNamespaces": {"matchLabels": {"tenant": "yes"}}}),
+    );
+    let out = compile(&inputs(vec![allowing], clients, vec![]));
+    assert!(
+        out.report(Kind::OidcClient, "team-a", "squatter")
+            .unwrap()
+            .included()
+    );
+}
+
+#[test]
+fn scope_name_and_audience_conflicts_go_to_the_newer_scope() {
+    let scopes = vec![
+        scope(
+            "team-a",
+            "orders",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "orders.read", "audience": "https://orders"}),
+        ),
+        scope(
+            "team-b",
+            "orders-copy",
+            "2026-01-03T00:00:00Z",
+            json!({"name": "orders.read", "audience": "https://other"}),
+        ),
+        scope(
+            "team-b",
+            "same-aud",
+            "2026-01-04T00:00:00Z",
+            json!({"name": "billing.read", "audience": "https://orders"}),
+        ),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![],
+        scopes,
+    ));
+    assert!(
+        out.report(Kind::ApiScope, "team-a", "orders")
+            .unwrap()
+            .included()
+    );
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-b", "orders-copy"),
+        vec!["ScopeNameConflict"]
+    );
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-b", "same-aud"),
+        vec!["AudienceConflict"]
+    );
+    let names: Vec<_> = out
+        .snapshots
+        .values()
+        .next()
+        .unwrap()
+        .scopes
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, vec!["orders.read"]);
+}
+
+#[test]
+fn audience_equal_to_a_client_id_or_the_issuer_is_refused() {
+    let scopes = vec![
+        scope(
+            "team-a",
+            "as-client",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "a", "audience": "team-a.app"}),
+        ),
+        scope(
+            "team-a",
+            "as-issuer",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "b", "audience": ISSUER}),
+        ),
+    ];
+    let clients = vec![client("team-a", "app", "2026-01-02T00:00:00Z", json!({}))];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        scopes,
+    ));
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-a", "as-client"),
+        vec!["AudienceIsClientId"]
+    );
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-a", "as-issuer"),
+        vec!["AudienceIsIssuer"]
+    );
+}
+
+#[test]
+fn cross_namespace_scope_needs_the_scopes_permission() {
+    let scopes = vec![
+        scope(
+            "team-b",
+            "private",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "b.private", "audience": "https://b"}),
+        ),
+        scope(
+            "team-b",
+            "shared",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "b.shared", "audience": "https://b-shared", "allowedClientNamespaces": {"matchLabels": {"tenant": "yes"}}}),
+        ),
+    ];
+    let clients = vec![client(
+        "team-a",
+        "app",
+        "2026-01-02T00:00:00Z",
+        json!({"allowedScopes": ["b.private", "b.shared", "openid"]}),
+    )];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        scopes,
+    ));
+    let report = out.report(Kind::OidcClient, "team-a", "app").unwrap();
+    assert!(
+        report.included(),
+        "a refused scope does not drop the client"
+    );
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].condition, ConditionType::ScopesResolved);
+    assert!(
+        report.problems[0].message.contains("b.private"),
+        "{}",
+        report.problems[0].message
+    );
+    let granted = &out.snapshots.values().next().unwrap().clients[0].allowed_scopes;
+    assert_eq!(granted, &vec!["b.shared".to_owned(), "openid".to_owned()]);
+}
+
+#[test]
+fn namespace_selector_decides_who_may_register() {
+    let clients = vec![
+        client("team-a", "tenant-app", "2026-01-02T00:00:00Z", json!({})),
+        client("outsider", "app", "2026-01-02T00:00:00Z", json!({})),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        vec![],
+    ));
+    assert_eq!(client_ids(&out), vec!["team-a.tenant-app"]);
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "outsider", "app"),
+        vec!["NoTokenService"]
+    );
+}
+
+#[test]
+fn object_selected_by_two_token_services_must_name_one() {
+    let services = vec![
+        token_service("idp-system", "one", tenants_selector()),
+        token_service("idp-system", "two", tenants_selector()),
+    ];
+    let clients = vec![
+        client("team-a", "unsure", "2026-01-02T00:00:00Z", json!({})),
+        client(
+            "team-a",
+            "decided",
+            "2026-01-02T00:00:00Z",
+            json!({"tokenServiceRef": "idp-system/two"}),
+        ),
+    ];
+    let out = compile(&inputs(services, clients, vec![]));
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-a", "unsure"),
+        vec!["Ambiguous"]
+    );
+    assert_eq!(
+        out.report(Kind::OidcClient, "team-a", "unsure")
+            .unwrap()
+            .problems[0]
+            .condition,
+        ConditionType::Ambiguous
+    );
+    assert!(
+        out.snapshots[&ObjectKey::new("idp-system", "one")]
+            .clients
+            .is_empty()
+    );
+    assert_eq!(
+        out.snapshots[&ObjectKey::new("idp-system", "two")].clients[0].client_id,
+        "team-a.decided"
+    );
+}
+
+#[test]
+fn hash_is_stable_across_input_order_and_changes_with_content() {
+    let services = vec![token_service("idp-system", "signet", tenants_selector())];
+    let clients = vec![
+        client(
+            "team-a",
+            "a",
+            "2026-01-02T00:00:00Z",
+            json!({"allowedScopes": ["openid", "email"]}),
+        ),
+        client("team-b", "b", "2026-01-03T00:00:00Z", json!({})),
+    ];
+    let scopes = vec![
+        scope("team-a", "x", "2026-01-02T00:00:00Z", json!({"name": "x"})),
+        scope("team-b", "y", "2026-01-02T00:00:00Z", json!({"name": "y"})),
+    ];
+    let forward = compile(&inputs(services.clone(), clients.clone(), scopes.clone()));
+    let mut reversed_clients = clients.clone();
+    reversed_clients.reverse();
+    let mut reversed_scopes = scopes.clone();
+    reversed_scopes.reverse();
+    let backward = compile(&inputs(services.clone(), reversed_clients, reversed_scopes));
+    let hash = |out: &Output| out.snapshots.values().next().unwrap().hash.clone();
+    assert_eq!(hash(&forward), hash(&backward));
+    assert_eq!(hash(&forward).len(), 64);
+
+    let mut changed = clients;
+    changed[1] = client(
+        "team-b",
+        "b",
+        "2026-01-03T00:00:00Z",
+        json!({"redirectUris": ["https://b.example/cb"]}),
+    );
+    assert_ne!(
+        hash(&forward),
+        hash(&compile(&inputs(services, changed, scopes)))
+    );
+}
+
+#[test]
+fn token_service_without_active_keys_is_not_ready_and_keys_come_from_status() {
+    let ts = token_service(
+        "idp-system",
+        "signet",
+        json!({"signingKeys": ["es"], "idTokenSigningAlg": "ES256"}),
+    );
+    let mut input = inputs(vec![ts], vec![], vec![]);
+    let out = compile(&input);
+    assert_eq!(
+        reasons(&out, Kind::TokenService, "idp-system", "signet"),
+        vec!["SigningKeyNotFound", "NoActiveKey"]
+    );
+
+    let key: SigningKey = serde_json::from_value(json!({
+        "apiVersion": "signet.dev/v1alpha1", "kind": "SigningKey",
+        "metadata": {"namespace": "idp-system", "name": "es"},
+        "spec": {"algorithm": "ES256"},
+        "status": {"keys": [
+            {"kid": "k1", "phase": "Active", "created": "2026-01-01T00:00:00Z", "activates": "2026-01-01T00:00:00Z", "secretName": "es-k1"},
+            {"kid": "k0", "phase": "Retired", "created": "2025-12-01T00:00:00Z", "activates": "2025-12-01T00:00:00Z", "secretName": "es-k0"}
+        ]}
+    }))
+    .unwrap();
+    input.signing_keys = vec![key];
+    for (kid, private) in [("k1", true), ("k0", true)] {
+        let mut data = BTreeMap::from([(
+            KEY_PUBLIC_JWK.to_owned(),
+            format!(r#"{{"kid":"{kid}"}}"#).into_bytes(),
+        )]);
+        if private {
+            data.insert(
+                KEY_PRIVATE_PEM.to_owned(),
+                b"-----BEGIN PRIVATE KEY-----".to_vec(),
+            );
+        }
+        input.secrets.insert(
+            ObjectKey::new("idp-system", &format!("es-{kid}")),
+            SecretData {
+                data,
+                ..Default::default()
+            },
+        );
+    }
+    let out = compile(&input);
+    assert!(reasons(&out, Kind::TokenService, "idp-system", "signet").is_empty());
+    let keys = &out.snapshots.values().next().unwrap().keys;
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.kid.as_str(), k.private_pem.is_some()))
+            .collect::<Vec<_>>(),
+        vec![("k0", false), ("k1", true)]
+    );
+}
+
+#[test]
+fn identity_provider_with_a_missing_secret_is_left_out_and_others_stay() {
+    let ts = token_service(
+        "idp-system",
+        "signet",
+        json!({"identityProviders": ["users", "broken"]}),
+    );
+    let idp = |name: &str, secret: &str| -> IdentityProvider {
+        object(
+            "IdentityProvider",
+            "idp-system",
+            name,
+            "2026-01-01T00:00:00Z",
+            json!({"type": "static", "static": {"usersSecretRef": {"name": secret, "key": "users.yaml"}}}),
+        )
+    };
+    let mut input = inputs(vec![ts], vec![], vec![]);
+    input.identity_providers = vec![idp("users", "users"), idp("broken", "nope")];
+    let users = SecretData {
+        data: BTreeMap::from([("users.yaml".to_owned(), b"- username: alice".to_vec())]),
+        ..Default::default()
+    };
+    input
+        .secrets
+        .insert(ObjectKey::new("idp-system", "users"), users);
+    let out = compile(&input);
+    let names: Vec<_> = out
+        .snapshots
+        .values()
+        .next()
+        .unwrap()
+        .identity_providers
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    assert_eq!(names, vec!["users"]);
+    assert_eq!(
+        reasons(&out, Kind::IdentityProvider, "idp-system", "broken"),
+        vec!["SecretNotFound"]
+    );
+    assert_eq!(
+        input.identity_providers[0].spec.provider_type,
+        ProviderType::Static
+    );
+}
+
+#[test]
+fn examples_compile_into_a_snapshot() {
+    let mut input = Inputs {
+        now: 0,
+        ..Default::default()
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        for doc in serde_norway::Deserializer::from_str(&std::fs::read_to_string(&path).unwrap()) {
+            let mut value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            value["metadata"]["namespace"] = json!("signet");
+            match value["kind"].as_str().unwrap() {
+                "TokenService" => input
+                    .token_services
+                    .push(serde_json::from_value(value).unwrap()),
+                "OidcClient" => input.clients.push(serde_json::from_value(value).unwrap()),
+                "ApiScope" => input.scopes.push(serde_json::from_value(value).unwrap()),
+                "IdentityProvider" => input
+                    .identity_providers
+                    .push(serde_json::from_value(value).unwrap()),
+                "SigningKey" => input
+                    .signing_keys
+                    .push(serde_json::from_value(value).unwrap()),
+                "Secret" => {
+                    let data = value["stringData"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+                        .collect();
+                    let name = value["metadata"]["name"].as_str().unwrap();
+                    input.secrets.insert(
+                        ObjectKey::new("signet", name),
+                        SecretData {
+                            data,
+                            ..Default::default()
+                        },
+                    );
+                }
+                other => panic!("unexpected kind {other}"),
+            }
+        }
+    }
+    for c in &input.clients {
+        let data = BTreeMap::from([(CLIENT_SECRET_KEY.to_owned(), b"generated".to_vec())]);
+        input.secrets.insert(
+            ObjectKey::new("signet", &client_secret_name(c)),
+            SecretData {
+                data,
+                ..Default::default()
+            },
+        );
+    }
+    let out = compile(&input);
+    let snapshot = &out.snapshots[&ObjectKey::new("signet", "signet")];
+    assert_eq!(snapshot.clients.len(), 4, "{:#?}", out.reports);
+    let worker = snapshot
+        .clients
+        .iter()
+        .find(|c| c.client_id == "signet.orders-worker")
+        .unwrap();
+    assert_eq!(worker.allowed_scopes, vec!["orders.read"]);
+    assert_eq!(snapshot.identity_providers.len(), 1);
+    // No keys yet: rotation fills SigningKey status in a later step.
+    assert_eq!(
+        reasons(&out, Kind::TokenService, "signet", "signet"),
+        vec!["NoActiveKey"]
+    );
+}
