@@ -96,6 +96,8 @@ pub struct SecretData {
     pub data: BTreeMap<String, Vec<u8>>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// UID of the controller in `metadata.ownerReferences`, if any.
+    pub controller_uid: Option<String>,
 }
 
 /// Everything `compile` reads.
@@ -703,6 +705,18 @@ fn client_secret_hashes(
         report.exclude(ConditionType::SecretReady, reason, message);
         return Vec::new();
     };
+    // A generated secret must be the one the operator made for this very client: never
+    // take over (or read) someone else's Secret of the same name.
+    if reference.is_none()
+        && (secret.controller_uid.is_none() || secret.controller_uid != client.uid())
+    {
+        report.exclude(
+            ConditionType::SecretReady,
+            "SecretConflict",
+            format!("Secret {} exists and is not owned by this OidcClient; rename spec.secret.name or delete that Secret", secret_key.name),
+        );
+        return Vec::new();
+    }
     let Some(current) = secret.data.get(data_key) else {
         report.exclude(
             ConditionType::SecretReady,

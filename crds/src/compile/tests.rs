@@ -5,6 +5,10 @@ use crate::v1alpha1::ProviderType;
 
 const ISSUER: &str = "https://id.example.com";
 
+fn uid(ns: &str, name: &str) -> String {
+    format!("uid-{ns}-{name}")
+}
+
 fn object<T: serde::de::DeserializeOwned>(
     kind: &str,
     ns: &str,
@@ -15,7 +19,7 @@ fn object<T: serde::de::DeserializeOwned>(
     serde_json::from_value(json!({
         "apiVersion": "signet.dev/v1alpha1",
         "kind": kind,
-        "metadata": {"namespace": ns, "name": name, "creationTimestamp": created},
+        "metadata": {"namespace": ns, "name": name, "creationTimestamp": created, "uid": uid(ns, name)},
         "spec": spec,
     }))
     .unwrap()
@@ -51,10 +55,12 @@ fn inputs(ts: Vec<TokenService>, clients: Vec<OidcClient>, scopes: Vec<ApiScope>
             CLIENT_SECRET_KEY.to_owned(),
             format!("secret-of-{}", c.name_any()).into_bytes(),
         )]);
+        let owner = Some(uid(&c.namespace().unwrap(), &c.name_any()));
         secrets.insert(
             ObjectKey::new(&c.namespace().unwrap(), &client_secret_name(c)),
             SecretData {
                 data,
+                controller_uid: owner,
                 ..Default::default()
             },
         );
@@ -639,6 +645,8 @@ fn examples_compile_into_a_snapshot() {
         for doc in serde_norway::Deserializer::from_str(&std::fs::read_to_string(&path).unwrap()) {
             let mut value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
             value["metadata"]["namespace"] = json!("signet");
+            let uid = format!("uid-{}", value["metadata"]["name"].as_str().unwrap());
+            value["metadata"]["uid"] = json!(uid);
             match value["kind"].as_str().unwrap() {
                 "TokenService" => input
                     .token_services
@@ -677,6 +685,7 @@ fn examples_compile_into_a_snapshot() {
             ObjectKey::new("signet", &client_secret_name(c)),
             SecretData {
                 data,
+                controller_uid: c.uid(),
                 ..Default::default()
             },
         );
@@ -696,4 +705,29 @@ fn examples_compile_into_a_snapshot() {
         reasons(&out, Kind::TokenService, "signet", "signet"),
         vec!["NoActiveKey"]
     );
+}
+
+#[test]
+fn generated_secret_owned_by_someone_else_is_a_conflict() {
+    let mut input = inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client("team-a", "app", "2026-01-02T00:00:00Z", json!({}))],
+        vec![],
+    );
+    for owner in [None, Some("uid-of-another-object".to_owned())] {
+        input
+            .secrets
+            .get_mut(&ObjectKey::new("team-a", "app-oidc"))
+            .unwrap()
+            .controller_uid = owner;
+        let out = compile(&input);
+        assert_eq!(
+            reasons(&out, Kind::OidcClient, "team-a", "app"),
+            vec!["SecretConflict"]
+        );
+        assert!(
+            client_ids(&out).is_empty(),
+            "a foreign Secret's value never authenticates the client"
+        );
+    }
 }
