@@ -1,7 +1,28 @@
-//! `signet-operator`: watches Signet's custom resources and compiles them for the STS.
-//! The reconcilers arrive with the operator issue; today the binary parses its flags.
+//! `signet-operator`: watches Signet's custom resources, compiles them into each
+//! TokenService's snapshot, delivers client credentials as Secrets and reports status.
+
+mod client_secret;
+mod conditions;
+mod metrics;
+mod mirror;
+mod pass;
+mod secret_data;
+mod snapshot_secret;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource};
+use kube_lease_manager::LeaseManagerBuilder;
+use serde::de::DeserializeOwned;
+use signet_crds::v1alpha1::{ApiScope, IdentityProvider, OidcClient, SigningKey, TokenService};
+use tokio::sync::Notify;
 
 /// Kubernetes operator for Signet.
 #[derive(Parser, Debug)]
@@ -11,22 +32,226 @@ struct Args {
     #[arg(long, env = "SIGNET_WATCH_NAMESPACES", value_delimiter = ',')]
     namespaces: Vec<String>,
 
-    /// Address of the metrics and health endpoints.
+    /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "SIGNET_METRICS_ADDR", default_value = "127.0.0.1:9090")]
-    metrics_addr: std::net::SocketAddr,
+    metrics_addr: SocketAddr,
 
-    /// Name of the coordination.k8s.io Lease used for leader election.
+    /// Name of the coordination.k8s.io Lease for leader election; only the leader writes.
     #[arg(long, env = "SIGNET_LEASE_NAME", default_value = "signet-operator")]
     lease_name: String,
+
+    /// Namespace of the Lease. Default: the pod's namespace (POD_NAMESPACE), else `default`.
+    #[arg(long, env = "SIGNET_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+
+    /// Seconds a leader's Lease stays valid without renewal.
+    #[arg(long, env = "SIGNET_LEASE_DURATION", default_value_t = 15)]
+    lease_duration: u64,
+
+    /// Log format.
+    #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
-fn main() {
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Changes that arrive within this window are compiled together.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// A pass runs at least this often, as a safety net for missed events.
+const RESYNC: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    eprintln!(
-        "signet-operator {}: reconcilers are not built yet (watching {:?}, lease {}, metrics {})",
-        env!("CARGO_PKG_VERSION"),
-        args.namespaces,
-        args.lease_name,
-        args.metrics_addr
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+
+    // In-cluster config, or KUBECONFIG / ~/.kube/config.
+    let client = Client::try_default().await?;
+    let metrics = metrics::Metrics::new();
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+    tokio::spawn(axum::serve(listener, metrics::router(metrics.clone())).into_future());
+
+    let trigger = Arc::new(Notify::new());
+    let scoped = |ns: &[String]| -> Vec<Option<String>> {
+        if ns.is_empty() {
+            vec![None]
+        } else {
+            ns.iter().cloned().map(Some).collect()
+        }
+    };
+    let scopes = scoped(&args.namespaces);
+    let ctx = pass::Ctx {
+        token_services: mirror::spawn(
+            apis::<TokenService>(&client, &scopes),
+            mirror::spec_fingerprint,
+            trigger.clone(),
+        ),
+        clients: mirror::spawn(
+            apis::<OidcClient>(&client, &scopes),
+            mirror::spec_fingerprint,
+            trigger.clone(),
+        ),
+        scopes: mirror::spawn(
+            apis::<ApiScope>(&client, &scopes),
+            mirror::spec_fingerprint,
+            trigger.clone(),
+        ),
+        identity_providers: mirror::spawn(
+            apis::<IdentityProvider>(&client, &scopes),
+            mirror::spec_fingerprint,
+            trigger.clone(),
+        ),
+        // A SigningKey's key versions live in its status: they count as a change.
+        signing_keys: mirror::spawn(
+            apis::<SigningKey>(&client, &scopes),
+            signing_key_fingerprint,
+            trigger.clone(),
+        ),
+        secrets: mirror::spawn(
+            apis::<PartialObjectMeta<Secret>>(&client, &scopes),
+            |s| format!("{:?}", s.metadata.resource_version),
+            trigger.clone(),
+        ),
+        namespaces: mirror::spawn(
+            vec![(
+                None,
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            )],
+            |n| format!("{:?}", n.metadata.labels),
+            trigger.clone(),
+        ),
+        cache: Default::default(),
+        metrics: metrics.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "signet-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        client: client.clone(),
+    };
+
+    let identity = format!(
+        "{}-{}",
+        std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "signet-operator".into()),
+        std::process::id()
     );
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let lease = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&lease_namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration)
+        .with_grace(args.lease_duration.div_ceil(3))
+        .with_field_manager(format!("signet-operator-lease-{identity}"))
+        .build()
+        .await?;
+    let (mut leader, lease_task) = lease.watch().await;
+    tracing::info!(%identity, lease = %args.lease_name, namespace = %lease_namespace, "waiting for leadership");
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut next = tokio::time::Instant::now() + RESYNC;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = trigger.notified() => tokio::time::sleep(BATCH_WINDOW).await,
+            _ = tokio::time::sleep_until(next) => {}
+            changed = leader.changed() => {
+                if changed.is_err() { break }
+                tracing::info!(leader = *leader.borrow(), "leadership changed");
+            }
+        }
+        let synced = ctx.synced();
+        metrics
+            .synced
+            .store(synced, std::sync::atomic::Ordering::Release);
+        if !*leader.borrow() || !synced {
+            next = tokio::time::Instant::now() + RESYNC;
+            continue;
+        }
+        match pass::run(&ctx, Timestamp::now()).await {
+            Ok(wake) => {
+                backoff = Duration::from_millis(500);
+                let now_secs = Timestamp::now().as_second();
+                let due = wake
+                    .map(|t| Duration::from_secs((t - now_secs).max(0) as u64))
+                    .unwrap_or(RESYNC)
+                    .min(RESYNC);
+                next = tokio::time::Instant::now() + due;
+            }
+            Err(error) => {
+                metrics
+                    .errors
+                    .get_or_create(&metrics::Category {
+                        category: error.category(),
+                    })
+                    .inc();
+                tracing::warn!(%error, retry_in = ?backoff, "reconcile pass failed");
+                next = tokio::time::Instant::now() + backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+
+    // Dropping the receiver makes the lease task release the Lease, so a successor need not
+    // wait for it to expire.
+    tracing::info!("shutting down, releasing the Lease");
+    drop(leader);
+    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("Lease released"),
+        other => tracing::warn!(?other, "Lease not released cleanly"),
+    }
+    Ok(())
+}
+
+fn apis<K>(client: &Client, scopes: &[Option<String>]) -> Vec<(Option<String>, Api<K>)>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    scopes
+        .iter()
+        .map(|scope| {
+            let api = match scope {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            (scope.clone(), api)
+        })
+        .collect()
+}
+
+fn signing_key_fingerprint(key: &SigningKey) -> String {
+    let versions = key
+        .status
+        .as_ref()
+        .map(|s| serde_json::to_string(&s.keys).unwrap_or_default());
+    format!("{}|{versions:?}", mirror::spec_fingerprint(key))
 }

@@ -1,0 +1,227 @@
+//! Status conditions from a compile report: pure, with `now` passed in.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use signet_crds::compile::{ConditionType, Kind, Report};
+
+/// The condition types each kind always carries, besides `Ready`.
+fn specific(kind: Kind) -> &'static [ConditionType] {
+    match kind {
+        Kind::OidcClient => &[
+            ConditionType::SecretReady,
+            ConditionType::Conflict,
+            ConditionType::Ambiguous,
+            ConditionType::ScopesResolved,
+        ],
+        Kind::ApiScope => &[ConditionType::Conflict, ConditionType::Ambiguous],
+        Kind::TokenService | Kind::IdentityProvider | Kind::SigningKey => &[],
+    }
+}
+
+fn name(condition: ConditionType) -> &'static str {
+    match condition {
+        ConditionType::Ready => "Ready",
+        ConditionType::Conflict => "Conflict",
+        ConditionType::Ambiguous => "Ambiguous",
+        ConditionType::ScopesResolved => "ScopesResolved",
+        ConditionType::SecretReady => "SecretReady",
+    }
+}
+
+/// Whether a condition of this type reports a problem when True (Conflict, Ambiguous) rather
+/// than when False (Ready, SecretReady, ScopesResolved).
+fn true_is_bad(condition: ConditionType) -> bool {
+    matches!(
+        condition,
+        ConditionType::Conflict | ConditionType::Ambiguous
+    )
+}
+
+/// The conditions for an object of `kind` with `report`. A condition whose status did not
+/// change keeps its `lastTransitionTime` from `previous`.
+pub fn conditions(
+    kind: Kind,
+    report: &Report,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut out = Vec::new();
+    // Ready: the first problem that keeps the object out (for a TokenService, any problem).
+    let blocking = report.problems.iter().find(|p| {
+        p.excluded || (kind == Kind::TokenService && p.condition == ConditionType::Ready)
+    });
+    let (status, reason, message) = match blocking {
+        Some(p) => (false, p.reason.to_owned(), p.message.clone()),
+        None => match &report.token_service {
+            Some(ts) if kind == Kind::TokenService => {
+                (true, "Compiled".into(), "the snapshot is up to date".into())
+            }
+            Some(ts) => (
+                true,
+                "Compiled".into(),
+                format!("served by TokenService {ts}"),
+            ),
+            None => (
+                false,
+                "NoTokenService".into(),
+                "no TokenService uses this object".into(),
+            ),
+        },
+    };
+    out.push(condition(
+        ConditionType::Ready,
+        status,
+        reason,
+        message,
+        previous,
+        generation,
+        now,
+    ));
+
+    for &ctype in specific(kind) {
+        let problem = report.problems.iter().find(|p| p.condition == ctype);
+        let bad = true_is_bad(ctype);
+        let (status, reason, message) = match problem {
+            Some(p) => (bad, p.reason.to_owned(), p.message.clone()),
+            None => (
+                !bad,
+                format!("No{}", name(ctype))
+                    .replace("NoSecretReady", "SecretReady")
+                    .replace("NoScopesResolved", "ScopesResolved"),
+                String::new(),
+            ),
+        };
+        out.push(condition(
+            ctype, status, reason, message, previous, generation, now,
+        ));
+    }
+    out
+}
+
+fn condition(
+    ctype: ConditionType,
+    status: bool,
+    reason: String,
+    message: String,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let type_ = name(ctype).to_owned();
+    let status = if status { "True" } else { "False" }.to_owned();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_,
+        status,
+        reason,
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Whether two condition lists say the same, ignoring transition times (which only change
+/// together with a status).
+pub fn same(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.type_ == y.type_
+                && x.status == y.status
+                && x.reason == y.reason
+                && x.message == y.message
+                && x.observed_generation == y.observed_generation
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use signet_crds::compile::{ObjectKey, Problem};
+
+    use super::*;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn served() -> Report {
+        Report {
+            token_service: Some(ObjectKey::new("idp", "signet")),
+            ..Default::default()
+        }
+    }
+
+    fn find<'a>(conditions: &'a [Condition], t: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn a_compiled_client_is_ready_with_every_specific_condition() {
+        let c = conditions(Kind::OidcClient, &served(), &[], Some(3), &at(100));
+        let summary: Vec<_> = c
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("Ready", "True"),
+                ("SecretReady", "True"),
+                ("Conflict", "False"),
+                ("Ambiguous", "False"),
+                ("ScopesResolved", "True")
+            ]
+        );
+        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn an_excluding_problem_makes_ready_false_with_its_reason() {
+        let mut report = served();
+        report.problems.push(Problem {
+            condition: ConditionType::Conflict,
+            reason: "ClientIdConflict",
+            message: "taken".into(),
+            excluded: true,
+        });
+        let c = conditions(Kind::OidcClient, &report, &[], Some(1), &at(100));
+        assert_eq!(find(&c, "Ready").status, "False");
+        assert_eq!(find(&c, "Ready").reason, "ClientIdConflict");
+        assert_eq!(find(&c, "Conflict").status, "True");
+    }
+
+    #[test]
+    fn a_partial_scope_problem_keeps_the_client_ready() {
+        let mut report = served();
+        report.problems.push(Problem {
+            condition: ConditionType::ScopesResolved,
+            reason: "ScopesNotResolved",
+            message: "not granted: x".into(),
+            excluded: false,
+        });
+        let c = conditions(Kind::OidcClient, &report, &[], None, &at(100));
+        assert_eq!(find(&c, "Ready").status, "True");
+        assert_eq!(find(&c, "ScopesResolved").status, "False");
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_the_status_stays() {
+        let first = conditions(Kind::TokenService, &served(), &[], Some(1), &at(100));
+        let again = conditions(Kind::TokenService, &served(), &first, Some(2), &at(200));
+        assert_eq!(find(&again, "Ready").last_transition_time, at(100));
+
+        let mut failing = served();
+        failing.problems.push(Problem {
+            condition: ConditionType::Ready,
+            reason: "NoActiveKey",
+            message: "none".into(),
+            excluded: false,
+        });
+        let changed = conditions(Kind::TokenService, &failing, &again, Some(2), &at(300));
+        assert_eq!(find(&changed, "Ready").status, "False");
+        assert_eq!(find(&changed, "Ready").last_transition_time, at(300));
+    }
+}

@@ -1,0 +1,824 @@
+//! One reconcile pass over everything: dereference (reads) -> compile (pure) -> apply client
+//! Secrets and snapshot Secrets -> status and Events. Level-triggered and idempotent: a pass
+//! over unchanged inputs writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ObjectMeta, PartialObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use signet_crds::compile::{self, Inputs, Kind, ObjectKey, Output, Report, SecretData};
+use signet_crds::v1alpha1::{
+    ApiScope, AuthMethod, ClientType, CommonStatus, IdentityProvider, OidcClient, OidcClientStatus,
+    SigningKey, TokenService, TokenServiceStatus,
+};
+
+use crate::client_secret::{self, Contents, Want};
+use crate::conditions;
+use crate::metrics::{KindResult, Metrics};
+use crate::mirror::{Mirror, key};
+use crate::secret_data::SecretCache;
+use crate::snapshot_secret::{
+    self, DATA_KEY, HASH_ANNOTATION, SCHEMA_ANNOTATION, SHARD_ANNOTATION, SNAPSHOT_LABEL,
+};
+
+/// The one field manager of every write.
+pub const FIELD_MANAGER: &str = "signet-operator";
+/// Label on every Secret the operator creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "signet-operator");
+
+/// What a pass reads from.
+pub struct Ctx {
+    /// API client.
+    pub client: Client,
+    /// TokenServices.
+    pub token_services: Arc<Mirror<TokenService>>,
+    /// OidcClients.
+    pub clients: Arc<Mirror<OidcClient>>,
+    /// ApiScopes.
+    pub scopes: Arc<Mirror<ApiScope>>,
+    /// IdentityProviders.
+    pub identity_providers: Arc<Mirror<IdentityProvider>>,
+    /// SigningKeys.
+    pub signing_keys: Arc<Mirror<SigningKey>>,
+    /// Secret metadata in the watched namespaces.
+    pub secrets: Arc<Mirror<PartialObjectMeta<Secret>>>,
+    /// Namespace metadata (labels for selectors).
+    pub namespaces: Arc<Mirror<PartialObjectMeta<Namespace>>>,
+    /// Data of referenced Secrets.
+    pub cache: SecretCache,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder.
+    pub recorder: Recorder,
+}
+
+impl Ctx {
+    /// Whether every watch has listed once; a pass before that would see objects missing.
+    pub fn synced(&self) -> bool {
+        self.token_services.is_synced()
+            && self.clients.is_synced()
+            && self.scopes.is_synced()
+            && self.identity_providers.is_synced()
+            && self.signing_keys.is_synced()
+            && self.secrets.is_synced()
+            && self.namespaces.is_synced()
+    }
+}
+
+/// A failed step of a pass. The pass is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a referenced Secret failed.
+    #[error("reading Secret {key}: {source}")]
+    ReadSecret { key: ObjectKey, source: kube::Error },
+    /// Writing failed.
+    #[error("{action} {what}: {source}")]
+    Write {
+        action: &'static str,
+        what: String,
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The metric label of this error: a fixed set, never object names.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::ReadSecret { .. } => "read_secret",
+            Error::Write {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => "write_conflict",
+            Error::Write { .. } => "write",
+        }
+    }
+}
+
+fn write_error(
+    action: &'static str,
+    what: impl std::fmt::Display,
+) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.to_string();
+    move |source| Error::Write {
+        action,
+        what,
+        source,
+    }
+}
+
+/// Runs one pass at `now`. Returns the next time (unix seconds) a pass is due even without
+/// changes (the end of a secret-rotation overlap), if any.
+pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
+    let started = std::time::Instant::now();
+    let mut inputs = dereference(ctx, now.as_second()).await?;
+    let first = compile::compile(&inputs);
+
+    let mut next_wake = None;
+    let wrote = ensure_client_secrets(ctx, &mut inputs, &first, &mut next_wake).await?;
+    let out = if wrote {
+        compile::compile(&inputs)
+    } else {
+        first
+    };
+    ctx.metrics.last_compile.set(now.as_second());
+
+    let mut snapshot_bytes = 0;
+    let mut snapshot_conflicts = BTreeSet::new();
+    for (ts_key, snapshot) in &out.snapshots {
+        let Some(ts) = ctx.token_services.get(ts_key) else {
+            continue;
+        };
+        match write_snapshot(ctx, &inputs, &ts, snapshot).await? {
+            Some(bytes) => snapshot_bytes += bytes,
+            None => {
+                snapshot_conflicts.insert(ts_key.clone());
+            }
+        }
+    }
+    ctx.metrics.snapshot_bytes.set(snapshot_bytes as i64);
+    ctx.metrics
+        .clients
+        .set(out.snapshots.values().map(|s| s.clients.len() as i64).sum());
+
+    let time = Time(now);
+    write_statuses(ctx, &out, &snapshot_conflicts, &time).await?;
+    ctx.metrics
+        .pass_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(next_wake)
+}
+
+/// Reads every object and every Secret they reference.
+async fn dereference(ctx: &Ctx, now: i64) -> Result<Inputs, Error> {
+    let token_services: Vec<TokenService> = ctx
+        .token_services
+        .list()
+        .iter()
+        .map(|o| (**o).clone())
+        .collect();
+    let clients: Vec<OidcClient> = ctx.clients.list().iter().map(|o| (**o).clone()).collect();
+    let identity_providers: Vec<IdentityProvider> = ctx
+        .identity_providers
+        .list()
+        .iter()
+        .map(|o| (**o).clone())
+        .collect();
+    let signing_keys: Vec<SigningKey> = ctx
+        .signing_keys
+        .list()
+        .iter()
+        .map(|o| (**o).clone())
+        .collect();
+
+    let mut wanted: BTreeSet<ObjectKey> = BTreeSet::new();
+    for c in &clients {
+        let ns = c.namespace().unwrap_or_default();
+        match c
+            .spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.existing_secret_ref.as_ref())
+        {
+            Some(r) => wanted.insert(ObjectKey::new(&ns, &r.name)),
+            None => wanted.insert(ObjectKey::new(&ns, &compile::client_secret_name(c))),
+        };
+    }
+    for idp in &identity_providers {
+        let ns = idp.namespace().unwrap_or_default();
+        if let Some(s) = &idp.spec.static_users {
+            wanted.insert(ObjectKey::new(&ns, &s.users_secret_ref.name));
+        }
+        if let Some(o) = &idp.spec.oidc {
+            wanted.insert(ObjectKey::new(&ns, &o.client_secret_ref.name));
+        }
+    }
+    for ts in &token_services {
+        let ns = ts.namespace().unwrap_or_default();
+        if let Some(r) = &ts.spec.store.redis {
+            wanted.insert(ObjectKey::new(&ns, &r.url_secret_ref.name));
+        }
+    }
+    for k in &signing_keys {
+        let ns = k.namespace().unwrap_or_default();
+        for version in k.status.iter().flat_map(|s| &s.keys) {
+            wanted.insert(ObjectKey::new(&ns, &version.secret_name));
+        }
+    }
+    // The snapshot Secrets themselves, to write only what changed.
+    for meta in ctx.secrets.list() {
+        if meta.labels().contains_key(SNAPSHOT_LABEL) {
+            wanted.insert(key(&*meta));
+        }
+    }
+
+    let mut secrets = BTreeMap::new();
+    for k in &wanted {
+        let Some(meta) = ctx.secrets.get(k) else {
+            continue;
+        };
+        let data = ctx
+            .cache
+            .get(&ctx.client, &meta)
+            .await
+            .map_err(|source| Error::ReadSecret {
+                key: k.clone(),
+                source,
+            })?;
+        if let Some(data) = data {
+            secrets.insert(k.clone(), data);
+        }
+    }
+    ctx.cache.retain(|k| wanted.contains(k));
+
+    let namespaces = ctx
+        .namespaces
+        .list()
+        .iter()
+        .map(|n| (n.name_any(), n.labels().clone()))
+        .collect();
+    Ok(Inputs {
+        token_services,
+        clients,
+        scopes: ctx.scopes.list().iter().map(|o| (**o).clone()).collect(),
+        identity_providers,
+        signing_keys,
+        namespaces,
+        secrets,
+        now,
+    })
+}
+
+/// Whether `client` gets a generated Secret from the operator.
+fn generates_secret(client: &OidcClient) -> bool {
+    let method = client
+        .spec
+        .token_endpoint_auth_method
+        .unwrap_or(AuthMethod::ClientSecretBasic);
+    client.spec.client_type == ClientType::Confidential
+        && matches!(
+            method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+        && client
+            .spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.existing_secret_ref.as_ref())
+            .is_none()
+}
+
+fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    let mut reference = owner
+        .controller_owner_ref(&())
+        .expect("stored objects have a name and uid");
+    reference.block_owner_deletion = Some(true);
+    reference
+}
+
+/// Creates, updates or rotates the generated client Secrets; records the new contents in
+/// `inputs`. Returns whether anything was written.
+async fn ensure_client_secrets(
+    ctx: &Ctx,
+    inputs: &mut Inputs,
+    first: &Output,
+    next_wake: &mut Option<i64>,
+) -> Result<bool, Error> {
+    let mut wrote = false;
+    for client in inputs.clients.clone() {
+        let client_key = key(&client);
+        let Some(report) = first.report(Kind::OidcClient, &client_key.namespace, &client_key.name)
+        else {
+            continue;
+        };
+        // Only a client that is otherwise fine gets credentials: never a Secret carrying an id
+        // that belongs to someone else.
+        let pending_only = report
+            .problems
+            .iter()
+            .all(|p| !p.excluded || p.reason == "SecretPending");
+        let (Some(ts_key), Some(client_id)) = (&report.token_service, &report.client_id) else {
+            continue;
+        };
+        if !generates_secret(&client) || !pending_only {
+            continue;
+        }
+        let Some(ts) = ctx.token_services.get(ts_key) else {
+            continue;
+        };
+        let name = compile::client_secret_name(&client);
+        let secret_key = ObjectKey::new(&client_key.namespace, &name);
+        let current = inputs.secrets.get(&secret_key);
+        if current.is_some_and(|c| c.controller_uid != client.uid()) {
+            continue; // compile reports SecretConflict; never touch it
+        }
+        let current_contents = current.map(|c| Contents {
+            data: c.data.clone(),
+            annotations: c.annotations.clone(),
+        });
+        let overlap = client
+            .spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.rotation_overlap.as_ref())
+            .map_or(86_400, |d| d.get().as_secs() as i64);
+        let want = Want {
+            client_id,
+            issuer: &ts.spec.issuer,
+            rotate_request: client
+                .annotations()
+                .get(client_secret::ROTATE_ANNOTATION)
+                .map(String::as_str),
+            overlap_secs: overlap,
+            now: inputs.now,
+        };
+        let planned =
+            client_secret::plan(&want, current_contents.as_ref(), client_secret::generate);
+        let effective = planned.as_ref().or(current_contents.as_ref());
+        if let Some(end) = effective
+            .and_then(client_secret::overlap_end)
+            .filter(|end| *end > inputs.now)
+        {
+            *next_wake = Some(next_wake.map_or(end, |w: i64| w.min(end)));
+        }
+        let Some(contents) = planned else { continue };
+
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &client_key.namespace);
+        let meta = ctx.secrets.get(&secret_key);
+        let mut labels = meta
+            .as_ref()
+            .map(|m| m.labels().clone())
+            .unwrap_or_default();
+        labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(client_key.namespace.clone()),
+                labels: Some(labels),
+                annotations: Some(contents.annotations.clone()),
+                owner_references: Some(vec![controller_ref(&client)]),
+                resource_version: meta
+                    .as_ref()
+                    .and_then(|m| m.metadata.resource_version.clone()),
+                ..Default::default()
+            },
+            data: Some(
+                contents
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                    .collect(),
+            ),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        let (reason, note) = if current.is_none() {
+            match api
+                .create(
+                    &PostParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &secret,
+                )
+                .await
+            {
+                Ok(_) => {}
+                // Someone created it since we looked: the next pass decides with fresh facts.
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(write_error("create", format!("Secret {secret_key}"))(e)),
+            }
+            (
+                "SecretCreated",
+                format!("created Secret {name} with the client credentials"),
+            )
+        } else {
+            api.replace(
+                &name,
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &secret,
+            )
+            .await
+            .map_err(write_error("update", format!("Secret {secret_key}")))?;
+            let rotated = contents.data.get(compile::CLIENT_SECRET_KEY)
+                != current.and_then(|c| c.data.get(compile::CLIENT_SECRET_KEY));
+            if rotated {
+                (
+                    "SecretRotated",
+                    format!(
+                        "rotated the secret in {name}; the previous one works until the overlap ends"
+                    ),
+                )
+            } else {
+                ("SecretUpdated", format!("updated {name}"))
+            }
+        };
+        tracing::info!(client = %client_key, secret = %name, reason, "client Secret written");
+        publish(ctx, &client, EventType::Normal, reason, note).await;
+        inputs.secrets.insert(
+            secret_key,
+            SecretData {
+                data: contents.data,
+                annotations: contents.annotations,
+                controller_uid: client.uid(),
+            },
+        );
+        wrote = true;
+    }
+    Ok(wrote)
+}
+
+/// Writes the snapshot Secrets of `ts` when their bytes differ. Returns the compressed size,
+/// or `None` when a Secret of that name exists that the operator does not own.
+async fn write_snapshot(
+    ctx: &Ctx,
+    inputs: &Inputs,
+    ts: &TokenService,
+    snapshot: &signet_crds::snapshot::Snapshot,
+) -> Result<Option<usize>, Error> {
+    let ts_key = key(ts);
+    let bytes = snapshot_secret::compress(snapshot);
+    let shards = snapshot_secret::shards(&ts_key.name, &bytes, snapshot_secret::SHARD_BYTES);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ts_key.namespace);
+    for shard in &shards {
+        let shard_key = ObjectKey::new(&ts_key.namespace, &shard.name);
+        let annotations = BTreeMap::from([
+            (HASH_ANNOTATION.to_owned(), snapshot.hash.clone()),
+            (
+                SCHEMA_ANNOTATION.to_owned(),
+                snapshot.schema_version.clone(),
+            ),
+            (SHARD_ANNOTATION.to_owned(), shard.position.clone()),
+        ]);
+        if let Some(existing) = inputs
+            .secrets
+            .get(&shard_key)
+            .or(ctx.secrets.get(&shard_key).map(|_| &EMPTY))
+        {
+            if existing.controller_uid != ts.uid() {
+                tracing::warn!(token_service = %ts_key, secret = %shard.name, "snapshot Secret name taken by a Secret the operator does not own");
+                return Ok(None);
+            }
+            let same_annotations = annotations
+                .iter()
+                .all(|(k, v)| existing.annotations.get(k) == Some(v));
+            if existing.data.get(DATA_KEY) == Some(&shard.bytes)
+                && same_annotations
+                && existing.data.len() == 1
+            {
+                continue;
+            }
+        }
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(shard.name.clone()),
+                namespace: Some(ts_key.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                    (SNAPSHOT_LABEL.to_owned(), ts_key.name.clone()),
+                ])),
+                annotations: Some(annotations),
+                owner_references: Some(vec![controller_ref(ts)]),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                DATA_KEY.to_owned(),
+                ByteString(shard.bytes.clone()),
+            )])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        let mut value = serde_json::to_value(&secret).expect("a Secret serializes");
+        value["apiVersion"] = "v1".into();
+        value["kind"] = "Secret".into();
+        api.patch(
+            &shard.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .map_err(write_error(
+            "apply",
+            format!("snapshot Secret {}/{}", ts_key.namespace, shard.name),
+        ))?;
+        tracing::info!(token_service = %ts_key, secret = %shard.name, hash = %snapshot.hash, bytes = shard.bytes.len(), "snapshot written");
+    }
+    // Shards of an earlier, differently sized snapshot.
+    let names: BTreeSet<&str> = shards.iter().map(|s| s.name.as_str()).collect();
+    for meta in ctx.secrets.list() {
+        let mine = meta.namespace().as_deref() == Some(ts_key.namespace.as_str())
+            && meta.labels().get(SNAPSHOT_LABEL) == Some(&ts_key.name)
+            && !names.contains(meta.name_any().as_str());
+        if mine {
+            api.delete(&meta.name_any(), &DeleteParams::default())
+                .await
+                .map_err(write_error(
+                    "delete",
+                    format!("stale snapshot Secret {}", meta.name_any()),
+                ))?;
+        }
+    }
+    Ok(Some(bytes.len()))
+}
+
+/// Stand-in for a Secret whose data was not read (it exists but nothing references it).
+static EMPTY: SecretData = SecretData {
+    data: BTreeMap::new(),
+    annotations: BTreeMap::new(),
+    controller_uid: None,
+};
+
+async fn write_statuses(
+    ctx: &Ctx,
+    out: &Output,
+    snapshot_conflicts: &BTreeSet<ObjectKey>,
+    now: &Time,
+) -> Result<(), Error> {
+    for ts in ctx.token_services.list() {
+        let k = key(&*ts);
+        let mut report = out
+            .report(Kind::TokenService, &k.namespace, &k.name)
+            .cloned()
+            .unwrap_or_default();
+        if snapshot_conflicts.contains(&k) {
+            report.problems.insert(
+                0,
+                compile::Problem {
+                    condition: compile::ConditionType::Ready,
+                    reason: "SnapshotSecretConflict",
+                    message: format!(
+                        "Secret {}-snapshot exists and is not owned by this TokenService",
+                        k.name
+                    ),
+                    excluded: true,
+                },
+            );
+        }
+        let snapshot = out.snapshots.get(&k);
+        let status = TokenServiceStatus {
+            common: common(
+                Kind::TokenService,
+                &report,
+                ts.status.as_ref().map(|s| &s.common),
+                ts.meta().generation,
+                now,
+            ),
+            snapshot_hash: snapshot.map(|s| s.hash.clone()),
+            clients: snapshot.map(|s| s.clients.len() as i32),
+            scopes: snapshot.map(|s| s.scopes.len() as i32),
+            identity_providers: snapshot.map(|s| s.identity_providers.len() as i32),
+        };
+        apply_status(
+            ctx,
+            &*ts,
+            Kind::TokenService,
+            ts.status.as_ref(),
+            status,
+            |s| &s.common,
+        )
+        .await?;
+    }
+    for client in ctx.clients.list() {
+        let k = key(&*client);
+        let report = out
+            .report(Kind::OidcClient, &k.namespace, &k.name)
+            .cloned()
+            .unwrap_or_default();
+        let issuer = report
+            .token_service
+            .as_ref()
+            .and_then(|t| ctx.token_services.get(t))
+            .map(|t| t.spec.issuer.clone());
+        let secret_name = match client
+            .spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.existing_secret_ref.as_ref())
+        {
+            Some(r) => Some(r.name.clone()),
+            None => generates_secret(&client).then(|| compile::client_secret_name(&client)),
+        };
+        let status = OidcClientStatus {
+            common: common(
+                Kind::OidcClient,
+                &report,
+                client.status.as_ref().map(|s| &s.common),
+                client.meta().generation,
+                now,
+            ),
+            client_id: report.client_id.clone(),
+            secret_name,
+            issuer,
+        };
+        apply_status(
+            ctx,
+            &*client,
+            Kind::OidcClient,
+            client.status.as_ref(),
+            status,
+            |s| &s.common,
+        )
+        .await?;
+    }
+    for scope in ctx.scopes.list() {
+        let k = key(&*scope);
+        let report = out
+            .report(Kind::ApiScope, &k.namespace, &k.name)
+            .cloned()
+            .unwrap_or_default();
+        let status = signet_crds::v1alpha1::ApiScopeStatus {
+            common: common(
+                Kind::ApiScope,
+                &report,
+                scope.status.as_ref().map(|s| &s.common),
+                scope.meta().generation,
+                now,
+            ),
+        };
+        apply_status(
+            ctx,
+            &*scope,
+            Kind::ApiScope,
+            scope.status.as_ref(),
+            status,
+            |s| &s.common,
+        )
+        .await?;
+    }
+    for idp in ctx.identity_providers.list() {
+        let k = key(&*idp);
+        let report = out
+            .report(Kind::IdentityProvider, &k.namespace, &k.name)
+            .cloned()
+            .unwrap_or_default();
+        let status = signet_crds::v1alpha1::IdentityProviderStatus {
+            common: common(
+                Kind::IdentityProvider,
+                &report,
+                idp.status.as_ref().map(|s| &s.common),
+                idp.meta().generation,
+                now,
+            ),
+        };
+        apply_status(
+            ctx,
+            &*idp,
+            Kind::IdentityProvider,
+            idp.status.as_ref(),
+            status,
+            |s| &s.common,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn common(
+    kind: Kind,
+    report: &Report,
+    previous: Option<&CommonStatus>,
+    generation: Option<i64>,
+    now: &Time,
+) -> CommonStatus {
+    let previous = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    CommonStatus {
+        observed_generation: generation,
+        conditions: conditions::conditions(kind, report, previous, generation, now),
+    }
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::TokenService => "TokenService",
+        Kind::OidcClient => "OidcClient",
+        Kind::ApiScope => "ApiScope",
+        Kind::IdentityProvider => "IdentityProvider",
+        Kind::SigningKey => "SigningKey",
+    }
+}
+
+/// Writes `status` (server-side apply on the status subresource) unless it says what the
+/// current one says; publishes an Event when Ready changes.
+async fn apply_status<K, S>(
+    ctx: &Ctx,
+    object: &K,
+    kind: Kind,
+    current: Option<&S>,
+    status: S,
+    common_of: fn(&S) -> &CommonStatus,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize + PartialEq + Clone,
+{
+    let new = common_of(&status);
+    let ready = new.conditions.first().filter(|c| c.type_ == "Ready");
+    let result = if ready.is_some_and(|c| c.status == "True") {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindResult {
+            kind: kind_label(kind),
+            result,
+        })
+        .inc();
+
+    let unchanged = current.is_some_and(|cur| {
+        let old = common_of(cur);
+        old.observed_generation == new.observed_generation
+            && conditions::same(&old.conditions, &new.conditions)
+            && without_common(cur) == without_common(&status)
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let k = key(object);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &k.namespace);
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &k.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(write_error(
+        "apply status of",
+        format!("{} {k}", K::kind(&())),
+    ))?;
+
+    let old_ready: Option<&Condition> =
+        current.and_then(|c| common_of(c).conditions.iter().find(|c| c.type_ == "Ready"));
+    if let Some(ready) = ready {
+        let changed =
+            old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
+        let worth_telling = old_ready.is_some() || ready.status != "True";
+        if changed && worth_telling {
+            let type_ = if ready.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            publish(
+                ctx,
+                object,
+                type_,
+                &ready.reason.clone(),
+                ready.message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// The serialized status without its common part, to compare the kind-specific fields.
+fn without_common<S: Serialize>(status: &S) -> serde_json::Value {
+    let mut value = serde_json::to_value(status).expect("a status serializes");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("conditions");
+        map.remove("observedGeneration");
+    }
+    value
+}
+
+async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Ctx,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        // An Event is best effort; the condition already says the same.
+        tracing::warn!(%error, "publishing an Event failed");
+    }
+}

@@ -1,0 +1,103 @@
+//! The snapshot as Secrets: gzip of the JSON, split into shards when one Secret would pass
+//! ~900 KiB (a Secret holds at most 1 MiB), every shard carrying the same hash.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use signet_crds::snapshot::Snapshot;
+
+/// Largest payload per Secret, leaving room for metadata under the 1 MiB limit.
+pub const SHARD_BYTES: usize = 900 * 1024;
+/// Data key of the (part of the) compressed snapshot.
+pub const DATA_KEY: &str = "snapshot.json.gz";
+/// Annotation with the snapshot's content hash, on every shard.
+pub const HASH_ANNOTATION: &str = "signet.dev/snapshot-hash";
+/// Annotation with the snapshot's schema version.
+pub const SCHEMA_ANNOTATION: &str = "signet.dev/schema-version";
+/// Annotation `index/count` of a shard.
+pub const SHARD_ANNOTATION: &str = "signet.dev/shard";
+/// Label that marks Secrets holding a snapshot, valued with the TokenService's name.
+pub const SNAPSHOT_LABEL: &str = "signet.dev/snapshot-of";
+
+/// One Secret to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// Secret name.
+    pub name: String,
+    /// Its payload.
+    pub bytes: Vec<u8>,
+    /// `index/count`.
+    pub position: String,
+}
+
+/// The compressed snapshot. Deterministic: the same snapshot gives the same bytes, so an
+/// unchanged snapshot is recognised by comparing bytes, and a Secret edited by hand differs.
+pub fn compress(snapshot: &Snapshot) -> Vec<u8> {
+    let json = serde_json::to_vec(snapshot).expect("a snapshot serializes");
+    let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::new(6));
+    gz.write_all(&json).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+/// The Secrets for `token_service`'s compressed snapshot: `<name>-snapshot` when it fits in
+/// one, else `<name>-snapshot-0 .. -N-1`.
+pub fn shards(token_service: &str, bytes: &[u8], limit: usize) -> Vec<Shard> {
+    let chunks: Vec<&[u8]> = if bytes.is_empty() {
+        vec![bytes]
+    } else {
+        bytes.chunks(limit).collect()
+    };
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| Shard {
+            name: if count == 1 {
+                format!("{token_service}-snapshot")
+            } else {
+                format!("{token_service}-snapshot-{i}")
+            },
+            bytes: chunk.to_vec(),
+            position: format!("{i}/{count}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_snapshot_is_one_secret() {
+        let s = shards("signet", &[1, 2, 3], SHARD_BYTES);
+        assert_eq!(
+            s,
+            vec![Shard {
+                name: "signet-snapshot".into(),
+                bytes: vec![1, 2, 3],
+                position: "0/1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn large_snapshot_is_split_into_fixed_names_that_join_back() {
+        let bytes: Vec<u8> = (0..25u8).collect();
+        let s = shards("signet", &bytes, 10);
+        let names: Vec<_> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "signet-snapshot-0",
+                "signet-snapshot-1",
+                "signet-snapshot-2"
+            ]
+        );
+        assert_eq!(s[2].position, "2/3");
+        assert_eq!(
+            s.iter().flat_map(|s| s.bytes.clone()).collect::<Vec<_>>(),
+            bytes
+        );
+    }
+}
