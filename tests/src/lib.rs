@@ -16,10 +16,12 @@
 mod cluster;
 mod namespace;
 mod objects;
+mod process;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use namespace::TestNamespace;
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
+pub use process::Process;
 
 /// Root of the repository.
 pub fn repo_root() -> std::path::PathBuf {

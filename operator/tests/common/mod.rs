@@ -1,0 +1,153 @@
+//! Running the operator against the test control plane, and reading what it wrote.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use signet_crds::snapshot::Snapshot;
+use signet_tests::{Process, signet_api, wait_for};
+
+/// Generous: the control plane shares two cores with the build and other tests.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts `signet-operator` watching `namespaces`, with a Lease of its own in the first one.
+pub fn start_operator(
+    kubeconfig: &Path,
+    namespaces: &[&str],
+    name: &str,
+) -> anyhow::Result<Process> {
+    let args = vec![
+        format!("--namespaces={}", namespaces.join(",")),
+        format!("--lease-name=operator-{name}"),
+        format!("--lease-namespace={}", namespaces[0]),
+        "--lease-duration=6".into(),
+        "--metrics-addr=127.0.0.1:0".into(),
+    ];
+    let env = [
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ("RUST_LOG", "info,kube=warn"),
+    ];
+    Process::spawn(
+        Path::new(env!("CARGO_BIN_EXE_signet-operator")),
+        &format!("operator-{name}"),
+        &args,
+        &env,
+    )
+}
+
+/// Applies examples/ into `ns` with the built kubectl.
+pub fn apply_examples(cluster: &signet_tests::SharedCluster, ns: &str) {
+    let out = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "-n", ns, "-f"])
+        .arg(signet_tests::repo_root().join("examples"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stands in for the key rotation of a later issue: records one active key version in each
+/// SigningKey's status, with its Secret, so the TokenService can be Ready.
+pub async fn record_active_keys(
+    client: &Client,
+    ns: &str,
+    signing_keys: &[&str],
+) -> anyhow::Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for name in signing_keys {
+        let kid = format!("{name}-k1");
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": kid},
+            "stringData": {"public.jwk": json!({"kid": kid, "kty": "EC"}).to_string(), "private.pem": "test key"},
+        }))?;
+        secrets.create(&PostParams::default(), &secret).await?;
+        let status = json!({"status": {"keys": [{
+            "kid": kid, "phase": "Active", "created": "2026-01-01T00:00:00Z",
+            "activates": "2026-01-01T00:00:00Z", "secretName": kid,
+        }]}});
+        signet_api(client, ns, "SigningKey")
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The snapshot of TokenService `ts`, joined from its shards and decompressed.
+pub async fn snapshot(client: &Client, ns: &str, ts: &str) -> anyhow::Result<Option<Snapshot>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let Some(secret) = secrets.get_opt(&format!("{ts}-snapshot")).await? else {
+        return Ok(None);
+    };
+    let gz = &secret.data.unwrap_or_default()["snapshot.json.gz"].0;
+    let mut json = Vec::new();
+    flate2_read(gz, &mut json)?;
+    Ok(Some(serde_json::from_slice(&json)?))
+}
+
+fn flate2_read(gz: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
+    flate2::read::GzDecoder::new(gz).read_to_end(out)?;
+    Ok(())
+}
+
+/// Waits until the snapshot satisfies `check`, and returns it.
+pub async fn wait_for_snapshot(
+    client: &Client,
+    ns: &str,
+    what: &str,
+    check: impl Fn(&Snapshot) -> bool,
+) -> anyhow::Result<Snapshot> {
+    wait_for(what, TIMEOUT, || async {
+        Ok(snapshot(client, ns, "signet").await?.filter(|s| check(s)))
+    })
+    .await
+}
+
+/// The conditions of a Signet object.
+pub async fn conditions(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<Vec<Condition>> {
+    let object = signet_api(client, ns, kind).get(name).await?;
+    let conditions = object.data["status"]["conditions"].clone();
+    Ok(if conditions.is_null() {
+        vec![]
+    } else {
+        serde_json::from_value(conditions)?
+    })
+}
+
+/// Waits until condition `type_` of the object has `status` (and `reason`, when given).
+pub async fn wait_for_condition(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Condition> {
+    let what = format!("{kind} {ns}/{name} {type_}={status} {reason:?}");
+    wait_for(&what, TIMEOUT, || async {
+        let found = conditions(client, ns, kind, name)
+            .await?
+            .into_iter()
+            .find(|c| {
+                c.type_ == type_ && c.status == status && reason.is_none_or(|r| c.reason == r)
+            });
+        Ok(found)
+    })
+    .await
+}
