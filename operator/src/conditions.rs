@@ -27,6 +27,17 @@ fn name(condition: ConditionType) -> &'static str {
     }
 }
 
+/// The reason of a specific condition when nothing is wrong.
+fn all_clear(condition: ConditionType) -> &'static str {
+    match condition {
+        ConditionType::Ready => "Compiled",
+        ConditionType::Conflict => "NoConflict",
+        ConditionType::Ambiguous => "Unambiguous",
+        ConditionType::ScopesResolved => "ScopesResolved",
+        ConditionType::SecretReady => "SecretReady",
+    }
+}
+
 /// Whether a condition of this type reports a problem when True (Conflict, Ambiguous) rather
 /// than when False (Ready, SecretReady, ScopesResolved).
 fn true_is_bad(condition: ConditionType) -> bool {

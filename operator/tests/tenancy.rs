@@ -1,0 +1,260 @@
+//! Multi-tenancy: global names go to the older object, a team cannot use another team's API
+//! scope unless allowed, a TokenService serves only the namespaces it selects, and an object
+//! two TokenServices select must name one. Each case shows its condition and stays out of the
+//! snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use signet_tests::{TestNamespace, shared, signet_api, signet_object, wait_for};
+
+async fn label(client: &Client, ns: &str, labels: BTreeMap<&str, &str>) -> anyhow::Result<()> {
+    let patch = json!({"metadata": {"labels": labels}});
+    Api::<Namespace>::all(client.clone())
+        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn create(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<()> {
+    signet_api(client, ns, kind)
+        .create(&PostParams::default(), &signet_object(kind, name, spec))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tenants_are_kept_apart_with_a_condition_for_each_refusal() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let platform = TestNamespace::create(&client, "tenancy-platform")
+        .await?
+        .name;
+    let team_a = TestNamespace::create(&client, "tenancy-a").await?.name;
+    let team_b = TestNamespace::create(&client, "tenancy-b").await?.name;
+    let outsider = TestNamespace::create(&client, "tenancy-outsider")
+        .await?
+        .name;
+    // Unique label values keep this test's selectors from matching other tests' namespaces.
+    let tenant = format!("tenant-{team_a}");
+    for ns in [&team_a, &team_b] {
+        label(
+            &client,
+            ns,
+            BTreeMap::from([("signet.dev/tenant-of", tenant.as_str())]),
+        )
+        .await?;
+    }
+    let selector = json!({"matchLabels": {"signet.dev/tenant-of": tenant}});
+    create(
+        &client,
+        &platform,
+        "TokenService",
+        "signet",
+        json!({
+            "issuer": "https://id.example.com",
+            "clientNamespaceSelector": selector,
+            "customClientIdNamespaces": selector,
+        }),
+    )
+    .await?;
+
+    // Client id: the older object keeps it.
+    let m2m = |id: &str| json!({"clientId": id, "grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "private_key_jwt", "jwksUri": "https://keys.example/jwks"});
+    create(&client, &team_a, "OidcClient", "first", m2m("shared-id")).await?;
+    create(&client, &team_b, "OidcClient", "second", m2m("shared-id")).await?;
+    // Scopes: team-b's private scope, and one it shares with tenants.
+    create(&client, &team_b, "ApiScope", "private", json!({"name": format!("{team_b}.private"), "audience": format!("https://{team_b}/private")})).await?;
+    create(&client, &team_b, "ApiScope", "shared", json!({
+        "name": format!("{team_b}.shared"), "audience": format!("https://{team_b}/shared"), "allowedClientNamespaces": selector,
+    }))
+    .await?;
+    // creationTimestamp has one-second resolution: let a second pass so "older" is unambiguous
+    // (equal timestamps fall back to namespace/name order).
+    let shared_created = signet_api(&client, &team_b, "ApiScope")
+        .get("shared")
+        .await?
+        .metadata
+        .creation_timestamp
+        .unwrap();
+    wait_for("the next second", TIMEOUT, || async {
+        Ok(
+            (k8s_openapi::jiff::Timestamp::now().as_second() > shared_created.0.as_second())
+                .then_some(()),
+        )
+    })
+    .await?;
+    create(
+        &client,
+        &team_a,
+        "ApiScope",
+        "copy",
+        json!({"name": format!("{team_b}.shared"), "audience": format!("https://{team_a}/copy")}),
+    )
+    .await?;
+    let mut wants_scopes = m2m(&format!("{team_a}.caller"));
+    wants_scopes["allowedScopes"] =
+        json!([format!("{team_b}.private"), format!("{team_b}.shared")]);
+    create(&client, &team_a, "OidcClient", "caller", wants_scopes).await?;
+    // Not selected at all.
+    create(
+        &client,
+        &outsider,
+        "OidcClient",
+        "app",
+        m2m(&format!("{outsider}.app")),
+    )
+    .await?;
+
+    let _operator = start_operator(
+        &cluster.kubeconfig,
+        &[&platform, &team_a, &team_b, &outsider],
+        &platform,
+    )?;
+
+    wait_for_condition(
+        &client,
+        &team_b,
+        "OidcClient",
+        "second",
+        "Conflict",
+        "True",
+        Some("ClientIdConflict"),
+    )
+    .await?;
+    wait_for_condition(
+        &client,
+        &team_b,
+        "OidcClient",
+        "second",
+        "Ready",
+        "False",
+        Some("ClientIdConflict"),
+    )
+    .await?;
+    wait_for_condition(
+        &client,
+        &team_a,
+        "OidcClient",
+        "first",
+        "Ready",
+        "True",
+        None,
+    )
+    .await?;
+    // The scope created later (team-a's copy) gets the conflict.
+    wait_for_condition(
+        &client,
+        &team_a,
+        "ApiScope",
+        "copy",
+        "Conflict",
+        "True",
+        Some("ScopeNameConflict"),
+    )
+    .await?;
+    let denied = wait_for_condition(
+        &client,
+        &team_a,
+        "OidcClient",
+        "caller",
+        "ScopesResolved",
+        "False",
+        None,
+    )
+    .await?;
+    assert!(
+        denied.message.contains(&format!("{team_b}.private")),
+        "{}",
+        denied.message
+    );
+    assert!(
+        !denied.message.contains(&format!("{team_b}.shared ")),
+        "{}",
+        denied.message
+    );
+    wait_for_condition(
+        &client,
+        &outsider,
+        "OidcClient",
+        "app",
+        "Ready",
+        "False",
+        Some("NoTokenService"),
+    )
+    .await?;
+
+    let snap = wait_for("the tenancy snapshot", TIMEOUT, || async {
+        Ok(snapshot(&client, &platform, "signet")
+            .await?
+            .filter(|s| s.clients.len() == 2))
+    })
+    .await?;
+    let mut ids: Vec<_> = snap
+        .clients
+        .iter()
+        .map(|c| (c.namespace.clone(), c.name.clone()))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            (team_a.clone(), "caller".to_owned()),
+            (team_a.clone(), "first".to_owned())
+        ]
+    );
+    let caller = snap.clients.iter().find(|c| c.name == "caller").unwrap();
+    assert_eq!(caller.allowed_scopes, vec![format!("{team_b}.shared")]);
+    let scope_names: Vec<_> = snap.scopes.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(
+        scope_names,
+        vec![format!("{team_b}.private"), format!("{team_b}.shared")]
+    );
+
+    // A second TokenService selecting the same namespaces makes unnamed objects ambiguous.
+    create(
+        &client,
+        &platform,
+        "TokenService",
+        "other",
+        json!({"issuer": "https://other.example.com", "clientNamespaceSelector": selector}),
+    )
+    .await?;
+    wait_for_condition(
+        &client,
+        &team_a,
+        "OidcClient",
+        "first",
+        "Ambiguous",
+        "True",
+        Some("Ambiguous"),
+    )
+    .await?;
+    wait_for(
+        "the ambiguous client out of both snapshots",
+        TIMEOUT,
+        || async {
+            let one = snapshot(&client, &platform, "signet").await?;
+            let two = snapshot(&client, &platform, "other").await?;
+            let gone = |s: &Option<signet_crds::snapshot::Snapshot>| {
+                s.as_ref()
+                    .is_some_and(|s| s.clients.iter().all(|c| c.name != "first"))
+            };
+            Ok((gone(&one) && gone(&two)).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
