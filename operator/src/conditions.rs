@@ -94,13 +94,7 @@ pub fn conditions(
         let bad = true_is_bad(ctype);
         let (status, reason, message) = match problem {
             Some(p) => (bad, p.reason.to_owned(), p.message.clone()),
-            None => (
-                !bad,
-                format!("No{}", name(ctype))
-                    .replace("NoSecretReady", "SecretReady")
-                    .replace("NoScopesResolved", "ScopesResolved"),
-                String::new(),
-            ),
+            None => (!bad, all_clear(ctype).to_owned(), String::new()),
         };
         out.push(condition(
             ctype, status, reason, message, previous, generation, now,
