@@ -139,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         cache: Default::default(),
         metrics: metrics.clone(),
+        writes: Default::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -194,8 +195,11 @@ async fn main() -> anyhow::Result<()> {
             next = tokio::time::Instant::now() + RESYNC;
             continue;
         }
+        let writes_before = ctx.writes.load(std::sync::atomic::Ordering::Relaxed);
         match pass::run(&ctx, Timestamp::now()).await {
             Ok(wake) => {
+                let writes = ctx.writes.load(std::sync::atomic::Ordering::Relaxed) - writes_before;
+                tracing::debug!(writes, "reconcile pass complete");
                 backoff = Duration::from_millis(500);
                 let now_secs = Timestamp::now().as_second();
                 let due = wake

@@ -58,9 +58,16 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Event recorder.
     pub recorder: Recorder,
+    /// Writes made so far (Secrets and statuses), for logs and tests of idempotence.
+    pub writes: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx {
+    fn wrote(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether every watch has listed once; a pass before that would see objects missing.
     pub fn synced(&self) -> bool {
         self.token_services.is_synced()
@@ -390,7 +397,7 @@ async fn ensure_client_secrets(
                 )
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => ctx.wrote(),
                 // Someone created it since we looked: the next pass decides with fresh facts.
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(e) => return Err(write_error("create", format!("Secret {secret_key}"))(e)),
@@ -410,6 +417,7 @@ async fn ensure_client_secrets(
             )
             .await
             .map_err(write_error("update", format!("Secret {secret_key}")))?;
+            ctx.wrote();
             let rotated = contents.data.get(compile::CLIENT_SECRET_KEY)
                 != current.and_then(|c| c.data.get(compile::CLIENT_SECRET_KEY));
             if rotated {
@@ -511,6 +519,7 @@ async fn write_snapshot(
             "apply",
             format!("snapshot Secret {}/{}", ts_key.namespace, shard.name),
         ))?;
+        ctx.wrote();
         tracing::info!(token_service = %ts_key, secret = %shard.name, hash = %snapshot.hash, bytes = shard.bytes.len(), "snapshot written");
     }
     // Shards of an earlier, differently sized snapshot.
@@ -526,6 +535,7 @@ async fn write_snapshot(
                     "delete",
                     format!("stale snapshot Secret {}", meta.name_any()),
                 ))?;
+            ctx.wrote();
         }
     }
     Ok(Some(bytes.len()))
@@ -767,6 +777,7 @@ where
         "apply status of",
         format!("{} {k}", K::kind(&())),
     ))?;
+    ctx.wrote();
 
     let old_ready: Option<&Condition> =
         current.and_then(|c| common_of(c).conditions.iter().find(|c| c.type_ == "Ready"));

@@ -32,7 +32,7 @@ pub fn start_operator(
     ];
     let env = [
         ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-        ("RUST_LOG", "info,kube=warn"),
+        ("RUST_LOG", "info,kube=warn,signet_operator=debug"),
     ];
     Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-operator")),
