@@ -110,6 +110,14 @@ impl SharedCluster {
     pub fn kubectl(&self) -> Command {
         kubectl(&self.kubeconfig)
     }
+
+    /// The API server's audit log (JSON lines; Secret bodies are never logged).
+    pub fn audit_log(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .expect("the kubeconfig lies in the control plane's folder")
+            .join("audit.log")
+    }
 }
 
 /// The shared control plane, with Signet's CRDs installed (see the crate docs).

@@ -22,7 +22,10 @@ impl Process {
         args: &[String],
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let log = std::env::temp_dir().join(format!("signet-{name}-{}.log", std::process::id()));
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log =
+            std::env::temp_dir().join(format!("signet-{name}-{}-{seq}.log", std::process::id()));
         let out = File::create(&log)?;
         let child = Command::new(bin)
             .args(args)

@@ -58,20 +58,23 @@ pub fn apply_examples(cluster: &signet_tests::SharedCluster, ns: &str) {
 }
 
 /// Stands in for the key rotation of a later issue: records one active key version in each
-/// SigningKey's status, with its Secret, so the TokenService can be Ready.
+/// SigningKey's status, with its Secret, so the TokenService can be Ready. Returns the private
+/// key texts, to check that they never leak.
 pub async fn record_active_keys(
     client: &Client,
     ns: &str,
     signing_keys: &[&str],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut private = Vec::new();
     for name in signing_keys {
         let kid = format!("{name}-k1");
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {"name": kid},
-            "stringData": {"public.jwk": json!({"kid": kid, "kty": "EC"}).to_string(), "private.pem": "test key"},
+            "stringData": {"public.jwk": json!({"kid": kid, "kty": "EC"}).to_string(), "private.pem": format!("-----BEGIN PRIVATE KEY-----{kid}-{ns}-material")},
         }))?;
         secrets.create(&PostParams::default(), &secret).await?;
+        private.push(format!("{kid}-{ns}-material"));
         let status = json!({"status": {"keys": [{
             "kid": kid, "phase": "Active", "created": "2026-01-01T00:00:00Z",
             "activates": "2026-01-01T00:00:00Z", "secretName": kid,
@@ -80,7 +83,7 @@ pub async fn record_active_keys(
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
             .await?;
     }
-    Ok(())
+    Ok(private)
 }
 
 /// The snapshot of TokenService `ts`, joined from its shards and decompressed.
@@ -150,4 +153,38 @@ pub async fn wait_for_condition(
         Ok(found)
     })
     .await
+}
+
+/// The address the operator serves /metrics on, from its log.
+pub fn metrics_addr(operator: &Process) -> Option<String> {
+    let log = operator.output();
+    let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+    Some(
+        line.split("addr=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_owned(),
+    )
+}
+
+/// A plain HTTP/1.0 GET on loopback: status code and body.
+pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .parse()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
