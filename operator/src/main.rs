@@ -124,6 +124,18 @@ async fn main() -> anyhow::Result<()> {
             signing_key_fingerprint,
             trigger.clone(),
         ),
+        // Secrets the operator made (client credentials, snapshots), with their data: read on
+        // every pass, so they are watched rather than fetched one by one.
+        managed_secrets: mirror::spawn_selected(
+            apis::<Secret>(&client, &scopes),
+            kube::runtime::watcher::Config::default().labels(&format!(
+                "{}={}",
+                pass::MANAGED_BY.0,
+                pass::MANAGED_BY.1
+            )),
+            |s| format!("{:?}", s.metadata.resource_version),
+            trigger.clone(),
+        ),
         secrets: mirror::spawn(
             apis::<PartialObjectMeta<Secret>>(&client, &scopes),
             |s| format!("{:?}", s.metadata.resource_version),

@@ -83,8 +83,21 @@ pub fn spawn<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    spawn_selected(apis, watcher::Config::default(), fingerprint, trigger)
+}
+
+/// Like [`spawn`], for the objects that `config` (a label selector) selects.
+pub fn spawn_selected<K>(
+    apis: Vec<(Option<String>, Api<K>)>,
+    config: watcher::Config,
+    fingerprint: Fingerprint<K>,
+    trigger: Arc<Notify>,
+) -> Arc<Mirror<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let streams = apis.into_iter().map(|(scope, api)| {
-        watcher::watcher(api, watcher::Config::default())
+        watcher::watcher(api, config.clone())
             .map(move |e| (scope.clone(), e))
             .boxed()
     });

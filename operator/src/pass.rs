@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::{FutureExt, StreamExt, stream};
+
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
@@ -48,6 +50,8 @@ pub struct Ctx {
     pub identity_providers: Arc<Mirror<IdentityProvider>>,
     /// SigningKeys.
     pub signing_keys: Arc<Mirror<SigningKey>>,
+    /// Secrets the operator manages, with data.
+    pub managed_secrets: Arc<Mirror<Secret>>,
     /// Secret metadata in the watched namespaces.
     pub secrets: Arc<Mirror<PartialObjectMeta<Secret>>>,
     /// Namespace metadata (labels for selectors).
@@ -76,6 +80,7 @@ impl Ctx {
             && self.identity_providers.is_synced()
             && self.signing_keys.is_synced()
             && self.secrets.is_synced()
+            && self.managed_secrets.is_synced()
             && self.namespaces.is_synced()
     }
 }
@@ -228,6 +233,10 @@ async fn dereference(ctx: &Ctx, now: i64) -> Result<Inputs, Error> {
 
     let mut secrets = BTreeMap::new();
     for k in &wanted {
+        if let Some(managed) = ctx.managed_secrets.get(k) {
+            secrets.insert(k.clone(), crate::secret_data::to_data(&managed));
+            continue;
+        }
         let Some(meta) = ctx.secrets.get(k) else {
             continue;
         };
@@ -290,6 +299,20 @@ fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     reference
 }
 
+/// Writes that run at once: the API server, not the operator, sets the pace.
+const CONCURRENT_WRITES: usize = 32;
+
+/// One client Secret to create or update.
+struct SecretWrite {
+    client: OidcClient,
+    key: ObjectKey,
+    secret: Secret,
+    create: bool,
+    reason: &'static str,
+    note: String,
+    data: SecretData,
+}
+
 /// Creates, updates or rotates the generated client Secrets; records the new contents in
 /// `inputs`. Returns whether anything was written.
 async fn ensure_client_secrets(
@@ -298,9 +321,9 @@ async fn ensure_client_secrets(
     first: &Output,
     next_wake: &mut Option<i64>,
 ) -> Result<bool, Error> {
-    let mut wrote = false;
-    for client in inputs.clients.clone() {
-        let client_key = key(&client);
+    let mut jobs = Vec::new();
+    for client in &inputs.clients {
+        let client_key = key(client);
         let Some(report) = first.report(Kind::OidcClient, &client_key.namespace, &client_key.name)
         else {
             continue;
@@ -314,13 +337,13 @@ async fn ensure_client_secrets(
         let (Some(ts_key), Some(client_id)) = (&report.token_service, &report.client_id) else {
             continue;
         };
-        if !generates_secret(&client) || !pending_only {
+        if !generates_secret(client) || !pending_only {
             continue;
         }
         let Some(ts) = ctx.token_services.get(ts_key) else {
             continue;
         };
-        let name = compile::client_secret_name(&client);
+        let name = compile::client_secret_name(client);
         let secret_key = ObjectKey::new(&client_key.namespace, &name);
         let current = inputs.secrets.get(&secret_key);
         if current.is_some_and(|c| c.controller_uid != client.uid()) {
@@ -357,7 +380,6 @@ async fn ensure_client_secrets(
         }
         let Some(contents) = planned else { continue };
 
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &client_key.namespace);
         let meta = ctx.secrets.get(&secret_key);
         let mut labels = meta
             .as_ref()
@@ -370,7 +392,7 @@ async fn ensure_client_secrets(
                 namespace: Some(client_key.namespace.clone()),
                 labels: Some(labels),
                 annotations: Some(contents.annotations.clone()),
-                owner_references: Some(vec![controller_ref(&client)]),
+                owner_references: Some(vec![controller_ref(client)]),
                 resource_version: meta
                     .as_ref()
                     .and_then(|m| m.metadata.resource_version.clone()),
@@ -386,62 +408,67 @@ async fn ensure_client_secrets(
             type_: Some("Opaque".into()),
             ..Default::default()
         };
-        let (reason, note) = if current.is_none() {
-            match api
-                .create(
-                    &PostParams {
-                        field_manager: Some(FIELD_MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &secret,
-                )
-                .await
-            {
-                Ok(_) => ctx.wrote(),
-                // Someone created it since we looked: the next pass decides with fresh facts.
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => return Err(write_error("create", format!("Secret {secret_key}"))(e)),
-            }
-            (
+        let rotated = current.is_some()
+            && contents.data.get(compile::CLIENT_SECRET_KEY)
+                != current.and_then(|c| c.data.get(compile::CLIENT_SECRET_KEY));
+        let (reason, note) = match (current.is_none(), rotated) {
+            (true, _) => (
                 "SecretCreated",
                 format!("created Secret {name} with the client credentials"),
-            )
-        } else {
-            api.replace(
-                &name,
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                &secret,
-            )
-            .await
-            .map_err(write_error("update", format!("Secret {secret_key}")))?;
-            ctx.wrote();
-            let rotated = contents.data.get(compile::CLIENT_SECRET_KEY)
-                != current.and_then(|c| c.data.get(compile::CLIENT_SECRET_KEY));
-            if rotated {
-                (
-                    "SecretRotated",
-                    format!(
-                        "rotated the secret in {name}; the previous one works until the overlap ends"
-                    ),
-                )
-            } else {
-                ("SecretUpdated", format!("updated {name}"))
-            }
+            ),
+            (false, true) => (
+                "SecretRotated",
+                format!(
+                    "rotated the secret in {name}; the previous one works until the overlap ends"
+                ),
+            ),
+            (false, false) => ("SecretUpdated", format!("updated {name}")),
         };
-        tracing::info!(client = %client_key, secret = %name, reason, "client Secret written");
-        publish(ctx, &client, EventType::Normal, reason, note).await;
-        inputs.secrets.insert(
-            secret_key,
-            SecretData {
-                data: contents.data,
-                annotations: contents.annotations,
-                controller_uid: client.uid(),
-            },
-        );
-        wrote = true;
+        let data = SecretData {
+            data: contents.data,
+            annotations: contents.annotations,
+            controller_uid: client.uid(),
+        };
+        jobs.push(SecretWrite {
+            client: client.clone(),
+            key: secret_key,
+            secret,
+            create: current.is_none(),
+            reason,
+            note,
+            data,
+        });
+    }
+
+    let results: Vec<Result<Option<SecretWrite>, Error>> = stream::iter(jobs)
+        .map(|job| async move {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &job.key.namespace);
+            let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            let written = if job.create {
+                api.create(&params, &job.secret).await
+            } else {
+                api.replace(&job.key.name, &params, &job.secret).await
+            };
+            match written {
+                Ok(_) => {}
+                // Someone wrote it since we looked: the next pass decides with fresh facts.
+                Err(kube::Error::Api(s)) if s.code == 409 => return Ok(None),
+                Err(e) => return Err(write_error(if job.create { "create" } else { "update" }, format!("Secret {}", job.key))(e)),
+            }
+            ctx.wrote();
+            tracing::info!(client = %key(&job.client), secret = %job.key.name, reason = job.reason, "client Secret written");
+            publish(ctx, &job.client, EventType::Normal, job.reason, job.note.clone()).await;
+            Ok(Some(job))
+        })
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await;
+    let mut wrote = false;
+    for result in results {
+        if let Some(job) = result? {
+            inputs.secrets.insert(job.key, job.data);
+            wrote = true;
+        }
     }
     Ok(wrote)
 }
@@ -554,6 +581,7 @@ async fn write_statuses(
     snapshot_conflicts: &BTreeSet<ObjectKey>,
     now: &Time,
 ) -> Result<(), Error> {
+    let mut jobs: Vec<futures::future::BoxFuture<'_, Result<(), Error>>> = Vec::new();
     for ts in ctx.token_services.list() {
         let k = key(&*ts);
         let mut report = out
@@ -588,15 +616,20 @@ async fn write_statuses(
             scopes: snapshot.map(|s| s.scopes.len() as i32),
             identity_providers: snapshot.map(|s| s.identity_providers.len() as i32),
         };
-        apply_status(
-            ctx,
-            &*ts,
-            Kind::TokenService,
-            ts.status.as_ref(),
-            status,
-            |s| &s.common,
-        )
-        .await?;
+        jobs.push(
+            async move {
+                apply_status(
+                    ctx,
+                    &*ts,
+                    Kind::TokenService,
+                    ts.status.as_ref(),
+                    status,
+                    |s| &s.common,
+                )
+                .await
+            }
+            .boxed(),
+        );
     }
     for client in ctx.clients.list() {
         let k = key(&*client);
@@ -630,15 +663,20 @@ async fn write_statuses(
             secret_name,
             issuer,
         };
-        apply_status(
-            ctx,
-            &*client,
-            Kind::OidcClient,
-            client.status.as_ref(),
-            status,
-            |s| &s.common,
-        )
-        .await?;
+        jobs.push(
+            async move {
+                apply_status(
+                    ctx,
+                    &*client,
+                    Kind::OidcClient,
+                    client.status.as_ref(),
+                    status,
+                    |s| &s.common,
+                )
+                .await
+            }
+            .boxed(),
+        );
     }
     for scope in ctx.scopes.list() {
         let k = key(&*scope);
@@ -655,15 +693,20 @@ async fn write_statuses(
                 now,
             ),
         };
-        apply_status(
-            ctx,
-            &*scope,
-            Kind::ApiScope,
-            scope.status.as_ref(),
-            status,
-            |s| &s.common,
-        )
-        .await?;
+        jobs.push(
+            async move {
+                apply_status(
+                    ctx,
+                    &*scope,
+                    Kind::ApiScope,
+                    scope.status.as_ref(),
+                    status,
+                    |s| &s.common,
+                )
+                .await
+            }
+            .boxed(),
+        );
     }
     for idp in ctx.identity_providers.list() {
         let k = key(&*idp);
@@ -680,17 +723,27 @@ async fn write_statuses(
                 now,
             ),
         };
-        apply_status(
-            ctx,
-            &*idp,
-            Kind::IdentityProvider,
-            idp.status.as_ref(),
-            status,
-            |s| &s.common,
-        )
-        .await?;
+        jobs.push(
+            async move {
+                apply_status(
+                    ctx,
+                    &*idp,
+                    Kind::IdentityProvider,
+                    idp.status.as_ref(),
+                    status,
+                    |s| &s.common,
+                )
+                .await
+            }
+            .boxed(),
+        );
     }
-    Ok(())
+    stream::iter(jobs)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 fn common(
