@@ -137,7 +137,8 @@ where
                     buffers.insert(scope, BTreeMap::new());
                     false
                 }
-                Event::InitApply(object) => {
+                Event::InitApply(mut object) => {
+                    slim(&mut object);
                     buffers
                         .entry(scope)
                         .or_default()
@@ -162,7 +163,8 @@ where
                     }
                     changed
                 }
-                Event::Apply(object) => {
+                Event::Apply(mut object) => {
+                    slim(&mut object);
                     let k = key_of(&object);
                     let print = fingerprint(&object);
                     m.objects
@@ -189,4 +191,14 @@ where
 /// The namespace and name of a mirrored object.
 pub fn key<K: ResourceExt>(object: &K) -> ObjectKey {
     ObjectKey::new(&object.namespace().unwrap_or_default(), &object.name_any())
+}
+
+/// Drops what the operator never reads and what is large on every object: managedFields
+/// (one entry per field manager, on every object) and kubectl's last-applied annotation.
+fn slim<T: Resource>(object: &mut T) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }

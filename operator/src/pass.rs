@@ -170,25 +170,11 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
 
 /// Reads every object and every Secret they reference.
 async fn dereference(ctx: &Ctx, now: i64) -> Result<Inputs, Error> {
-    let token_services: Vec<TokenService> = ctx
-        .token_services
-        .list()
-        .iter()
-        .map(|o| (**o).clone())
-        .collect();
-    let clients: Vec<OidcClient> = ctx.clients.list().iter().map(|o| (**o).clone()).collect();
-    let identity_providers: Vec<IdentityProvider> = ctx
-        .identity_providers
-        .list()
-        .iter()
-        .map(|o| (**o).clone())
-        .collect();
-    let signing_keys: Vec<SigningKey> = ctx
-        .signing_keys
-        .list()
-        .iter()
-        .map(|o| (**o).clone())
-        .collect();
+    // The mirrors' Arcs: a pass copies no object.
+    let token_services = ctx.token_services.list();
+    let clients = ctx.clients.list();
+    let identity_providers = ctx.identity_providers.list();
+    let signing_keys = ctx.signing_keys.list();
 
     let mut wanted: BTreeSet<ObjectKey> = BTreeSet::new();
     for c in &clients {
@@ -263,7 +249,7 @@ async fn dereference(ctx: &Ctx, now: i64) -> Result<Inputs, Error> {
     Ok(Inputs {
         token_services,
         clients,
-        scopes: ctx.scopes.list().iter().map(|o| (**o).clone()).collect(),
+        scopes: ctx.scopes.list(),
         identity_providers,
         signing_keys,
         namespaces,
@@ -304,7 +290,7 @@ const CONCURRENT_WRITES: usize = 32;
 
 /// One client Secret to create or update.
 struct SecretWrite {
-    client: OidcClient,
+    client: Arc<OidcClient>,
     key: ObjectKey,
     secret: Secret,
     create: bool,
@@ -322,7 +308,9 @@ async fn ensure_client_secrets(
     next_wake: &mut Option<i64>,
 ) -> Result<bool, Error> {
     let mut jobs = Vec::new();
-    for client in &inputs.clients {
+    for client in inputs.clients.iter() {
+        let client_arc = client.clone();
+        let client: &OidcClient = client;
         let client_key = key(client);
         let Some(report) = first.report(Kind::OidcClient, &client_key.namespace, &client_key.name)
         else {
@@ -430,7 +418,7 @@ async fn ensure_client_secrets(
             controller_uid: client.uid(),
         };
         jobs.push(SecretWrite {
-            client: client.clone(),
+            client: client_arc,
             key: secret_key,
             secret,
             create: current.is_none(),
@@ -456,8 +444,8 @@ async fn ensure_client_secrets(
                 Err(e) => return Err(write_error(if job.create { "create" } else { "update" }, format!("Secret {}", job.key))(e)),
             }
             ctx.wrote();
-            tracing::info!(client = %key(&job.client), secret = %job.key.name, reason = job.reason, "client Secret written");
-            publish(ctx, &job.client, EventType::Normal, job.reason, job.note.clone()).await;
+            tracing::info!(client = %key(&*job.client), secret = %job.key.name, reason = job.reason, "client Secret written");
+            publish(ctx, &*job.client, EventType::Normal, job.reason, job.note.clone()).await;
             Ok(Some(job))
         })
         .buffer_unordered(CONCURRENT_WRITES)

@@ -10,6 +10,7 @@ mod selector;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -104,15 +105,15 @@ pub struct SecretData {
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     /// TokenServices.
-    pub token_services: Vec<TokenService>,
+    pub token_services: Vec<Arc<TokenService>>,
     /// OidcClients.
-    pub clients: Vec<OidcClient>,
+    pub clients: Vec<Arc<OidcClient>>,
     /// ApiScopes.
-    pub scopes: Vec<ApiScope>,
+    pub scopes: Vec<Arc<ApiScope>>,
     /// IdentityProviders.
-    pub identity_providers: Vec<IdentityProvider>,
+    pub identity_providers: Vec<Arc<IdentityProvider>>,
     /// SigningKeys.
-    pub signing_keys: Vec<SigningKey>,
+    pub signing_keys: Vec<Arc<SigningKey>>,
     /// Labels of each namespace, by name.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Referenced Secrets.
@@ -204,7 +205,7 @@ impl Output {
 /// Compiles `inputs`.
 pub fn compile(inputs: &Inputs) -> Output {
     let mut out = Output::default();
-    for ts in &inputs.token_services {
+    for ts in inputs.token_services.iter().map(|o| &**o) {
         out.reports.insert(
             (Kind::TokenService, ObjectKey::of(ts)),
             Report {
@@ -222,7 +223,7 @@ pub fn compile(inputs: &Inputs) -> Output {
         s.spec.token_service_ref.as_deref()
     });
 
-    for ts in &inputs.token_services {
+    for ts in inputs.token_services.iter().map(|o| &**o) {
         let ts_key = ObjectKey::of(ts);
         let scopes = compile_scopes(inputs, ts, &scope_owner, &mut out);
         let clients = compile_clients(inputs, ts, &client_owner, &scopes, &mut out);
@@ -255,12 +256,12 @@ pub fn compile(inputs: &Inputs) -> Output {
     }
 
     // Objects no TokenService selected still get a report.
-    for client in &inputs.clients {
+    for client in inputs.clients.iter().map(|o| &**o) {
         out.reports
             .entry((Kind::OidcClient, ObjectKey::of(client)))
             .or_insert_with(|| unassigned(&client_owner, client));
     }
-    for scope in &inputs.scopes {
+    for scope in inputs.scopes.iter().map(|o| &**o) {
         out.reports
             .entry((Kind::ApiScope, ObjectKey::of(scope)))
             .or_insert_with(|| unassigned(&scope_owner, scope));
@@ -317,15 +318,17 @@ impl SelectorExt for crate::v1alpha1::LabelSelector {
 
 fn assign<K: ResourceExt>(
     inputs: &Inputs,
-    objects: &[K],
+    objects: &[Arc<K>],
     token_service_ref: impl Fn(&K) -> Option<&str>,
 ) -> BTreeMap<ObjectKey, Owner> {
     let mut owners = BTreeMap::new();
     for object in objects {
+        let object: &K = object;
         let key = ObjectKey::of(object);
         let candidates: Vec<ObjectKey> = inputs
             .token_services
             .iter()
+            .map(|t| &**t)
             .filter(|ts| selects_namespace(inputs, ts, &key.namespace))
             .map(ObjectKey::of)
             .collect();
@@ -389,12 +392,13 @@ fn age_order<K: ResourceExt>(object: &K) -> (Option<String>, ObjectKey) {
 
 /// Objects served by `ts`, oldest first, each with its report (already holding the owner).
 fn served<'a, K: ResourceExt>(
-    objects: &'a [K],
+    objects: &'a [Arc<K>],
     owners: &BTreeMap<ObjectKey, Owner>,
     ts: &ObjectKey,
 ) -> Vec<&'a K> {
     let mut mine: Vec<&K> = objects
         .iter()
+        .map(|o| &**o)
         .filter(|o| owners.get(&ObjectKey::of(*o)) == Some(&Owner::Served(ts.clone())))
         .collect();
     mine.sort_by_key(|o| age_order(*o));
@@ -417,7 +421,11 @@ fn compile_scopes(
     out: &mut Output,
 ) -> ScopeTable {
     let ts_key = ObjectKey::of(ts);
-    let client_ids: BTreeSet<String> = inputs.clients.iter().map(default_client_id).collect();
+    let client_ids: BTreeSet<String> = inputs
+        .clients
+        .iter()
+        .map(|c| default_client_id(c))
+        .collect();
     let mut table = ScopeTable::new();
     let mut audiences: BTreeMap<String, ObjectKey> = BTreeMap::new();
     for scope in served(&inputs.scopes, owners, &ts_key) {
@@ -758,7 +766,7 @@ fn compile_identity_providers(
         let Some(idp) = inputs
             .identity_providers
             .iter()
-            .find(|i| ObjectKey::of(*i) == key)
+            .find(|i| ObjectKey::of(&***i) == key)
         else {
             if let Some(report) = out.reports.get_mut(&(Kind::TokenService, ts_key.clone())) {
                 report.warn(
@@ -846,7 +854,7 @@ fn compile_keys(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> Vec<sna
         let Some(sk) = inputs
             .signing_keys
             .iter()
-            .find(|k| ObjectKey::of(*k) == key)
+            .find(|k| ObjectKey::of(&***k) == key)
         else {
             if let Some(report) = out.reports.get_mut(&(Kind::TokenService, ts_key.clone())) {
                 report.warn(

@@ -83,9 +83,9 @@ fn inputs(ts: Vec<TokenService>, clients: Vec<OidcClient>, scopes: Vec<ApiScope>
     })
     .collect();
     Inputs {
-        token_services: ts,
-        clients,
-        scopes,
+        token_services: ts.into_iter().map(Arc::new).collect(),
+        clients: clients.into_iter().map(Arc::new).collect(),
+        scopes: scopes.into_iter().map(Arc::new).collect(),
         namespaces,
         secrets,
         now: 1_000,
@@ -553,7 +553,7 @@ fn token_service_without_active_keys_is_not_ready_and_keys_come_from_status() {
         ]}
     }))
     .unwrap();
-    input.signing_keys = vec![key];
+    input.signing_keys = vec![Arc::new(key)];
     for (kid, private) in [("k1", true), ("k0", true)] {
         let mut data = BTreeMap::from([(
             KEY_PUBLIC_JWK.to_owned(),
@@ -601,7 +601,10 @@ fn identity_provider_with_a_missing_secret_is_left_out_and_others_stay() {
         )
     };
     let mut input = inputs(vec![ts], vec![], vec![]);
-    input.identity_providers = vec![idp("users", "users"), idp("broken", "nope")];
+    input.identity_providers = vec![
+        Arc::new(idp("users", "users")),
+        Arc::new(idp("broken", "nope")),
+    ];
     let users = SecretData {
         data: BTreeMap::from([("users.yaml".to_owned(), b"- username: alice".to_vec())]),
         ..Default::default()
@@ -650,15 +653,19 @@ fn examples_compile_into_a_snapshot() {
             match value["kind"].as_str().unwrap() {
                 "TokenService" => input
                     .token_services
-                    .push(serde_json::from_value(value).unwrap()),
-                "OidcClient" => input.clients.push(serde_json::from_value(value).unwrap()),
-                "ApiScope" => input.scopes.push(serde_json::from_value(value).unwrap()),
+                    .push(Arc::new(serde_json::from_value(value).unwrap())),
+                "OidcClient" => input
+                    .clients
+                    .push(Arc::new(serde_json::from_value(value).unwrap())),
+                "ApiScope" => input
+                    .scopes
+                    .push(Arc::new(serde_json::from_value(value).unwrap())),
                 "IdentityProvider" => input
                     .identity_providers
-                    .push(serde_json::from_value(value).unwrap()),
+                    .push(Arc::new(serde_json::from_value(value).unwrap())),
                 "SigningKey" => input
                     .signing_keys
-                    .push(serde_json::from_value(value).unwrap()),
+                    .push(Arc::new(serde_json::from_value(value).unwrap())),
                 "Secret" => {
                     let data = value["stringData"]
                         .as_object()
