@@ -3,6 +3,7 @@
 
 mod client_secret;
 mod conditions;
+mod keys;
 mod metrics;
 mod mirror;
 mod pass;
@@ -152,6 +153,8 @@ async fn main() -> anyhow::Result<()> {
         cache: Default::default(),
         metrics: metrics.clone(),
         writes: Default::default(),
+        key_writes: Default::default(),
+        jwks_written: Default::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

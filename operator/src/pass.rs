@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt, stream};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ObjectMeta, PartialObjectMeta, Patch, PatchParams, PostParams};
@@ -64,10 +64,15 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Writes made so far (Secrets and statuses), for logs and tests of idempotence.
     pub writes: std::sync::atomic::AtomicU64,
+    /// Key-lifecycle writes made so far (for the crash-test failpoint).
+    pub key_writes: std::sync::atomic::AtomicU64,
+    /// JWKS last written per TokenService, to write the ConfigMap only on change.
+    pub jwks_written: std::sync::Mutex<BTreeMap<ObjectKey, String>>,
 }
 
 impl Ctx {
-    fn wrote(&self) {
+    /// Counts one write, for the per-pass log line.
+    pub fn count_write(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -91,6 +96,9 @@ pub enum Error {
     /// Reading a referenced Secret failed.
     #[error("reading Secret {key}: {source}")]
     ReadSecret { key: ObjectKey, source: kube::Error },
+    /// The crypto library could not generate a key.
+    #[error("{0}")]
+    Generate(String),
     /// Writing failed.
     #[error("{action} {what}: {source}")]
     Write {
@@ -105,6 +113,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::ReadSecret { .. } => "read_secret",
+            Error::Generate(_) => "generate_key",
             Error::Write {
                 source: kube::Error::Api(s),
                 ..
@@ -130,10 +139,11 @@ fn write_error(
 /// changes (the end of a secret-rotation overlap), if any.
 pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
     let started = std::time::Instant::now();
+    let key_due = crate::keys::reconcile::run(ctx, now).await?;
     let mut inputs = dereference(ctx, now.as_second()).await?;
     let first = compile::compile(&inputs);
 
-    let mut next_wake = None;
+    let mut next_wake = key_due.map(|t| t.as_second());
     let wrote = ensure_client_secrets(ctx, &mut inputs, &first, &mut next_wake).await?;
     let out = if wrote {
         compile::compile(&inputs)
@@ -443,7 +453,7 @@ async fn ensure_client_secrets(
                 Err(kube::Error::Api(s)) if s.code == 409 => return Ok(None),
                 Err(e) => return Err(write_error(if job.create { "create" } else { "update" }, format!("Secret {}", job.key))(e)),
             }
-            ctx.wrote();
+            ctx.count_write();
             tracing::info!(client = %key(&*job.client), secret = %job.key.name, reason = job.reason, "client Secret written");
             publish(ctx, &*job.client, EventType::Normal, job.reason, job.note.clone()).await;
             Ok(Some(job))
@@ -534,9 +544,11 @@ async fn write_snapshot(
             "apply",
             format!("snapshot Secret {}/{}", ts_key.namespace, shard.name),
         ))?;
-        ctx.wrote();
+        ctx.count_write();
         tracing::info!(token_service = %ts_key, secret = %shard.name, hash = %snapshot.hash, bytes = shard.bytes.len(), "snapshot written");
     }
+    write_jwks(ctx, ts, snapshot).await?;
+
     // Shards of an earlier, differently sized snapshot.
     let names: BTreeSet<&str> = shards.iter().map(|s| s.name.as_str()).collect();
     for meta in ctx.secrets.list() {
@@ -550,11 +562,68 @@ async fn write_snapshot(
                     "delete",
                     format!("stale snapshot Secret {}", meta.name_any()),
                 ))?;
-            ctx.wrote();
+            ctx.count_write();
         }
     }
     Ok(Some(bytes.len()))
 }
+
+/// Publishes the TokenService's public keys (pending, active and retired) in ConfigMap
+/// `<tokenservice>-jwks`, key `jwks.json`, for in-cluster verifiers.
+async fn write_jwks(
+    ctx: &Ctx,
+    ts: &TokenService,
+    snapshot: &signet_crds::snapshot::Snapshot,
+) -> Result<(), Error> {
+    let ts_key = key(ts);
+    let jwks = serde_json::json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()}).to_string();
+    if ctx.jwks_written.lock().expect("jwks lock").get(&ts_key) == Some(&jwks) {
+        return Ok(());
+    }
+    let name = format!("{}-jwks", ts_key.name);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ts_key.namespace);
+    let current = api
+        .get_opt(&name)
+        .await
+        .map_err(write_error("read", format!("ConfigMap {name}")))?;
+    let same = current
+        .as_ref()
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(JWKS_KEY))
+        == Some(&jwks);
+    if !same {
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "labels": {MANAGED_BY.0: MANAGED_BY.1},
+                "ownerReferences": [controller_ref(ts)],
+            },
+            "data": {JWKS_KEY: jwks},
+        });
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(write_error(
+            "apply",
+            format!("ConfigMap {}/{name}", ts_key.namespace),
+        ))?;
+        ctx.count_write();
+        tracing::info!(token_service = %ts_key, keys = snapshot.keys.len(), "JWKS ConfigMap written");
+    }
+    ctx.jwks_written
+        .lock()
+        .expect("jwks lock")
+        .insert(ts_key, jwks);
+    Ok(())
+}
+
+/// Key of the JWKS in its ConfigMap.
+pub const JWKS_KEY: &str = "jwks.json";
 
 /// Stand-in for a Secret whose data was not read (it exists but nothing references it).
 static EMPTY: SecretData = SecretData {
@@ -818,7 +887,7 @@ where
         "apply status of",
         format!("{} {k}", K::kind(&())),
     ))?;
-    ctx.wrote();
+    ctx.count_write();
 
     let old_ready: Option<&Condition> =
         current.and_then(|c| common_of(c).conditions.iter().find(|c| c.type_ == "Ready"));

@@ -25,7 +25,6 @@ async fn examples_onboard_clients_and_compile_the_snapshot() -> anyhow::Result<(
     let client = cluster.client().await?;
     let ns = TestNamespace::create(&client, "onboarding").await?.name;
     apply_examples(&cluster, &ns);
-    record_active_keys(&client, &ns, &["signet-rs256", "signet-es256"]).await?;
     let _operator = start_operator(&cluster.kubeconfig, &[&ns], &ns)?;
 
     // The app's Secret, with working fields.
@@ -45,9 +44,9 @@ async fn examples_onboard_clients_and_compile_the_snapshot() -> anyhow::Result<(
         ("OidcClient", "web-app", Some(true))
     );
 
-    // The snapshot holds the client with the secret's hash only.
-    let snap = wait_for_snapshot(&client, &ns, "web-app in the snapshot", |s| {
-        s.clients.len() == 4
+    // The snapshot holds the client with the secret's hash only, and both keys.
+    let snap = wait_for_snapshot(&client, &ns, "clients and keys in the snapshot", |s| {
+        s.clients.len() == 4 && s.keys.len() == 2
     })
     .await?;
     let web = snap.clients.iter().find(|c| c.name == "web-app").unwrap();
@@ -74,11 +73,40 @@ async fn examples_onboard_clients_and_compile_the_snapshot() -> anyhow::Result<(
     ] {
         wait_for_condition(&client, &ns, kind, name, "Ready", "True", None).await?;
     }
-    let ts = signet_api(&client, &ns, "TokenService")
-        .get("signet")
-        .await?;
-    assert_eq!(ts.data["status"]["snapshotHash"], json!(snap.hash));
+    let tokenservices = signet_api(&client, &ns, "TokenService");
+    let ts = wait_for(
+        "the TokenService status to show the snapshot",
+        TIMEOUT,
+        || async {
+            let ts = tokenservices.get("signet").await?;
+            Ok((ts.data["status"]["snapshotHash"] == json!(snap.hash)).then_some(ts))
+        },
+    )
+    .await?;
     assert_eq!(ts.data["status"]["clients"], json!(4));
+    // The JWKS ConfigMap publishes both SigningKeys' keys, public parts only.
+    let jwks = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .get("signet-jwks")
+        .await?;
+    let jwks: serde_json::Value = serde_json::from_str(&jwks.data.unwrap()["jwks.json"])?;
+    let algs: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(algs.len(), 2);
+    assert!(
+        algs.contains(&"RS256".to_owned()) && algs.contains(&"ES256".to_owned()),
+        "{algs:?}"
+    );
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("d").is_none())
+    );
 
     // A changed redirect URI reaches the snapshot.
     let started = Instant::now();

@@ -68,7 +68,6 @@ async fn restart_writes_nothing_when_nothing_changed() -> anyhow::Result<()> {
     let client = cluster.client().await?;
     let ns = TestNamespace::create(&client, "idempotence").await?.name;
     apply_examples(&cluster, &ns);
-    record_active_keys(&client, &ns, &["signet-rs256", "signet-es256"]).await?;
     let mut operator = start_operator(&cluster.kubeconfig, &[&ns], &ns)?;
     wait_for_snapshot(&client, &ns, "four clients", |s| s.clients.len() == 4).await?;
     all_observed(&client, &ns).await?;

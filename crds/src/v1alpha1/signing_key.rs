@@ -185,4 +185,7 @@ pub struct SigningKeyStatus {
     /// Last `signet.dev/rotate` annotation value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotate_request: Option<String>,
+    /// Last `signet.dev/revoke` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_revoke_request: Option<String>,
 }

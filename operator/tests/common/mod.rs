@@ -9,8 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::Api;
 use signet_crds::snapshot::Snapshot;
 use signet_tests::{Process, signet_api, wait_for};
 
@@ -55,35 +54,6 @@ pub fn apply_examples(cluster: &signet_tests::SharedCluster, ns: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Stands in for the key rotation of a later issue: records one active key version in each
-/// SigningKey's status, with its Secret, so the TokenService can be Ready. Returns the private
-/// key texts, to check that they never leak.
-pub async fn record_active_keys(
-    client: &Client,
-    ns: &str,
-    signing_keys: &[&str],
-) -> anyhow::Result<Vec<String>> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut private = Vec::new();
-    for name in signing_keys {
-        let kid = format!("{name}-k1");
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": kid},
-            "stringData": {"public.jwk": json!({"kid": kid, "kty": "EC"}).to_string(), "private.pem": format!("-----BEGIN PRIVATE KEY-----{kid}-{ns}-material")},
-        }))?;
-        secrets.create(&PostParams::default(), &secret).await?;
-        private.push(format!("{kid}-{ns}-material"));
-        let status = json!({"status": {"keys": [{
-            "kid": kid, "phase": "Active", "created": "2026-01-01T00:00:00Z",
-            "activates": "2026-01-01T00:00:00Z", "secretName": kid,
-        }]}});
-        signet_api(client, ns, "SigningKey")
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-            .await?;
-    }
-    Ok(private)
 }
 
 /// The snapshot of TokenService `ts`, joined from its shards and decompressed.

@@ -1,0 +1,389 @@
+//! Carries out the lifecycle decision of every SigningKey: one write per key per pass (the
+//! watch event of that write starts the next pass), status with conditions, and the next time
+//! to look.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use signet_crds::compile::{KEY_PRIVATE_PEM, KEY_PUBLIC_JWK};
+use signet_crds::v1alpha1::{KeyPhase, SigningKey, SigningKeyStatus, TokenService};
+
+use super::generate;
+use super::lifecycle::{self, Facts, KeySecret, Step};
+use crate::pass::{Ctx, Error, FIELD_MANAGER, MANAGED_BY};
+
+/// Label on a key Secret: the SigningKey it belongs to.
+pub const KEY_LABEL: &str = "signet.dev/signing-key";
+/// Annotation on a key Secret: its kid.
+pub const KID_ANNOTATION: &str = "signet.dev/kid";
+/// Annotation that starts a rotation now (any new value).
+pub const ROTATE_ANNOTATION: &str = "signet.dev/rotate";
+/// Annotation that revokes a kid at once.
+pub const REVOKE_ANNOTATION: &str = "signet.dev/revoke";
+/// Clock skew allowed between the STS, verifiers and the operator.
+const SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A test hook: `SIGNET_FAILPOINT_KEY_WRITES=N` aborts the process right after its N-th key
+/// write, to prove that a crash between the writes of a transition is safe.
+fn failpoint(ctx: &Ctx) {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("SIGNET_FAILPOINT_KEY_WRITES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let done = ctx
+        .key_writes
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    if limit.is_some_and(|n| done >= n) {
+        tracing::warn!(done, "failpoint: aborting after a key write");
+        std::process::abort();
+    }
+}
+
+/// Runs one lifecycle step for every SigningKey; returns the earliest time one is due.
+pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    let mut due: Option<Timestamp> = None;
+    let token_services = ctx.token_services.list();
+    for key in ctx.signing_keys.list() {
+        let ns = key.namespace().unwrap_or_default();
+        let name = key.name_any();
+        let secrets: Vec<KeySecret> = ctx
+            .managed_secrets
+            .list()
+            .iter()
+            .filter(|s| {
+                s.namespace().as_deref() == Some(ns.as_str())
+                    && s.labels().get(KEY_LABEL) == Some(&name)
+            })
+            .filter(|s| {
+                s.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == key.meta().uid.as_ref())
+            })
+            .map(|s| KeySecret {
+                name: s.name_any(),
+                kid: s
+                    .annotations()
+                    .get(KID_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let status = key.status.clone().unwrap_or_default();
+        let facts = Facts {
+            spec: &key.spec,
+            versions: &status.keys,
+            secrets: &secrets,
+            rotate: key.annotations().get(ROTATE_ANNOTATION).map(String::as_str),
+            rotate_done: status.last_rotate_request.as_deref(),
+            revoke: key.annotations().get(REVOKE_ANNOTATION).map(String::as_str),
+            revoke_done: status.last_revoke_request.as_deref(),
+            now,
+        };
+        let plan = lifecycle::decide(&facts);
+        if let Some(at) = plan.requeue_at {
+            due = Some(due.map_or(at, |d| d.min(at)));
+        }
+        let consistency = timing_warning(&key, &token_services);
+        match plan.step {
+            Some(Step::CreateKeySecret) => {
+                create_key_secret(ctx, &key).await?;
+                failpoint(ctx);
+            }
+            Some(Step::DeleteKeySecret(secret)) => {
+                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+                match api.delete(&secret, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        return Err(Error::Write {
+                            action: "delete",
+                            what: format!("key Secret {ns}/{secret}"),
+                            source: e,
+                        });
+                    }
+                }
+                tracing::info!(signing_key = %name, secret = %secret, "key Secret deleted");
+                failpoint(ctx);
+            }
+            Some(Step::WriteStatus {
+                versions,
+                last_rotate_request,
+                last_revoke_request,
+            }) => {
+                let next = SigningKeyStatus {
+                    keys: versions,
+                    last_rotate_request,
+                    last_revoke_request,
+                    ..Default::default()
+                };
+                write_status(
+                    ctx,
+                    &key,
+                    next,
+                    plan.warning.as_deref(),
+                    consistency.as_deref(),
+                    now,
+                )
+                .await?;
+                failpoint(ctx);
+            }
+            None => {
+                // Conditions can change without a lifecycle step (a TokenService's max-age).
+                write_status(
+                    ctx,
+                    &key,
+                    status.clone(),
+                    plan.warning.as_deref(),
+                    consistency.as_deref(),
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(due)
+}
+
+/// Why the key's timing does not fit the TokenServices that use it, if it does not.
+fn timing_warning(
+    key: &SigningKey,
+    token_services: &[std::sync::Arc<TokenService>],
+) -> Option<String> {
+    let users: Vec<_> = token_services
+        .iter()
+        .filter(|t| {
+            t.namespace() == key.namespace() && t.spec.signing_keys.contains(&key.name_any())
+        })
+        .collect();
+    let max_age = users
+        .iter()
+        .map(|t| {
+            t.spec
+                .jwks_max_age
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(600), |d| d.get())
+        })
+        .max()?;
+    let longest_token = users
+        .iter()
+        .flat_map(|t| {
+            [
+                t.spec.lifetimes.access_token.as_ref(),
+                t.spec.lifetimes.id_token.as_ref(),
+            ]
+        })
+        .map(|d| d.map_or(std::time::Duration::from_secs(3600), |d| d.get()))
+        .max()?;
+    let mut problems = Vec::new();
+    if key.spec.propagation_time.get() < max_age + SKEW {
+        problems.push(format!(
+            "propagationTime {} is shorter than the JWKS max-age {}s plus {}s skew: verifiers may meet the new key before they have it",
+            key.spec.propagation_time,
+            max_age.as_secs(),
+            SKEW.as_secs()
+        ));
+    }
+    if key.spec.retention_time.get() < longest_token + SKEW {
+        problems.push(format!(
+            "retentionTime {} is shorter than the longest token lifetime {}s plus {}s skew: tokens may outlive their key",
+            key.spec.retention_time,
+            longest_token.as_secs(),
+            SKEW.as_secs()
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+async fn create_key_secret(ctx: &Ctx, key: &SigningKey) -> Result<(), Error> {
+    let (alg, bits) = (key.spec.algorithm, key.spec.rsa_key_size);
+    // RSA generation takes a while: keep it off the async workers.
+    let generated = tokio::task::spawn_blocking(move || generate::generate(alg, bits))
+        .await
+        .expect("key generation does not panic")
+        .map_err(|e| Error::Generate(e.to_string()))?;
+    let mut suffix = [0u8; 4];
+    getrandom::fill(&mut suffix).expect("the OS random source works");
+    let name = format!(
+        "{}-{}",
+        key.name_any(),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let ns = key.namespace().unwrap_or_default();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (KEY_LABEL.to_owned(), key.name_any()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                KID_ANNOTATION.to_owned(),
+                generated.kid.clone(),
+            )])),
+            owner_references: Some(vec![
+                key.controller_owner_ref(&())
+                    .expect("stored objects have a uid"),
+            ]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (
+                KEY_PRIVATE_PEM.to_owned(),
+                ByteString(generated.private_pem.into_bytes()),
+            ),
+            (
+                KEY_PUBLIC_JWK.to_owned(),
+                ByteString(generated.public_jwk.to_string().into_bytes()),
+            ),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &secret,
+        )
+        .await
+        .map_err(|source| Error::Write {
+            action: "create",
+            what: format!("key Secret {ns}/{name}"),
+            source,
+        })?;
+    ctx.count_write();
+    tracing::info!(signing_key = %key.name_any(), secret = %name, kid = %generated.kid, "key version generated");
+    Ok(())
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if ok { "True" } else { "False" }.to_owned();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Writes `next` (keys plus derived fields and conditions) when it differs from the status.
+async fn write_status(
+    ctx: &Ctx,
+    key: &SigningKey,
+    mut next: SigningKeyStatus,
+    warning: Option<&str>,
+    consistency: Option<&str>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let current = key.status.clone().unwrap_or_default();
+    let active = next.keys.iter().find(|v| v.phase == KeyPhase::Active);
+    next.active_kid = active.map(|v| v.kid.clone());
+    next.next_rotation = active.and_then(|v| v.retires.clone());
+    let generation = key.meta().generation;
+    let previous = &current.common.conditions;
+    let ready = match (active, warning) {
+        (Some(v), None) => condition(
+            "Ready",
+            true,
+            "Active",
+            format!("kid {} signs", v.kid),
+            previous,
+            generation,
+            now,
+        ),
+        (Some(_), Some(w)) => condition(
+            "Ready",
+            false,
+            "UnknownKid",
+            w.to_owned(),
+            previous,
+            generation,
+            now,
+        ),
+        (None, _) => condition(
+            "Ready",
+            false,
+            "NoActiveKey",
+            "the first key version is being created".into(),
+            previous,
+            generation,
+            now,
+        ),
+    };
+    let timing = match consistency {
+        None => condition(
+            "TimingConsistent",
+            true,
+            "Consistent",
+            String::new(),
+            previous,
+            generation,
+            now,
+        ),
+        Some(problem) => condition(
+            "TimingConsistent",
+            false,
+            "Inconsistent",
+            problem.to_owned(),
+            previous,
+            generation,
+            now,
+        ),
+    };
+    next.common.observed_generation = generation;
+    next.common.conditions = vec![ready, timing];
+    let unchanged = next.keys == current.keys
+        && next.active_kid == current.active_kid
+        && next.next_rotation == current.next_rotation
+        && next.last_rotate_request == current.last_rotate_request
+        && next.last_revoke_request == current.last_revoke_request
+        && current.common.observed_generation == generation
+        && crate::conditions::same(&current.common.conditions, &next.common.conditions);
+    if unchanged {
+        return Ok(());
+    }
+    let ns = key.namespace().unwrap_or_default();
+    let body = serde_json::json!({"apiVersion": "signet.dev/v1alpha1", "kind": "SigningKey", "status": next});
+    Api::<SigningKey>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(
+            &key.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| Error::Write {
+            action: "apply status of",
+            what: format!("SigningKey {ns}/{}", key.name_any()),
+            source,
+        })?;
+    ctx.count_write();
+    Ok(())
+}
