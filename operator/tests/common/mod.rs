@@ -22,6 +22,16 @@ pub fn start_operator(
     namespaces: &[&str],
     name: &str,
 ) -> anyhow::Result<Process> {
+    start_operator_with(kubeconfig, namespaces, name, &[])
+}
+
+/// Like [`start_operator`], with extra environment (e.g. a failpoint).
+pub fn start_operator_with(
+    kubeconfig: &Path,
+    namespaces: &[&str],
+    name: &str,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Process> {
     let args = vec![
         format!("--namespaces={}", namespaces.join(",")),
         format!("--lease-name=operator-{name}"),
@@ -29,10 +39,11 @@ pub fn start_operator(
         "--lease-duration=6".into(),
         "--metrics-addr=127.0.0.1:0".into(),
     ];
-    let env = [
+    let mut env = vec![
         ("KUBECONFIG", kubeconfig.to_str().unwrap()),
         ("RUST_LOG", "info,kube=warn,signet_operator=debug"),
     ];
+    env.extend_from_slice(extra_env);
     Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-operator")),
         &format!("operator-{name}"),
