@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt, stream};
+use futures::{StreamExt, stream};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -638,7 +638,7 @@ async fn write_statuses(
     snapshot_conflicts: &BTreeSet<ObjectKey>,
     now: &Time,
 ) -> Result<(), Error> {
-    let mut jobs: Vec<futures::future::BoxFuture<'_, Result<(), Error>>> = Vec::new();
+    let mut jobs = Vec::new();
     for ts in ctx.token_services.list() {
         let k = key(&*ts);
         let mut report = out
@@ -673,20 +673,7 @@ async fn write_statuses(
             scopes: snapshot.map(|s| s.scopes.len() as i32),
             identity_providers: snapshot.map(|s| s.identity_providers.len() as i32),
         };
-        jobs.push(
-            async move {
-                apply_status(
-                    ctx,
-                    &*ts,
-                    Kind::TokenService,
-                    ts.status.as_ref(),
-                    status,
-                    |s| &s.common,
-                )
-                .await
-            }
-            .boxed(),
-        );
+        jobs.push(StatusJob::TokenService(ts, status));
     }
     for client in ctx.clients.list() {
         let k = key(&*client);
@@ -720,20 +707,7 @@ async fn write_statuses(
             secret_name,
             issuer,
         };
-        jobs.push(
-            async move {
-                apply_status(
-                    ctx,
-                    &*client,
-                    Kind::OidcClient,
-                    client.status.as_ref(),
-                    status,
-                    |s| &s.common,
-                )
-                .await
-            }
-            .boxed(),
-        );
+        jobs.push(StatusJob::OidcClient(client, status));
     }
     for scope in ctx.scopes.list() {
         let k = key(&*scope);
@@ -750,20 +724,7 @@ async fn write_statuses(
                 now,
             ),
         };
-        jobs.push(
-            async move {
-                apply_status(
-                    ctx,
-                    &*scope,
-                    Kind::ApiScope,
-                    scope.status.as_ref(),
-                    status,
-                    |s| &s.common,
-                )
-                .await
-            }
-            .boxed(),
-        );
+        jobs.push(StatusJob::ApiScope(scope, status));
     }
     for idp in ctx.identity_providers.list() {
         let k = key(&*idp);
@@ -780,27 +741,63 @@ async fn write_statuses(
                 now,
             ),
         };
-        jobs.push(
-            async move {
-                apply_status(
-                    ctx,
-                    &*idp,
-                    Kind::IdentityProvider,
-                    idp.status.as_ref(),
-                    status,
-                    |s| &s.common,
-                )
-                .await
-            }
-            .boxed(),
-        );
+        jobs.push(StatusJob::IdentityProvider(idp, status));
     }
+    // Futures are made as the buffer pulls them: 32 in flight, not one per object.
     stream::iter(jobs)
+        .map(|job| job.run(ctx))
         .buffer_unordered(CONCURRENT_WRITES)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect()
+}
+
+/// A status to write, with its object.
+enum StatusJob {
+    TokenService(Arc<TokenService>, TokenServiceStatus),
+    OidcClient(Arc<OidcClient>, OidcClientStatus),
+    ApiScope(Arc<ApiScope>, signet_crds::v1alpha1::ApiScopeStatus),
+    IdentityProvider(
+        Arc<IdentityProvider>,
+        signet_crds::v1alpha1::IdentityProviderStatus,
+    ),
+}
+
+impl StatusJob {
+    async fn run(self, ctx: &Ctx) -> Result<(), Error> {
+        match self {
+            StatusJob::TokenService(o, s) => {
+                apply_status(ctx, &*o, Kind::TokenService, o.status.as_ref(), s, |s| {
+                    &s.common
+                })
+                .await
+            }
+            StatusJob::OidcClient(o, s) => {
+                apply_status(ctx, &*o, Kind::OidcClient, o.status.as_ref(), s, |s| {
+                    &s.common
+                })
+                .await
+            }
+            StatusJob::ApiScope(o, s) => {
+                apply_status(ctx, &*o, Kind::ApiScope, o.status.as_ref(), s, |s| {
+                    &s.common
+                })
+                .await
+            }
+            StatusJob::IdentityProvider(o, s) => {
+                apply_status(
+                    ctx,
+                    &*o,
+                    Kind::IdentityProvider,
+                    o.status.as_ref(),
+                    s,
+                    |s| &s.common,
+                )
+                .await
+            }
+        }
+    }
 }
 
 fn common(
