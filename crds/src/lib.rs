@@ -2,6 +2,7 @@
 //! CustomResourceDefinitions that carry their validation.
 
 pub mod crd;
+pub mod keygen;
 pub mod v1alpha1;
 
 /// The API group of every Signet kind.

@@ -3,21 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use signet_crds::compile::{CLIENT_SECRET_KEY, PREVIOUS_SECRET_EXPIRES, PREVIOUS_SECRET_KEY};
 
 /// Annotation on an OidcClient that asks for a new secret; any new value rotates once.
 pub const ROTATE_ANNOTATION: &str = "signet.dev/rotate-secret";
 /// Annotation on the client Secret: the rotate request it already honoured.
 pub const ROTATED_FOR: &str = "signet.dev/rotated-for";
-
-/// A new client secret: 256 random bits, base64url (43 characters).
-pub fn generate() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// What the Secret should hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,14 +109,6 @@ mod tests {
             overlap_secs: 100,
             now,
         }
-    }
-
-    #[test]
-    fn generated_secrets_are_256_bit_base64url() {
-        let a = generate();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, generate());
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
     }
 
     #[test]

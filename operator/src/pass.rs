@@ -367,8 +367,11 @@ async fn ensure_client_secrets(
             overlap_secs: overlap,
             now: inputs.now,
         };
-        let planned =
-            client_secret::plan(&want, current_contents.as_ref(), client_secret::generate);
+        let planned = client_secret::plan(
+            &want,
+            current_contents.as_ref(),
+            signet_crds::keygen::client_secret,
+        );
         let effective = planned.as_ref().or(current_contents.as_ref());
         if let Some(end) = effective
             .and_then(client_secret::overlap_end)

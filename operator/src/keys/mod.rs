@@ -1,7 +1,6 @@
 //! Signing keys: the pure lifecycle decision, key generation, and the reconcile step that
 //! carries a decision out.
 
-pub mod generate;
 pub mod lifecycle;
 #[cfg(test)]
 mod lifecycle_tests;

@@ -13,9 +13,9 @@ use kube::{Resource, ResourceExt};
 use signet_crds::compile::{KEY_PRIVATE_PEM, KEY_PUBLIC_JWK};
 use signet_crds::v1alpha1::{KeyPhase, SigningKey, SigningKeyStatus, TokenService};
 
-use super::generate;
 use super::lifecycle::{self, Facts, KeySecret, Step};
 use crate::pass::{Ctx, Error, FIELD_MANAGER, MANAGED_BY};
+use signet_crds::keygen as generate;
 
 /// Label on a key Secret: the SigningKey it belongs to.
 pub const KEY_LABEL: &str = "signet.dev/signing-key";
@@ -210,7 +210,7 @@ async fn create_key_secret(ctx: &Ctx, key: &SigningKey) -> Result<(), Error> {
         .expect("key generation does not panic")
         .map_err(|e| Error::Generate(e.to_string()))?;
     let mut suffix = [0u8; 4];
-    getrandom::fill(&mut suffix).expect("the OS random source works");
+    aws_lc_rs::rand::fill(&mut suffix).expect("the OS random source works");
     let name = format!(
         "{}-{}",
         key.name_any(),

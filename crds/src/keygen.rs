@@ -1,8 +1,10 @@
-//! Key generation with aws-lc-rs: a PKCS#8 private key (PEM) and its public JWK, with the
-//! RFC 7638 thumbprint as `kid`.
+//! Secrets Signet generates: signing keys (aws-lc-rs; a PKCS#8 PEM and its public JWK, with
+//! the RFC 7638 thumbprint as `kid`) and client secrets. Shared by the operator and the STS's
+//! standalone mode.
 
 use std::fmt;
 
+use crate::v1alpha1::{Algorithm, RsaKeySize};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -12,7 +14,6 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use signet_crds::v1alpha1::{Algorithm, RsaKeySize};
 
 /// A new key version. `Debug` never shows the private key.
 pub struct Generated {
@@ -70,6 +71,14 @@ pub fn thumbprint(jwk: &Value) -> String {
     b64(&Sha256::digest(
         format!("{{{}}}", members.join(",")).as_bytes(),
     ))
+}
+
+/// A new client secret: 256 random bits, base64url (43 characters). Stored hashed (SHA-256)
+/// in the snapshot: with this much entropy a slow hash would only slow the token endpoint.
+pub fn client_secret() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the OS random source works");
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Generates a key for `alg` (`rsa_bits` for RS256 and PS256).
@@ -152,6 +161,14 @@ mod tests {
                 "Debug redacts the private key"
             );
         }
+    }
+
+    #[test]
+    fn client_secrets_are_256_bit_base64url() {
+        let a = client_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, client_secret());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! A snapshot made ready to serve: parsed, verified, indexed and pre-rendered once, then
+//! shared read-only by every request through one `Arc`.
+
+use std::collections::{HashMap, HashSet};
+
+use jsonwebtoken::DecodingKey;
+use serde_json::{Value, json};
+use signet_crds::snapshot::{self, Snapshot};
+use signet_crds::v1alpha1::{Algorithm, KeyPhase};
+
+use crate::jose::{KeyError, Signer};
+
+/// The major schema version this STS understands.
+pub const SCHEMA_MAJOR: &str = "1";
+
+/// Why a snapshot was refused; the last good one keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Written by an operator of a newer major version.
+    #[error("unknown schema version {0} (this STS reads {SCHEMA_MAJOR}.x)")]
+    Schema(String),
+    /// The content does not match its hash.
+    #[error("content hash mismatch")]
+    Hash,
+    /// A key does not parse.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// No active key for an algorithm the issuer signs with.
+    #[error("no active {0:?} key")]
+    NoActiveKey(Algorithm),
+    /// A public key does not parse.
+    #[error("public key {0} does not parse")]
+    PublicKey(String),
+}
+
+/// The serving state of one snapshot.
+pub struct Loaded {
+    /// The snapshot as compiled.
+    pub snapshot: Snapshot,
+    /// Clients by client_id.
+    pub clients: HashMap<String, snapshot::Client>,
+    /// API scopes by name.
+    pub scopes: HashMap<String, snapshot::Scope>,
+    /// Audiences of the API scopes.
+    pub audiences: HashSet<String>,
+    /// The active key per algorithm.
+    pub signers: HashMap<Algorithm, Signer>,
+    /// Public keys of every published version, by kid, for verifying our own tokens.
+    pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    /// `/jwks` body.
+    pub jwks: String,
+    /// Discovery body (OIDC Discovery and RFC 8414).
+    pub discovery: String,
+}
+
+impl Loaded {
+    /// Verifies and prepares `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Result<Self, Refused> {
+        let major = snapshot.schema_version.split('.').next().unwrap_or_default();
+        if major != SCHEMA_MAJOR {
+            return Err(Refused::Schema(snapshot.schema_version.clone()));
+        }
+        if snapshot.clone().seal().hash != snapshot.hash {
+            return Err(Refused::Hash);
+        }
+        let mut signers = HashMap::new();
+        let mut verifiers = HashMap::new();
+        for key in &snapshot.keys {
+            if key.phase == KeyPhase::Active {
+                let pem = key.private_pem.as_ref().map(|p| p.0.as_str()).unwrap_or_default();
+                signers.insert(key.alg, Signer::from_pem(&key.kid, key.alg, pem)?);
+            }
+            let jwk: jsonwebtoken::jwk::Jwk =
+                serde_json::from_value(key.public_jwk.clone()).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
+            let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
+            verifiers.insert(key.kid.clone(), (key.alg, decoding));
+        }
+        for alg in [snapshot.access_token_signing_alg] {
+            if !signers.contains_key(&alg) {
+                return Err(Refused::NoActiveKey(alg));
+            }
+        }
+        let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()}).to_string();
+        let discovery = discovery(&snapshot, &signers).to_string();
+        Ok(Self {
+            clients: snapshot.clients.iter().map(|c| (c.client_id.clone(), c.clone())).collect(),
+            scopes: snapshot.scopes.iter().map(|s| (s.name.clone(), s.clone())).collect(),
+            audiences: snapshot.scopes.iter().filter_map(|s| s.audience.clone()).collect(),
+            signers,
+            verifiers,
+            jwks,
+            discovery,
+            snapshot,
+        })
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.snapshot.issuer
+    }
+
+    /// An endpoint URL under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.snapshot.issuer.trim_end_matches('/'))
+    }
+}
+
+/// What the STS implements now, and nothing more.
+fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value {
+    let base = snapshot.issuer.trim_end_matches('/');
+    let mut algs: Vec<String> = signers.keys().map(|a| format!("{a:?}")).collect();
+    algs.sort();
+    let mut scopes: Vec<&str> = snapshot.scopes.iter().map(|s| s.name.as_str()).collect();
+    scopes.sort();
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    json!({
+        "issuer": snapshot.issuer,
+        "jwks_uri": format!("{base}/jwks"),
+        "token_endpoint": format!("{base}/token"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "scopes_supported": scopes,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
+    })
+}
