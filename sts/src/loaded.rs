@@ -1,7 +1,7 @@
 //! A snapshot made ready to serve: parsed, verified, indexed and pre-rendered once, then
 //! shared read-only by every request through one `Arc`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
@@ -41,8 +41,6 @@ pub struct Loaded {
     pub clients: HashMap<String, snapshot::Client>,
     /// API scopes by name.
     pub scopes: HashMap<String, snapshot::Scope>,
-    /// Audiences of the API scopes.
-    pub audiences: HashSet<String>,
     /// The active key per algorithm.
     pub signers: HashMap<Algorithm, Signer>,
     /// Public keys of every published version, by kid, for verifying our own tokens.
@@ -56,7 +54,11 @@ pub struct Loaded {
 impl Loaded {
     /// Verifies and prepares `snapshot`.
     pub fn new(snapshot: Snapshot) -> Result<Self, Refused> {
-        let major = snapshot.schema_version.split('.').next().unwrap_or_default();
+        let major = snapshot
+            .schema_version
+            .split('.')
+            .next()
+            .unwrap_or_default();
         if major != SCHEMA_MAJOR {
             return Err(Refused::Schema(snapshot.schema_version.clone()));
         }
@@ -67,12 +69,17 @@ impl Loaded {
         let mut verifiers = HashMap::new();
         for key in &snapshot.keys {
             if key.phase == KeyPhase::Active {
-                let pem = key.private_pem.as_ref().map(|p| p.0.as_str()).unwrap_or_default();
+                let pem = key
+                    .private_pem
+                    .as_ref()
+                    .map(|p| p.0.as_str())
+                    .unwrap_or_default();
                 signers.insert(key.alg, Signer::from_pem(&key.kid, key.alg, pem)?);
             }
-            let jwk: jsonwebtoken::jwk::Jwk =
-                serde_json::from_value(key.public_jwk.clone()).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
-            let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk.clone())
+                .map_err(|_| Refused::PublicKey(key.kid.clone()))?;
+            let decoding =
+                DecodingKey::from_jwk(&jwk).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
             verifiers.insert(key.kid.clone(), (key.alg, decoding));
         }
         for alg in [snapshot.access_token_signing_alg] {
@@ -80,12 +87,20 @@ impl Loaded {
                 return Err(Refused::NoActiveKey(alg));
             }
         }
-        let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()}).to_string();
+        let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()})
+            .to_string();
         let discovery = discovery(&snapshot, &signers).to_string();
         Ok(Self {
-            clients: snapshot.clients.iter().map(|c| (c.client_id.clone(), c.clone())).collect(),
-            scopes: snapshot.scopes.iter().map(|s| (s.name.clone(), s.clone())).collect(),
-            audiences: snapshot.scopes.iter().filter_map(|s| s.audience.clone()).collect(),
+            clients: snapshot
+                .clients
+                .iter()
+                .map(|c| (c.client_id.clone(), c.clone()))
+                .collect(),
+            scopes: snapshot
+                .scopes
+                .iter()
+                .map(|s| (s.name.clone(), s.clone()))
+                .collect(),
             signers,
             verifiers,
             jwks,
@@ -97,11 +112,6 @@ impl Loaded {
     /// The issuer URL.
     pub fn issuer(&self) -> &str {
         &self.snapshot.issuer
-    }
-
-    /// An endpoint URL under the issuer.
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.snapshot.issuer.trim_end_matches('/'))
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use signet_crds::compile::{self, CLIENT_SECRET_KEY, Inputs, KEY_PRIVATE_PEM, KEY_PUBLIC_JWK, ObjectKey, SecretData};
+use signet_crds::compile::{
+    self, CLIENT_SECRET_KEY, Inputs, KEY_PRIVATE_PEM, KEY_PUBLIC_JWK, ObjectKey, SecretData,
+};
 use signet_crds::keygen;
 use signet_crds::snapshot::Snapshot;
 use signet_crds::v1alpha1::{AuthMethod, ClientType, OidcClient};
@@ -20,7 +22,10 @@ const DEFAULT_NAMESPACE: &str = "default";
 pub enum Error {
     /// Reading a file or folder failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A manifest is not valid YAML or not a valid object of its kind.
     #[error("{path}: {message}")]
     Manifest { path: PathBuf, message: String },
@@ -33,7 +38,10 @@ pub enum Error {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_owned(), source }
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The default state folder: `$XDG_DATA_HOME/signet` or `~/.local/share/signet`.
@@ -57,7 +65,9 @@ pub struct Compiled {
 /// `issuer` overrides the TokenService's issuer.
 pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Compiled, Error> {
     let mut inputs = read_manifests(dir)?;
-    let Some(ts) = inputs.token_services.first_mut() else { return Err(Error::NoTokenService(dir.to_owned())) };
+    let Some(ts) = inputs.token_services.first_mut() else {
+        return Err(Error::NoTokenService(dir.to_owned()));
+    };
     if let Some(issuer) = issuer {
         Arc::make_mut(ts).spec.issuer = issuer.to_owned();
     }
@@ -71,9 +81,13 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
         let name = k.metadata.name.clone().unwrap_or_default();
         let file = state.join("keys").join(format!("{name}.json"));
         let stored: Value = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Manifest { path: file.clone(), message: e.to_string() })?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+                path: file.clone(),
+                message: e.to_string(),
+            })?,
             Err(_) => {
-                let generated = keygen::generate(k.spec.algorithm, k.spec.rsa_key_size).map_err(|e| Error::Key(e.to_string()))?;
+                let generated = keygen::generate(k.spec.algorithm, k.spec.rsa_key_size)
+                    .map_err(|e| Error::Key(e.to_string()))?;
                 let value = json!({"kid": generated.kid, "private_pem": generated.private_pem, "public_jwk": generated.public_jwk});
                 write_private(&file, value.to_string().as_bytes())?;
                 value
@@ -83,11 +97,31 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
         let ns = k.metadata.namespace.clone().unwrap_or_default();
         let secret_name = format!("{name}-standalone");
         let data = BTreeMap::from([
-            (KEY_PRIVATE_PEM.to_owned(), stored["private_pem"].as_str().unwrap_or_default().as_bytes().to_vec()),
-            (KEY_PUBLIC_JWK.to_owned(), stored["public_jwk"].to_string().into_bytes()),
+            (
+                KEY_PRIVATE_PEM.to_owned(),
+                stored["private_pem"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (
+                KEY_PUBLIC_JWK.to_owned(),
+                stored["public_jwk"].to_string().into_bytes(),
+            ),
         ]);
-        inputs.secrets.insert(ObjectKey::new(&ns, &secret_name), SecretData { data, ..Default::default() });
-        let created = k.metadata.creation_timestamp.clone().unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        inputs.secrets.insert(
+            ObjectKey::new(&ns, &secret_name),
+            SecretData {
+                data,
+                ..Default::default()
+            },
+        );
+        let created = k.metadata.creation_timestamp.clone().unwrap_or(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        );
         k.status = Some(signet_crds::v1alpha1::SigningKeyStatus {
             keys: vec![signet_crds::v1alpha1::KeyVersion {
                 kid,
@@ -111,19 +145,32 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
         let ns = client.metadata.namespace.clone().unwrap_or_default();
         let client_id = compile::default_client_id(client);
         let file = state.join("clients").join(format!("{client_id}.json"));
-        let secret = match std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+        let secret = match std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
             Some(v) => v["client_secret"].as_str().unwrap_or_default().to_owned(),
             None => {
                 let secret = keygen::client_secret();
-                let body = json!({"client_id": client_id, "client_secret": secret, "issuer": issuer});
-                write_private(&file, serde_json::to_string_pretty(&body).expect("JSON").as_bytes())?;
+                let body =
+                    json!({"client_id": client_id, "client_secret": secret, "issuer": issuer});
+                write_private(
+                    &file,
+                    serde_json::to_string_pretty(&body)
+                        .expect("JSON")
+                        .as_bytes(),
+                )?;
                 secret
             }
         };
         let data = BTreeMap::from([(CLIENT_SECRET_KEY.to_owned(), secret.into_bytes())]);
         inputs.secrets.insert(
             ObjectKey::new(&ns, &compile::client_secret_name(client)),
-            SecretData { data, controller_uid: client.metadata.uid.clone(), ..Default::default() },
+            SecretData {
+                data,
+                controller_uid: client.metadata.uid.clone(),
+                ..Default::default()
+            },
         );
         credential_files.insert(client_id, file);
     }
@@ -135,31 +182,78 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
         }
     }
     let ts_key = ObjectKey::new(
-        &inputs.token_services[0].metadata.namespace.clone().unwrap_or_default(),
-        inputs.token_services[0].metadata.name.as_deref().unwrap_or_default(),
+        &inputs.token_services[0]
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_default(),
+        inputs.token_services[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default(),
     );
-    let snapshot = out.snapshots.get(&ts_key).cloned().ok_or_else(|| Error::NoTokenService(dir.to_owned()))?;
-    Ok(Compiled { snapshot, credential_files })
+    let snapshot = out
+        .snapshots
+        .get(&ts_key)
+        .cloned()
+        .ok_or_else(|| Error::NoTokenService(dir.to_owned()))?;
+    Ok(Compiled {
+        snapshot,
+        credential_files,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: &str,
+    name: &str,
+    value: Value,
+) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::Manifest {
+        path: path.to_owned(),
+        message: format!("{kind} {name}: {e}"),
+    })
 }
 
 fn generates_secret(client: &OidcClient) -> bool {
-    let method = client.spec.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    let method = client
+        .spec
+        .token_endpoint_auth_method
+        .unwrap_or(AuthMethod::ClientSecretBasic);
     client.spec.client_type == ClientType::Confidential
-        && matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
-        && client.spec.secret.as_ref().and_then(|s| s.existing_secret_ref.as_ref()).is_none()
+        && matches!(
+            method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+        && client
+            .spec
+            .secret
+            .as_ref()
+            .and_then(|s| s.existing_secret_ref.as_ref())
+            .is_none()
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(path))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))
 }
 
 /// Reads every `.yaml`/`.yml` file of `dir` (not recursive) into compile inputs. Objects get
 /// a namespace (`default` when unset), a uid and a creation time, as the API server would give.
 pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
-    let mut inputs = Inputs { now: k8s_openapi::jiff::Timestamp::now().as_second(), ..Default::default() };
+    let mut inputs = Inputs {
+        now: k8s_openapi::jiff::Timestamp::now().as_second(),
+        ..Default::default()
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -169,32 +263,57 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         for doc in serde_norway::Deserializer::from_str(&text) {
-            let bad = |message: String| Error::Manifest { path: path.clone(), message };
-            let mut value = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| bad(e.to_string()))?;
+            let bad = |message: String| Error::Manifest {
+                path: path.clone(),
+                message,
+            };
+            let mut value =
+                <Value as serde::Deserialize>::deserialize(doc).map_err(|e| bad(e.to_string()))?;
             if value.is_null() {
                 continue;
             }
-            let name = value["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if value["metadata"]["namespace"].is_null() {
                 value["metadata"]["namespace"] = json!(DEFAULT_NAMESPACE);
             }
-            let ns = value["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+            let ns = value["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             value["metadata"]["uid"] = json!(format!("standalone:{ns}/{name}"));
             if value["metadata"]["creationTimestamp"].is_null() {
                 value["metadata"]["creationTimestamp"] = json!("1970-01-01T00:00:00Z");
             }
             let kind = value["kind"].as_str().unwrap_or_default().to_owned();
-            let parse = |v: Value| serde_json::from_value(v).map_err(|e| bad(format!("{kind} {name}: {e}")));
-            match (value["apiVersion"].as_str().unwrap_or_default(), kind.as_str()) {
-                ("signet.dev/v1alpha1", "TokenService") => inputs.token_services.push(Arc::new(parse(value)?)),
-                ("signet.dev/v1alpha1", "OidcClient") => inputs.clients.push(Arc::new(parse(value)?)),
-                ("signet.dev/v1alpha1", "ApiScope") => inputs.scopes.push(Arc::new(parse(value)?)),
-                ("signet.dev/v1alpha1", "IdentityProvider") => inputs.identity_providers.push(Arc::new(parse(value)?)),
-                ("signet.dev/v1alpha1", "SigningKey") => inputs.signing_keys.push(Arc::new(parse(value)?)),
+            match (
+                value["apiVersion"].as_str().unwrap_or_default(),
+                kind.as_str(),
+            ) {
+                ("signet.dev/v1alpha1", "TokenService") => inputs
+                    .token_services
+                    .push(Arc::new(parse(&path, &kind, &name, value)?)),
+                ("signet.dev/v1alpha1", "OidcClient") => inputs
+                    .clients
+                    .push(Arc::new(parse(&path, &kind, &name, value)?)),
+                ("signet.dev/v1alpha1", "ApiScope") => inputs
+                    .scopes
+                    .push(Arc::new(parse(&path, &kind, &name, value)?)),
+                ("signet.dev/v1alpha1", "IdentityProvider") => inputs
+                    .identity_providers
+                    .push(Arc::new(parse(&path, &kind, &name, value)?)),
+                ("signet.dev/v1alpha1", "SigningKey") => inputs
+                    .signing_keys
+                    .push(Arc::new(parse(&path, &kind, &name, value)?)),
                 ("v1", "Secret") => {
                     let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
                     for (k, v) in value["stringData"].as_object().into_iter().flatten() {
-                        data.insert(k.clone(), v.as_str().unwrap_or_default().as_bytes().to_vec());
+                        data.insert(
+                            k.clone(),
+                            v.as_str().unwrap_or_default().as_bytes().to_vec(),
+                        );
                     }
                     for (k, v) in value["data"].as_object().into_iter().flatten() {
                         use base64::Engine;
@@ -203,7 +322,13 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
                             .map_err(|e| bad(format!("Secret {name} key {k}: {e}")))?;
                         data.insert(k.clone(), bytes);
                     }
-                    inputs.secrets.insert(ObjectKey::new(&ns, &name), SecretData { data, ..Default::default() });
+                    inputs.secrets.insert(
+                        ObjectKey::new(&ns, &name),
+                        SecretData {
+                            data,
+                            ..Default::default()
+                        },
+                    );
                 }
                 _ => tracing::debug!(%kind, %name, "ignoring a manifest of another kind"),
             }

@@ -1,0 +1,115 @@
+//! Client authentication at the token, introspection and revocation endpoints, done once
+//! before anything else: `client_secret_basic` (credentials form-decoded, RFC 6749 §2.3.1) or
+//! `client_secret_post`, compared in constant time with the SHA-256 hashes in the snapshot.
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use signet_crds::snapshot::Client;
+use signet_crds::v1alpha1::AuthMethod;
+
+use crate::http::error::OAuthError;
+use crate::http::form::Form;
+use crate::loaded::Loaded;
+
+/// Credentials as presented.
+struct Presented {
+    client_id: String,
+    secret: String,
+    method: AuthMethod,
+}
+
+fn basic(headers: &HeaderMap) -> Result<Option<Presented>, OAuthError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Err(OAuthError::invalid_request(
+            "unsupported Authorization scheme",
+        ));
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_client())?;
+    let text = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or_else(OAuthError::invalid_client)?;
+    let id = Form::decode_component(id).map_err(|_| OAuthError::invalid_client())?;
+    let secret = Form::decode_component(secret).map_err(|_| OAuthError::invalid_client())?;
+    Ok(Some(Presented {
+        client_id: id,
+        secret,
+        method: AuthMethod::ClientSecretBasic,
+    }))
+}
+
+/// Authenticates the caller; returns its registration.
+pub fn authenticate<'a>(
+    loaded: &'a Loaded,
+    headers: &HeaderMap,
+    form: &Form,
+    now: i64,
+) -> Result<&'a Client, OAuthError> {
+    let from_header = basic(headers)?;
+    let from_body = form.get("client_secret").map(|secret| Presented {
+        client_id: form.get("client_id").unwrap_or_default().to_owned(),
+        secret: secret.to_owned(),
+        method: AuthMethod::ClientSecretPost,
+    });
+    if form.get("client_assertion").is_some() && (from_header.is_some() || from_body.is_some()) {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method",
+        ));
+    }
+    let presented = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ));
+        }
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => return Err(OAuthError::invalid_client()),
+    };
+    if let Some(id) = form.get("client_id") {
+        if id != presented.client_id {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the authenticated client",
+            ));
+        }
+    }
+    let client = loaded
+        .clients
+        .get(&presented.client_id)
+        .ok_or_else(OAuthError::invalid_client)?;
+    if client.auth_method != presented.method {
+        return Err(OAuthError::invalid_client());
+    }
+    let presented_hash: Vec<u8> = Sha256::digest(presented.secret.as_bytes()).to_vec();
+    // Check every valid hash, whether or not one matched, so timing says nothing.
+    let mut matched = false;
+    for stored in client
+        .secret_hashes
+        .iter()
+        .filter(|h| h.not_after.is_none_or(|t| t > now))
+    {
+        let stored = hex_decode(&stored.sha256);
+        matched |=
+            aws_lc_rs::constant_time::verify_slices_are_equal(&stored, &presented_hash).is_ok();
+    }
+    if matched {
+        Ok(client)
+    } else {
+        Err(OAuthError::invalid_client())
+    }
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! Endpoint handlers: parse, authenticate, validate, issue. Each reads one snapshot `Arc`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::App;
+use super::error::OAuthError;
+use super::form::Form;
+use crate::client_auth;
+use crate::grants::{GrantRequest, client_credentials};
+use crate::loaded::Loaded;
+use crate::store::token_key;
+use crate::tokens;
+
+fn now() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+fn current(app: &App) -> Result<Arc<Loaded>, OAuthError> {
+    app.loaded
+        .load_full()
+        .ok_or_else(|| OAuthError::temporarily_unavailable("no snapshot loaded yet"))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn json_response(body: String, cache: &str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(cache) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+fn form(body: &Bytes) -> Result<Form, OAuthError> {
+    Form::parse(body).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+/// OIDC Discovery and RFC 8414.
+pub async fn discovery(State(app): State<Arc<App>>) -> Result<Response, OAuthError> {
+    Ok(json_response(
+        current(&app)?.discovery.clone(),
+        "public, max-age=60",
+    ))
+}
+
+/// The JWKS, cacheable for the TokenService's max-age.
+pub async fn jwks(State(app): State<Arc<App>>) -> Result<Response, OAuthError> {
+    let loaded = current(&app)?;
+    Ok(json_response(
+        loaded.jwks.clone(),
+        &format!("public, max-age={}", loaded.snapshot.jwks_max_age_secs),
+    ))
+}
+
+/// `/readyz`: ready once a snapshot serves; the detail says when a newer one was refused.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let refused = app.refused.lock().expect("readyz lock").clone();
+    match (app.loaded.load().as_ref(), refused) {
+        (None, reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no snapshot loaded{}",
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        )
+            .into_response(),
+        (Some(l), None) => {
+            (StatusCode::OK, format!("ok: snapshot {}", l.snapshot.hash)).into_response()
+        }
+        (Some(l), Some(r)) => (
+            StatusCode::OK,
+            format!(
+                "ok: snapshot {}; a newer snapshot was refused: {r}",
+                l.snapshot.hash
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// The token endpoint.
+pub async fn token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let loaded = current(&app)?;
+    let now = now();
+    let form = form(&body)?;
+    let client = client_auth::authenticate(&loaded, &headers, &form, now)?;
+    let response = match GrantRequest::parse(&form)? {
+        GrantRequest::ClientCredentials(request) => {
+            let granted = client_credentials::validate(&loaded, client, &request)?;
+            let claims = tokens::access_claims(
+                &loaded,
+                client,
+                &client.client_id,
+                &granted.scopes,
+                &granted.audiences,
+                now,
+            );
+            let token = tokens::issue(&loaded, &app.store, client, claims, now).await?;
+            json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": client.lifetimes.access_token,
+                "scope": granted.scopes.join(" "),
+            })
+        }
+    };
+    Ok(no_store(axum::Json(response).into_response()))
+}
+
+/// May `caller` learn about a token with these claims? Tokens issued to it, and tokens whose
+/// audience is the audience of a scope it may use (a resource server introspecting tokens
+/// meant for it).
+fn may_introspect(loaded: &Loaded, caller: &signet_crds::snapshot::Client, claims: &Value) -> bool {
+    if claims["client_id"].as_str() == Some(caller.client_id.as_str()) {
+        return true;
+    }
+    let audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    caller
+        .allowed_scopes
+        .iter()
+        .filter_map(|s| loaded.scopes.get(s)?.audience.as_deref())
+        .any(|aud| audiences.contains(&aud))
+}
+
+/// RFC 7662 introspection.
+pub async fn introspect(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let loaded = current(&app)?;
+    let now = now();
+    let form = form(&body)?;
+    let caller = client_auth::authenticate(&loaded, &headers, &form, now)?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let inactive = || no_store(axum::Json(json!({"active": false})).into_response());
+    let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await? else {
+        return Ok(inactive());
+    };
+    if !may_introspect(&loaded, caller, &claims) {
+        return Ok(inactive());
+    }
+    let mut body = json!({"active": true, "token_type": "Bearer"});
+    for name in [
+        "scope",
+        "client_id",
+        "sub",
+        "exp",
+        "iat",
+        "nbf",
+        "iss",
+        "aud",
+        "jti",
+    ] {
+        if !claims[name].is_null() {
+            body[name] = claims[name].clone();
+        }
+    }
+    Ok(no_store(axum::Json(body).into_response()))
+}
+
+/// RFC 7009 revocation: a client revokes only its own tokens; anything else answers 200 too.
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let loaded = current(&app)?;
+    let now = now();
+    let form = form(&body)?;
+    let caller = client_auth::authenticate(&loaded, &headers, &form, now)?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let unavailable =
+        |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
+    if let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await? {
+        if claims["client_id"].as_str() == Some(caller.client_id.as_str()) {
+            let exp = claims["exp"].as_i64().unwrap_or(now);
+            if token.split('.').count() == 3 {
+                let jti = claims["jti"].as_str().unwrap_or_default();
+                app.store
+                    .put(
+                        &format!("deny:{}", token_key(jti)),
+                        Value::Bool(true),
+                        exp,
+                        now,
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            } else {
+                app.store
+                    .delete(&format!("ref:{}", token_key(token)), now)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(no_store(StatusCode::OK.into_response()))
+}

@@ -1,0 +1,60 @@
+//! HTTP: the router and the endpoint handlers.
+
+mod endpoints;
+pub mod error;
+pub mod form;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::loaded::Loaded;
+use crate::store::MemoryStore;
+
+/// Largest request body accepted; larger ones get 413 before any parsing.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// What every request reads.
+pub struct App {
+    /// The snapshot in service; one `Arc` per request, no lock.
+    pub loaded: ArcSwapOption<Loaded>,
+    /// Why the last newer snapshot was refused, for /readyz.
+    pub refused: std::sync::Mutex<Option<String>>,
+    /// Operational state.
+    pub store: MemoryStore,
+}
+
+impl App {
+    /// An app with no snapshot yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            loaded: ArcSwapOption::empty(),
+            refused: Default::default(),
+            store: MemoryStore::default(),
+        })
+    }
+}
+
+/// The public endpoints.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(endpoints::discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(endpoints::discovery),
+        )
+        .route("/jwks", get(endpoints::jwks))
+        .route("/token", post(endpoints::token))
+        .route("/introspect", post(endpoints::introspect))
+        .route("/revoke", post(endpoints::revoke))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(endpoints::readyz))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+}

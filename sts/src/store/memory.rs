@@ -1,0 +1,62 @@
+//! The in-process store. Valid for a single STS replica only: the startup log says so.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::Unavailable;
+
+/// Expiring records in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, (i64, Value)>>,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, now: i64, f: impl FnOnce(&mut HashMap<String, (i64, Value)>) -> T) -> T {
+        let mut records = self.records.lock().expect("store lock");
+        // Expired records go on every write-path call; the map stays bounded by live records.
+        records.retain(|_, (expires, _)| *expires > now);
+        f(&mut records)
+    }
+
+    /// Stores `value` under `key` until `expires` (unix seconds).
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        self.with(now, |r| r.insert(key.to_owned(), (expires, value)));
+        Ok(())
+    }
+
+    /// The live record under `key`.
+    pub async fn get(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        Ok(self.with(now, |r| r.get(key).map(|(_, v)| v.clone())))
+    }
+
+    /// Removes the record under `key`.
+    pub async fn delete(&self, key: &str, now: i64) -> Result<(), Unavailable> {
+        self.with(now, |r| r.remove(key));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_expire() {
+        let store = MemoryStore::default();
+        store.put("a", Value::from(1), 100, 0).await.unwrap();
+        assert_eq!(store.get("a", 99).await.unwrap(), Some(Value::from(1)));
+        assert_eq!(store.get("a", 100).await.unwrap(), None);
+        store.put("b", Value::from(2), 100, 0).await.unwrap();
+        store.delete("b", 1).await.unwrap();
+        assert_eq!(store.get("b", 2).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Access tokens: JWTs per RFC 9068, or opaque reference tokens resolved by introspection.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use signet_crds::snapshot::Client;
+use signet_crds::v1alpha1::AccessTokenFormat;
+
+use crate::http::error::OAuthError;
+use crate::loaded::Loaded;
+use crate::store::{MemoryStore, token_key};
+
+/// Random URL-safe string of 256 bits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the OS random source works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The claims of an access token (RFC 9068 §2.2).
+pub fn access_claims(
+    loaded: &Loaded,
+    client: &Client,
+    sub: &str,
+    scopes: &[String],
+    audiences: &[String],
+    now: i64,
+) -> Value {
+    let mut claims = json!({
+        "iss": loaded.issuer(),
+        "sub": sub,
+        "aud": if audiences.len() == 1 { json!(audiences[0]) } else { json!(audiences) },
+        "client_id": client.client_id,
+        "scope": scopes.join(" "),
+        "iat": now,
+        "nbf": now,
+        "exp": now + client.lifetimes.access_token as i64,
+        "jti": random_token(),
+    });
+    for (name, value) in &client.claims {
+        claims[name] = json!(value);
+    }
+    claims
+}
+
+/// Issues the access token: signed, or stored and referenced.
+pub async fn issue(
+    loaded: &Loaded,
+    store: &MemoryStore,
+    client: &Client,
+    claims: Value,
+    now: i64,
+) -> Result<String, OAuthError> {
+    match client.access_token_format {
+        AccessTokenFormat::Jwt => {
+            let signer = loaded
+                .signers
+                .get(&loaded.snapshot.access_token_signing_alg)
+                .ok_or_else(|| OAuthError::server_error("no active access-token key"))?;
+            Ok(signer.sign("at+jwt", &claims))
+        }
+        AccessTokenFormat::Reference => {
+            let token = random_token();
+            let expires = claims["exp"].as_i64().unwrap_or(now);
+            store
+                .put(&format!("ref:{}", token_key(&token)), claims, expires, now)
+                .await
+                .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
+            Ok(token)
+        }
+    }
+}
+
+/// The claims of a token this issuer made and that is still good, or None: a bad signature,
+/// another issuer, expiry, revocation and garbage all look the same.
+pub async fn resolve(
+    loaded: &Loaded,
+    store: &MemoryStore,
+    token: &str,
+    now: i64,
+) -> Result<Option<Value>, OAuthError> {
+    let unavailable =
+        |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
+    if token.split('.').count() != 3 {
+        return store
+            .get(&format!("ref:{}", token_key(token)), now)
+            .await
+            .map_err(unavailable);
+    }
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Ok(None);
+    };
+    let Some((alg, key)) = header
+        .kid
+        .as_ref()
+        .and_then(|kid| loaded.verifiers.get(kid))
+    else {
+        return Ok(None);
+    };
+    let Ok(jws_alg) = format!("{alg:?}").parse::<jsonwebtoken::Algorithm>() else {
+        return Ok(None);
+    };
+    let mut validation = jsonwebtoken::Validation::new(jws_alg);
+    validation.set_issuer(&[loaded.issuer()]);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &validation) else {
+        return Ok(None);
+    };
+    let claims = data.claims;
+    if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
+        return Ok(None);
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if store
+        .get(&format!("deny:{}", token_key(jti)), now)
+        .await
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
