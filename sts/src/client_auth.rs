@@ -75,12 +75,12 @@ pub fn authenticate<'a>(
         (Some(p), None) | (None, Some(p)) => p,
         (None, None) => return Err(OAuthError::invalid_client()),
     };
-    if let Some(id) = form.get("client_id") {
-        if id != presented.client_id {
-            return Err(OAuthError::invalid_request(
-                "client_id does not match the authenticated client",
-            ));
-        }
+    if let Some(id) = form.get("client_id")
+        && id != presented.client_id
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the authenticated client",
+        ));
     }
     let client = loaded
         .clients

@@ -200,26 +200,26 @@ pub async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
-    if let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await? {
-        if claims["client_id"].as_str() == Some(caller.client_id.as_str()) {
-            let exp = claims["exp"].as_i64().unwrap_or(now);
-            if token.split('.').count() == 3 {
-                let jti = claims["jti"].as_str().unwrap_or_default();
-                app.store
-                    .put(
-                        &format!("deny:{}", token_key(jti)),
-                        Value::Bool(true),
-                        exp,
-                        now,
-                    )
-                    .await
-                    .map_err(unavailable)?;
-            } else {
-                app.store
-                    .delete(&format!("ref:{}", token_key(token)), now)
-                    .await
-                    .map_err(unavailable)?;
-            }
+    if let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await?
+        && claims["client_id"].as_str() == Some(caller.client_id.as_str())
+    {
+        let exp = claims["exp"].as_i64().unwrap_or(now);
+        if token.split('.').count() == 3 {
+            let jti = claims["jti"].as_str().unwrap_or_default();
+            app.store
+                .put(
+                    &format!("deny:{}", token_key(jti)),
+                    Value::Bool(true),
+                    exp,
+                    now,
+                )
+                .await
+                .map_err(unavailable)?;
+        } else {
+            app.store
+                .delete(&format!("ref:{}", token_key(token)), now)
+                .await
+                .map_err(unavailable)?;
         }
     }
     Ok(no_store(StatusCode::OK.into_response()))
