@@ -1,5 +1,5 @@
-//! `signet-sts`: the security token service. Today it serves standalone (`--manifests DIR`):
-//! discovery, JWKS, the token endpoint for machines, introspection and revocation.
+//! `signet-sts`: the security token service. One code path after loading a snapshot, from
+//! either source: a folder of manifests (standalone) or the operator's snapshot Secrets.
 
 mod client_auth;
 mod compile_scope;
@@ -7,13 +7,13 @@ mod grants;
 mod http;
 mod jose;
 mod loaded;
-mod standalone;
+mod metrics;
+mod source;
 mod store;
 mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Parser;
 
@@ -21,21 +21,34 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "signet-sts", version, about)]
 struct Args {
-    /// Serve the manifests in this folder without a cluster (standalone mode).
-    #[arg(long, env = "SIGNET_MANIFESTS")]
-    manifests: PathBuf,
+    /// Serve the manifests in this folder without a cluster (standalone mode); reloaded when
+    /// a file changes.
+    #[arg(long, env = "SIGNET_MANIFESTS", conflicts_with = "token_service")]
+    manifests: Option<PathBuf>,
 
     /// Where standalone mode keeps generated keys and client credentials.
     #[arg(long, env = "SIGNET_STATE_DIR")]
     state_dir: Option<PathBuf>,
 
-    /// Override the TokenService's issuer (e.g. to serve the examples on another port).
+    /// Override the TokenService's issuer (standalone; e.g. to serve on another port).
     #[arg(long, env = "SIGNET_ISSUER")]
     issuer: Option<String>,
+
+    /// In-cluster mode: the TokenService whose snapshot Secrets to watch.
+    #[arg(long, env = "SIGNET_TOKEN_SERVICE", requires = "namespace")]
+    token_service: Option<String>,
+
+    /// In-cluster mode: the TokenService's namespace.
+    #[arg(long, env = "SIGNET_NAMESPACE")]
+    namespace: Option<String>,
 
     /// Address to listen on.
     #[arg(long, env = "SIGNET_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    /// Address of /metrics.
+    #[arg(long, env = "SIGNET_METRICS_ADDR", default_value = "127.0.0.1:9091")]
+    metrics_addr: SocketAddr,
 
     /// Log format.
     #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "text")]
@@ -51,8 +64,8 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     match args.log_format {
         LogFormat::Text => tracing_subscriber::fmt()
@@ -66,22 +79,47 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let app = http::App::new();
-    let state = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(standalone::default_state_dir);
-    let compiled = standalone::compile_dir(&args.manifests, &state, args.issuer.as_deref())?;
-    for (client_id, file) in &compiled.credential_files {
-        // The path, never the secret.
-        tracing::info!(%client_id, file = %file.display(), "client credentials");
+    match (&args.manifests, &args.token_service, &args.namespace) {
+        (Some(dir), _, _) => {
+            let state = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(source::standalone::default_state_dir);
+            let compiled = source::standalone::compile_dir(dir, &state, args.issuer.as_deref())?;
+            for (client_id, file) in &compiled.credential_files {
+                // The path, never the secret.
+                tracing::info!(%client_id, file = %file.display(), "client credentials");
+            }
+            source::install(&app, compiled.snapshot);
+            tokio::spawn(source::standalone::watch(
+                app.clone(),
+                dir.clone(),
+                state,
+                args.issuer.clone(),
+            ));
+        }
+        (None, Some(ts), Some(ns)) => {
+            let client = kube::Client::try_default().await?;
+            tracing::info!(token_service = %ts, namespace = %ns, "watching the snapshot Secrets");
+            tokio::spawn(source::cluster::run(
+                app.clone(),
+                client,
+                ns.clone(),
+                ts.clone(),
+            ));
+        }
+        _ => anyhow::bail!(
+            "give --manifests DIR (standalone) or --token-service NAME --namespace NS (in-cluster)"
+        ),
     }
-    let issuer = compiled.snapshot.issuer.clone();
-    let loaded = loaded::Loaded::new(compiled.snapshot)?;
-    app.loaded.store(Some(Arc::new(loaded)));
     tracing::warn!("memory store: valid for one STS replica only");
 
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tracing::info!(addr = %metrics_listener.local_addr()?, "serving /metrics");
+    tokio::spawn(axum::serve(metrics_listener, metrics::router(app.metrics.clone())).into_future());
+
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, %issuer, "serving");
+    tracing::info!(addr = %listener.local_addr()?, "serving");
     axum::serve(listener, http::router(app))
         .with_graceful_shutdown(shutdown())
         .await?;

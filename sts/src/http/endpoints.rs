@@ -116,6 +116,12 @@ pub async fn token(
                 now,
             );
             let token = tokens::issue(&loaded, &app.store, client, claims, now).await?;
+            app.metrics
+                .tokens
+                .get_or_create(&crate::metrics::GrantLabels {
+                    grant: "client_credentials",
+                })
+                .inc();
             json!({
                 "access_token": token,
                 "token_type": "Bearer",

@@ -25,6 +25,8 @@ pub struct App {
     pub refused: std::sync::Mutex<Option<String>>,
     /// Operational state.
     pub store: MemoryStore,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -34,6 +36,7 @@ impl App {
             loaded: ArcSwapOption::empty(),
             refused: Default::default(),
             store: MemoryStore::default(),
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 }
@@ -56,5 +59,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(endpoints::readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            crate::metrics::observe,
+        ))
         .with_state(app)
 }

@@ -336,3 +336,46 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
     }
     Ok(inputs)
 }
+
+/// Names, sizes and modification times of the manifests in `dir`.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Recompiles and installs the manifests whenever a file in `dir` changes. Polls once a
+/// second: that works on every filesystem, mounted ConfigMaps included.
+pub async fn watch(
+    app: Arc<crate::http::App>,
+    dir: PathBuf,
+    state: PathBuf,
+    issuer: Option<String>,
+) {
+    let mut last = fingerprint(&dir);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = fingerprint(&dir);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match compile_dir(&dir, &state, issuer.as_deref()) {
+            Ok(compiled) => super::install(&app, compiled.snapshot),
+            Err(error) => {
+                app.metrics.snapshots_refused.inc();
+                tracing::warn!(%error, "manifests refused; the last good snapshot keeps serving");
+                *app.refused.lock().expect("refused lock") = Some(error.to_string());
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! In-cluster source: watch the TokenService's snapshot Secrets by name and install a
+//! snapshot only when every shard it needs carries the same hash (never a torn snapshot).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use signet_crds::snapshot::Snapshot;
+
+use crate::http::App;
+
+/// Most shards an STS reads: 8 × 900 KiB of gzip, far beyond 10,000 clients.
+pub const MAX_SHARDS: usize = 8;
+const DATA_KEY: &str = "snapshot.json.gz";
+const HASH: &str = "signet.dev/snapshot-hash";
+const SHARD: &str = "signet.dev/shard";
+
+/// The Secret names an STS for `token_service` reads (and its RBAC grants by resourceNames).
+pub fn secret_names(token_service: &str) -> Vec<String> {
+    std::iter::once(format!("{token_service}-snapshot"))
+        .chain((0..MAX_SHARDS).map(|i| format!("{token_service}-snapshot-{i}")))
+        .collect()
+}
+
+/// One snapshot Secret as seen.
+#[derive(Debug, Clone)]
+pub struct Part {
+    hash: String,
+    index: usize,
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+/// The snapshot Secrets seen so far, by name.
+type Seen = BTreeMap<String, Part>;
+
+/// The compressed snapshot, if the Secrets seen make a whole one: the single Secret, or all
+/// shards `0..n` with one hash.
+pub fn assemble(token_service: &str, seen: &Seen) -> Option<Vec<u8>> {
+    if let Some(single) = seen.get(&format!("{token_service}-snapshot")) {
+        return Some(single.bytes.clone());
+    }
+    let first = seen.get(&format!("{token_service}-snapshot-0"))?;
+    let mut joined = Vec::new();
+    for i in 0..first.count {
+        let part = seen.get(&format!("{token_service}-snapshot-{i}"))?;
+        if part.hash != first.hash || part.index != i || part.count != first.count {
+            return None;
+        }
+        joined.extend_from_slice(&part.bytes);
+    }
+    Some(joined)
+}
+
+fn shard_position(secret: &Secret) -> (usize, usize) {
+    let text = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SHARD))
+        .cloned()
+        .unwrap_or_else(|| "0/1".into());
+    let (i, n) = text.split_once('/').unwrap_or(("0", "1"));
+    (i.parse().unwrap_or(0), n.parse().unwrap_or(1))
+}
+
+/// Decompresses and parses a snapshot.
+pub fn decode(gz: &[u8]) -> Result<Snapshot, String> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(256 << 20)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("gzip: {e}"))?;
+    serde_json::from_slice(&json).map_err(|e| format!("snapshot JSON: {e}"))
+}
+
+/// Watches the snapshot Secrets of `namespace/token_service` for ever, installing each whole
+/// snapshot. The watchers reconnect by themselves when the API server comes back.
+pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_service: String) {
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let streams = secret_names(&token_service).into_iter().map(|name| {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        watcher::watcher(api.clone(), config).boxed()
+    });
+    let mut events = stream::select_all(streams);
+    let mut seen: Seen = BTreeMap::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(secret) | Event::InitApply(secret)) => {
+                let name = secret.metadata.name.clone().unwrap_or_default();
+                let hash = secret
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(HASH))
+                    .cloned()
+                    .unwrap_or_default();
+                let bytes = secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(DATA_KEY))
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default();
+                let (index, count) = shard_position(&secret);
+                seen.insert(
+                    name,
+                    Part {
+                        hash,
+                        index,
+                        count,
+                        bytes,
+                    },
+                );
+            }
+            Ok(Event::Delete(secret)) => {
+                seen.remove(&secret.metadata.name.clone().unwrap_or_default());
+            }
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "snapshot watch error; serving the last good snapshot");
+                continue;
+            }
+        }
+        if let Some(gz) = assemble(&token_service, &seen) {
+            match decode(&gz) {
+                Ok(snapshot) => super::install(&app, snapshot),
+                Err(reason) => {
+                    app.metrics.snapshots_refused.inc();
+                    tracing::warn!(%reason, "snapshot refused; the last good one keeps serving");
+                    *app.refused.lock().expect("refused lock") = Some(reason);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(name: &str, hash: &str, index: usize, count: usize, bytes: &[u8]) -> (String, Part) {
+        (
+            name.to_owned(),
+            Part {
+                hash: hash.to_owned(),
+                index,
+                count,
+                bytes: bytes.to_vec(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_single_secret_is_the_snapshot() {
+        let seen = Seen::from([part("ts-snapshot", "h", 0, 1, b"abc")]);
+        assert_eq!(assemble("ts", &seen), Some(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn shards_join_only_when_all_carry_one_hash() {
+        let whole = Seen::from([
+            part("ts-snapshot-0", "h", 0, 2, b"ab"),
+            part("ts-snapshot-1", "h", 1, 2, b"cd"),
+        ]);
+        assert_eq!(assemble("ts", &whole), Some(b"abcd".to_vec()));
+        let torn = Seen::from([
+            part("ts-snapshot-0", "new", 0, 2, b"ab"),
+            part("ts-snapshot-1", "old", 1, 2, b"cd"),
+        ]);
+        assert_eq!(assemble("ts", &torn), None, "never a torn snapshot");
+        let partial = Seen::from([part("ts-snapshot-0", "h", 0, 2, b"ab")]);
+        assert_eq!(assemble("ts", &partial), None);
+    }
+}
