@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::Kubeconfig;
@@ -40,9 +40,6 @@ pub async fn service_account_kubeconfig(
     name: &str,
     cluster_role: &str,
 ) -> anyhow::Result<PathBuf> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    accounts.create(&PostParams::default(), &account).await?;
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
         "metadata": {"name": format!("signet-test-{ns}-{name}")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
@@ -51,6 +48,43 @@ pub async fn service_account_kubeconfig(
     Api::<ClusterRoleBinding>::all(client.clone())
         .create(&PostParams::default(), &binding)
         .await?;
+    account_kubeconfig(client, admin_kubeconfig, ns, name).await
+}
+
+/// Creates ServiceAccount `ns/name` with a Role of exactly `rules` (RBAC PolicyRules as JSON)
+/// in `ns`, and writes a kubeconfig for it.
+pub async fn namespaced_service_account_kubeconfig(
+    client: &Client,
+    admin_kubeconfig: &Path,
+    ns: &str,
+    name: &str,
+    rules: serde_json::Value,
+) -> anyhow::Result<PathBuf> {
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": name}, "rules": rules}))?;
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }))?;
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
+    account_kubeconfig(client, admin_kubeconfig, ns, name).await
+}
+
+/// Creates ServiceAccount `ns/name` and writes a kubeconfig with a one-hour token for it.
+async fn account_kubeconfig(
+    client: &Client,
+    admin_kubeconfig: &Path,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    accounts.create(&PostParams::default(), &account).await?;
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),

@@ -14,13 +14,16 @@
 //! out.
 
 mod cluster;
+pub mod http;
 mod identity;
 mod namespace;
 mod objects;
 mod process;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
-pub use identity::{apply_cluster_role, service_account_kubeconfig};
+pub use identity::{
+    apply_cluster_role, namespaced_service_account_kubeconfig, service_account_kubeconfig,
+};
 pub use namespace::TestNamespace;
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 pub use process::Process;

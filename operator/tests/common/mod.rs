@@ -149,23 +149,8 @@ pub fn metrics_addr(operator: &Process) -> Option<String> {
     )
 }
 
-/// A plain HTTP/1.0 GET on loopback: status code and body.
+/// GET on loopback: status code and body.
 pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .parse()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let response = signet_tests::http::get(addr, path).await?;
+    Ok((response.status, response.body))
 }
