@@ -51,6 +51,9 @@ async fn start() -> anyhow::Result<Sts> {
 
 const ID: &str = "default.orders-worker";
 
+/// A case: name, body, extra headers, expected status and error code.
+type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_requests_get_oauth_errors_and_never_a_500() -> anyhow::Result<()> {
     let sts = start().await?;
@@ -65,7 +68,7 @@ async fn bad_requests_get_oauth_errors_and_never_a_500() -> anyhow::Result<()> {
         base64::engine::general_purpose::STANDARD.encode(format!("{ID}:{}", sts.secret))
     );
     let urlencoded = "application/x-www-form-urlencoded";
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "non-UTF-8 body",
             b"grant_type=\xff\xfe".to_vec(),
