@@ -2,6 +2,8 @@
 //! Secrets (in-cluster). Both end in [`install`]: verify completely, then swap.
 
 pub mod cluster;
+#[cfg(test)]
+mod hot_swap_tests;
 pub mod standalone;
 
 use std::sync::Arc;
