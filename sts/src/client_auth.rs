@@ -1,6 +1,7 @@
 //! Client authentication at the token, introspection and revocation endpoints, done once
 //! before anything else: `client_secret_basic` (credentials form-decoded, RFC 6749 §2.3.1) or
-//! `client_secret_post`, compared in constant time with the SHA-256 hashes in the snapshot.
+//! `client_secret_post`, compared in constant time with the SHA-256 hashes in the snapshot, or
+//! `private_key_jwt` (see `client_assertion`).
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -8,9 +9,11 @@ use sha2::{Digest, Sha256};
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AuthMethod;
 
+use crate::client_assertion;
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
 use crate::loaded::Loaded;
+use crate::store::MemoryStore;
 
 /// Credentials as presented.
 struct Presented {
@@ -49,8 +52,9 @@ fn basic(headers: &HeaderMap) -> Result<Option<Presented>, OAuthError> {
 }
 
 /// Authenticates the caller; returns its registration.
-pub fn authenticate<'a>(
+pub async fn authenticate<'a>(
     loaded: &'a Loaded,
+    store: &MemoryStore,
     headers: &HeaderMap,
     form: &Form,
     now: i64,
@@ -61,10 +65,25 @@ pub fn authenticate<'a>(
         secret: secret.to_owned(),
         method: AuthMethod::ClientSecretPost,
     });
-    if form.get("client_assertion").is_some() && (from_header.is_some() || from_body.is_some()) {
-        return Err(OAuthError::invalid_request(
-            "use one client authentication method",
-        ));
+    if let Some(assertion) = form.get("client_assertion") {
+        if from_header.is_some() || from_body.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ));
+        }
+        if form.get("client_assertion_type") != Some(client_assertion::JWT_BEARER) {
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type must be the RFC 7523 JWT bearer type",
+            ));
+        }
+        return client_assertion::authenticate(
+            loaded,
+            store,
+            assertion,
+            form.get("client_id"),
+            now,
+        )
+        .await;
     }
     let presented = match (from_header, from_body) {
         (Some(_), Some(_)) => {

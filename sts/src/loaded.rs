@@ -45,6 +45,8 @@ pub struct Loaded {
     pub signers: HashMap<Algorithm, Signer>,
     /// Public keys of every published version, by kid, for verifying our own tokens.
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
+    pub client_keys: HashMap<String, Vec<(Option<String>, DecodingKey)>>,
     /// `/jwks` body.
     pub jwks: String,
     /// Discovery body (OIDC Discovery and RFC 8414).
@@ -87,6 +89,22 @@ impl Loaded {
                 return Err(Refused::NoActiveKey(alg));
             }
         }
+        let mut client_keys = HashMap::new();
+        for client in &snapshot.clients {
+            let Some(jwks) = &client.jwks else { continue };
+            // A key that does not parse is left out: that client cannot authenticate with it,
+            // and no other client is affected.
+            let keys: Vec<(Option<String>, DecodingKey)> = jwks["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
+                .filter_map(|jwk| {
+                    Some((jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk).ok()?))
+                })
+                .collect();
+            client_keys.insert(client.client_id.clone(), keys);
+        }
         let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()})
             .to_string();
         let discovery = discovery(&snapshot, &signers).to_string();
@@ -103,6 +121,7 @@ impl Loaded {
                 .collect(),
             signers,
             verifiers,
+            client_keys,
             jwks,
             discovery,
             snapshot,
@@ -122,7 +141,11 @@ fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value
     algs.sort();
     let mut scopes: Vec<&str> = snapshot.scopes.iter().map(|s| s.name.as_str()).collect();
     scopes.sort();
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     json!({
         "issuer": snapshot.issuer,
         "jwks_uri": format!("{base}/jwks"),

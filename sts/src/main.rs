@@ -1,6 +1,7 @@
 //! `signet-sts`: the security token service. One code path after loading a snapshot, from
 //! either source: a folder of manifests (standalone) or the operator's snapshot Secrets.
 
+mod client_assertion;
 mod client_auth;
 mod compile_scope;
 mod grants;

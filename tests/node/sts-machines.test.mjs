@@ -19,14 +19,33 @@ spec:
   accessTokenFormat: reference
 `;
 
+const jwtClientManifest = (jwk) => `
+apiVersion: signet.dev/v1alpha1
+kind: OidcClient
+metadata:
+  name: orders-signer
+spec:
+  grantTypes: [client_credentials]
+  allowedScopes: [orders.read]
+  tokenEndpointAuthMethod: private_key_jwt
+  jwks:
+    keys:
+    - ${JSON.stringify(jwk)}
+`;
+
 let sts;
 let as;
+let signerKey;
+const signer = 'default.orders-signer';
 const worker = 'default.orders-worker';
 const reporter = 'default.orders-reporter';
 const allowHttp = { [oauth.allowInsecureRequests]: true };
 
 before(async () => {
-  sts = await startSts({ 'reference-client.yaml': referenceClient });
+  const { privateKey, publicKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'signer-1', alg: 'ES256', use: 'sig' };
+  signerKey = { key: privateKey, kid: 'signer-1' };
+  sts = await startSts({ 'reference-client.yaml': referenceClient, 'jwt-client.yaml': jwtClientManifest(jwk) });
   const issuer = new URL(sts.issuer);
   as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...allowHttp, algorithm: 'oidc' }));
 });
@@ -176,4 +195,37 @@ test('the credentials file is private and the console never shows the secret', a
   assert.match(sts.output(), /client credentials/);
   const files = sts.output().match(/file=(\S+default\.orders-worker\.json)/);
   assert.equal(statSync(files[1]).mode & 0o777, 0o600);
+});
+
+test('15 private_key_jwt authenticates; a replayed assertion and one made for the token endpoint are refused', async () => {
+  const response = await clientCredentials(signer, oauth.PrivateKeyJwt(signerKey));
+  const body = await oauth.processClientCredentialsResponse(as, { client_id: signer }, response);
+  assert.ok(body.access_token);
+
+  const assertion = (aud) =>
+    new jose.SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'signer-1' })
+      .setIssuer(signer)
+      .setSubject(signer)
+      .setAudience(aud)
+      .setJti(crypto.randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('2m')
+      .sign(signerKey.key);
+  const post = (clientAssertion) =>
+    fetch(as.token_endpoint, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: clientAssertion,
+      }),
+    });
+  const once = await assertion(sts.issuer);
+  assert.equal((await post(once)).status, 200);
+  const replay = await post(once);
+  assert.equal(replay.status, 401);
+  assert.equal((await replay.json()).error, 'invalid_client');
+  const wrongAudience = await post(await assertion(as.token_endpoint));
+  assert.equal(wrongAudience.status, 401);
 });

@@ -81,10 +81,7 @@ async fn swaps_under_load_fail_no_request_and_never_mix_snapshots() {
         requests += 1;
     }
     swapper.await.unwrap();
-    assert_eq!(
-        app.loaded.load().as_ref().unwrap().snapshot.hash,
-        last_hash
-    );
+    assert_eq!(app.loaded.load().as_ref().unwrap().snapshot.hash, last_hash);
     assert!(
         versions.len() > 1,
         "requests saw several snapshots: {versions:?}"

@@ -38,6 +38,23 @@ impl MemoryStore {
         Ok(self.with(now, |r| r.get(key).map(|(_, v)| v.clone())))
     }
 
+    /// Records `key` until `expires` if it is not already there; false when it was (a replay).
+    /// Atomic: two requests racing on one key cannot both win.
+    pub async fn insert_once(
+        &self,
+        key: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, Unavailable> {
+        Ok(self.with(now, |r| {
+            if r.contains_key(key) {
+                return false;
+            }
+            r.insert(key.to_owned(), (expires, Value::Null));
+            true
+        }))
+    }
+
     /// Removes the record under `key`.
     pub async fn delete(&self, key: &str, now: i64) -> Result<(), Unavailable> {
         self.with(now, |r| r.remove(key));
@@ -55,6 +72,12 @@ mod tests {
         store.put("a", Value::from(1), 100, 0).await.unwrap();
         assert_eq!(store.get("a", 99).await.unwrap(), Some(Value::from(1)));
         assert_eq!(store.get("a", 100).await.unwrap(), None);
+        assert!(store.insert_once("j", 50, 0).await.unwrap());
+        assert!(!store.insert_once("j", 50, 1).await.unwrap(), "single use");
+        assert!(
+            store.insert_once("j", 80, 50).await.unwrap(),
+            "free again after expiry"
+        );
         store.put("b", Value::from(2), 100, 0).await.unwrap();
         store.delete("b", 1).await.unwrap();
         assert_eq!(store.get("b", 2).await.unwrap(), None);

@@ -1,0 +1,242 @@
+//! private_key_jwt (RFC 7523 §2.2, OIDC Core §9): the client signs a JWT with its own key.
+//! `iss` and `sub` are the client_id, `aud` is the issuer (an assertion made for another
+//! audience, the token endpoint URL included, is refused), `exp` at most five minutes ahead,
+//! and `jti` used once.
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::Value;
+use signet_crds::snapshot::Client;
+use signet_crds::v1alpha1::AuthMethod;
+
+use crate::http::error::OAuthError;
+use crate::loaded::Loaded;
+use crate::store::{MemoryStore, token_key};
+
+/// The assertion type RFC 7523 defines.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest an assertion may live.
+const MAX_LIFETIME: i64 = 300;
+/// Clock skew tolerated on iat and nbf.
+const SKEW: i64 = 30;
+
+/// The claims of an assertion that passed every check but the replay check.
+#[derive(Debug, PartialEq)]
+pub struct Checked {
+    /// The client.
+    pub client_id: String,
+    /// Its jti.
+    pub jti: String,
+    /// Its expiry.
+    pub exp: i64,
+}
+
+/// Verifies `assertion` (pure: no store); returns the client it authenticates.
+pub fn check<'a>(
+    loaded: &'a Loaded,
+    assertion: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<(&'a Client, Checked), OAuthError> {
+    let header =
+        jsonwebtoken::decode_header(assertion).map_err(|_| OAuthError::invalid_client())?;
+    if !matches!(
+        header.alg,
+        Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256 | Algorithm::EdDSA
+    ) {
+        return Err(OAuthError::invalid_client());
+    }
+    // The issuer claim names the client; read it before verifying, then verify with its keys.
+    let unverified: Value = {
+        let payload = assertion
+            .split('.')
+            .nth(1)
+            .ok_or_else(OAuthError::invalid_client)?;
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .map_err(|_| OAuthError::invalid_client())?;
+        serde_json::from_slice(&bytes).map_err(|_| OAuthError::invalid_client())?
+    };
+    let iss = unverified["iss"]
+        .as_str()
+        .ok_or_else(OAuthError::invalid_client)?;
+    if client_id.is_some_and(|id| id != iss) {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the assertion",
+        ));
+    }
+    let client = loaded
+        .clients
+        .get(iss)
+        .ok_or_else(OAuthError::invalid_client)?;
+    if client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(OAuthError::invalid_client());
+    }
+    let keys = loaded
+        .client_keys
+        .get(iss)
+        .ok_or_else(OAuthError::invalid_client)?;
+    let key = keys
+        .iter()
+        .find(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
+        .map(|(_, key)| key)
+        .ok_or_else(OAuthError::invalid_client)?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[loaded.issuer()]);
+    validation.set_issuer(&[iss]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.leeway = 0;
+    validation.validate_exp = false; // checked below against `now`, not the wall clock
+    let claims = jsonwebtoken::decode::<Value>(assertion, key, &validation)
+        .map_err(|_| OAuthError::invalid_client())?
+        .claims;
+    let exp = claims["exp"]
+        .as_i64()
+        .ok_or_else(OAuthError::invalid_client)?;
+    let fresh = exp > now && exp <= now + MAX_LIFETIME;
+    let not_future = ["iat", "nbf"]
+        .iter()
+        .all(|c| claims[*c].as_i64().is_none_or(|t| t <= now + SKEW));
+    if claims["sub"].as_str() != Some(iss) || !fresh || !not_future {
+        return Err(OAuthError::invalid_client());
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty())
+        .ok_or_else(OAuthError::invalid_client)?;
+    Ok((
+        client,
+        Checked {
+            client_id: iss.to_owned(),
+            jti: jti.to_owned(),
+            exp,
+        },
+    ))
+}
+
+/// Verifies `assertion` and spends its jti (atomic in the store, so a replay racing the
+/// original on another replica loses too).
+pub async fn authenticate<'a>(
+    loaded: &'a Loaded,
+    store: &MemoryStore,
+    assertion: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<&'a Client, OAuthError> {
+    let (client, checked) = check(loaded, assertion, client_id, now)?;
+    let key = format!("jti:{}:{}", checked.client_id, token_key(&checked.jti));
+    let first = store
+        .insert_once(&key, checked.exp, now)
+        .await
+        .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
+    if first {
+        Ok(client)
+    } else {
+        Err(OAuthError::invalid_client())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+    use signet_crds::keygen;
+    use signet_crds::v1alpha1::{Algorithm, GrantType};
+
+    use super::*;
+    use crate::jose::Signer;
+
+    const ISSUER: &str = "http://127.0.0.1:1";
+    const NOW: i64 = 1_800_000_000;
+
+    /// The examples' snapshot plus a private_key_jwt client; returns it and the client's signer.
+    fn setup() -> (Loaded, Signer, Signer) {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let state = std::env::temp_dir().join(format!("signet-assertion-{}", std::process::id()));
+        let mut snapshot = crate::source::standalone::compile_dir(&examples, &state, Some(ISSUER))
+            .unwrap()
+            .snapshot;
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        let other = keygen::generate(Algorithm::ES256, None).unwrap();
+        let mut client = snapshot
+            .clients
+            .iter()
+            .find(|c| c.client_id == "default.orders-worker")
+            .unwrap()
+            .clone();
+        client.client_id = "default.jwt-client".into();
+        client.auth_method = AuthMethod::PrivateKeyJwt;
+        client.secret_hashes.clear();
+        client.grant_types = vec![GrantType::ClientCredentials];
+        client.jwks = Some(json!({"keys": [key.public_jwk]}));
+        snapshot.clients.push(client);
+        let loaded = Loaded::new(snapshot.seal()).unwrap();
+        let signer = Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem).unwrap();
+        // Same kid, wrong key: a forger who knows the kid.
+        let forger = Signer::from_pem(&key.kid, Algorithm::ES256, &other.private_pem).unwrap();
+        (loaded, signer, forger)
+    }
+
+    fn claims(aud: &str, exp: i64, iat: i64, jti: &str) -> Value {
+        json!({"iss": "default.jwt-client", "sub": "default.jwt-client", "aud": aud, "exp": exp, "iat": iat, "jti": jti})
+    }
+
+    #[test]
+    fn a_good_assertion_authenticates_its_client() {
+        let (loaded, signer, _) = setup();
+        let assertion = signer.sign("JWT", &claims(ISSUER, NOW + 60, NOW, "a"));
+        let (client, checked) =
+            check(&loaded, &assertion, Some("default.jwt-client"), NOW).unwrap();
+        assert_eq!(client.client_id, "default.jwt-client");
+        assert_eq!(checked.jti, "a");
+    }
+
+    #[test]
+    fn bad_assertions_are_invalid_client() {
+        let (loaded, signer, forger) = setup();
+        let token_endpoint = format!("{ISSUER}/token");
+        let cases = [
+            ("the token endpoint as aud", signer.sign("JWT", &claims(&token_endpoint, NOW + 60, NOW, "a"))),
+            ("expired", signer.sign("JWT", &claims(ISSUER, NOW, NOW - 60, "a"))),
+            ("exp too far ahead", signer.sign("JWT", &claims(ISSUER, NOW + 600, NOW, "a"))),
+            ("issued in the future", signer.sign("JWT", &claims(ISSUER, NOW + 200, NOW + 120, "a"))),
+            ("no jti", signer.sign("JWT", &json!({"iss": "default.jwt-client", "sub": "default.jwt-client", "aud": ISSUER, "exp": NOW + 60}))),
+            ("sub differs", signer.sign("JWT", &json!({"iss": "default.jwt-client", "sub": "x", "aud": ISSUER, "exp": NOW + 60, "jti": "a"}))),
+            ("forged signature", forger.sign("JWT", &claims(ISSUER, NOW + 60, NOW, "a"))),
+            ("garbage", "a.b.c".to_owned()),
+        ];
+        for (name, assertion) in cases {
+            assert!(
+                check(&loaded, &assertion, None, NOW).is_err(),
+                "{name} was accepted"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replayed_assertion_is_refused() {
+        let (loaded, signer, _) = setup();
+        let store = MemoryStore::default();
+        let assertion = signer.sign("JWT", &claims(ISSUER, NOW + 60, NOW, "once"));
+        assert!(
+            authenticate(&loaded, &store, &assertion, None, NOW)
+                .await
+                .is_ok()
+        );
+        assert!(
+            authenticate(&loaded, &store, &assertion, None, NOW + 1)
+                .await
+                .is_err()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn never_panics_on_any_input(assertion in "[A-Za-z0-9_.-]{0,300}") {
+            let _ = check(&LOADED, &assertion, None, NOW);
+        }
+    }
+
+    /// Set up once for the property test's many cases.
+    static LOADED: std::sync::LazyLock<Loaded> = std::sync::LazyLock::new(|| setup().0);
+}
