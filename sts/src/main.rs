@@ -11,6 +11,7 @@ mod loaded;
 mod metrics;
 mod source;
 mod store;
+mod tls;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -46,6 +47,14 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SIGNET_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "SIGNET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SIGNET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Address of /metrics.
     #[arg(long, env = "SIGNET_METRICS_ADDR", default_value = "127.0.0.1:9091")]
@@ -120,10 +129,19 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(axum::serve(metrics_listener, metrics::router(app.metrics.clone())).into_future());
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving");
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = tls::config(cert, key)?;
+            tracing::info!(addr = %listener.local_addr()?, "serving https");
+            tls::serve(listener, http::router(app), config, shutdown()).await;
+        }
+        _ => {
+            tracing::info!(addr = %listener.local_addr()?, "serving");
+            axum::serve(listener, http::router(app))
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+    }
     tracing::info!("drained, exiting");
     Ok(())
 }
