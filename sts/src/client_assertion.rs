@@ -8,9 +8,11 @@ use serde_json::Value;
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AuthMethod;
 
+use crate::http::App;
 use crate::http::error::OAuthError;
 use crate::loaded::Loaded;
-use crate::store::{MemoryStore, token_key};
+use crate::outbound::Outbound;
+use crate::store::token_key;
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -30,13 +32,12 @@ pub struct Checked {
     pub exp: i64,
 }
 
-/// Verifies `assertion` (pure: no store); returns the client it authenticates.
-pub fn check<'a>(
+/// The parsed header and the client an assertion names, before any signature check.
+fn peek<'a>(
     loaded: &'a Loaded,
     assertion: &str,
     client_id: Option<&str>,
-    now: i64,
-) -> Result<(&'a Client, Checked), OAuthError> {
+) -> Result<(jsonwebtoken::Header, &'a Client), OAuthError> {
     let header =
         jsonwebtoken::decode_header(assertion).map_err(|_| OAuthError::invalid_client())?;
     if !matches!(
@@ -46,16 +47,14 @@ pub fn check<'a>(
         return Err(OAuthError::invalid_client());
     }
     // The issuer claim names the client; read it before verifying, then verify with its keys.
-    let unverified: Value = {
-        let payload = assertion
-            .split('.')
-            .nth(1)
-            .ok_or_else(OAuthError::invalid_client)?;
-        let bytes =
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-                .map_err(|_| OAuthError::invalid_client())?;
-        serde_json::from_slice(&bytes).map_err(|_| OAuthError::invalid_client())?
-    };
+    let payload = assertion
+        .split('.')
+        .nth(1)
+        .ok_or_else(OAuthError::invalid_client)?;
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+        .map_err(|_| OAuthError::invalid_client())?;
+    let unverified: Value =
+        serde_json::from_slice(&bytes).map_err(|_| OAuthError::invalid_client())?;
     let iss = unverified["iss"]
         .as_str()
         .ok_or_else(OAuthError::invalid_client)?;
@@ -71,15 +70,24 @@ pub fn check<'a>(
     if client.auth_method != AuthMethod::PrivateKeyJwt {
         return Err(OAuthError::invalid_client());
     }
-    let keys = loaded
-        .client_keys
-        .get(iss)
-        .ok_or_else(OAuthError::invalid_client)?;
+    Ok((header, client))
+}
+
+/// Verifies the signature with one of `keys` and every claim rule, at `now`.
+fn verify(
+    loaded: &Loaded,
+    client: &Client,
+    header: &jsonwebtoken::Header,
+    keys: &[ClientKey],
+    assertion: &str,
+    now: i64,
+) -> Result<Checked, OAuthError> {
     let key = keys
         .iter()
         .find(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
         .map(|(_, key)| key)
         .ok_or_else(OAuthError::invalid_client)?;
+    let iss = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[loaded.issuer()]);
     validation.set_issuer(&[iss]);
@@ -103,28 +111,69 @@ pub fn check<'a>(
         .as_str()
         .filter(|j| !j.is_empty())
         .ok_or_else(OAuthError::invalid_client)?;
+    Ok(Checked {
+        client_id: iss.to_owned(),
+        jti: jti.to_owned(),
+        exp,
+    })
+}
+
+/// Verifies an assertion of a client with inline `jwks` (pure: no store, no network).
+#[cfg(test)]
+fn check<'a>(
+    loaded: &'a Loaded,
+    assertion: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<(&'a Client, Checked), OAuthError> {
+    let (header, client) = peek(loaded, assertion, client_id)?;
+    let keys = loaded
+        .client_keys
+        .get(&client.client_id)
+        .ok_or_else(OAuthError::invalid_client)?;
     Ok((
         client,
-        Checked {
-            client_id: iss.to_owned(),
-            jti: jti.to_owned(),
-            exp,
-        },
+        verify(loaded, client, &header, keys, assertion, now)?,
     ))
 }
 
-/// Verifies `assertion` and spends its jti (atomic in the store, so a replay racing the
-/// original on another replica loses too).
+/// Verifies `assertion` (keys inline, or from the client's `jwksUri` under the SSRF rules)
+/// and spends its jti (atomic in the store, so a replay racing the original loses too).
 pub async fn authenticate<'a>(
     loaded: &'a Loaded,
-    store: &MemoryStore,
+    app: &App,
     assertion: &str,
     client_id: Option<&str>,
     now: i64,
 ) -> Result<&'a Client, OAuthError> {
-    let (client, checked) = check(loaded, assertion, client_id, now)?;
+    let (header, client) = peek(loaded, assertion, client_id)?;
+    let checked = match (&client.jwks, &client.jwks_uri) {
+        (Some(_), _) => {
+            let keys = loaded
+                .client_keys
+                .get(&client.client_id)
+                .ok_or_else(OAuthError::invalid_client)?;
+            verify(loaded, client, &header, keys, assertion, now)?
+        }
+        (None, Some(uri)) => {
+            let allow_private = loaded.snapshot.allow_private_network_targets;
+            let keys = app
+                .remote_jwks
+                .keys(
+                    &app.outbound,
+                    uri,
+                    allow_private,
+                    header.kid.as_deref(),
+                    now,
+                )
+                .await?;
+            verify(loaded, client, &header, &keys, assertion, now)?
+        }
+        (None, None) => return Err(OAuthError::invalid_client()),
+    };
     let key = format!("jti:{}:{}", checked.client_id, token_key(&checked.jti));
-    let first = store
+    let first = app
+        .store
         .insert_once(&key, checked.exp, now)
         .await
         .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
@@ -132,6 +181,76 @@ pub async fn authenticate<'a>(
         Ok(client)
     } else {
         Err(OAuthError::invalid_client())
+    }
+}
+
+/// A client's public key: its kid and the parsed key.
+pub type ClientKey = (Option<String>, jsonwebtoken::DecodingKey);
+
+/// Parses a JWK Set; keys that do not parse are skipped (that client cannot use them).
+pub fn parse_jwks(jwks: &Value) -> Vec<ClientKey> {
+    jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
+        .filter_map(|jwk| {
+            Some((
+                jwk.common.key_id.clone(),
+                jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Keys of one jwks_uri and when they were fetched.
+type CachedKeys = (i64, std::sync::Arc<Vec<ClientKey>>);
+
+/// Keys fetched from clients' `jwksUri`, cached for five minutes; an unknown kid refetches
+/// at most every 30 s (a client that just rotated is served; a flood of made-up kids is not).
+#[derive(Default)]
+pub struct RemoteJwks {
+    cache: std::sync::Mutex<std::collections::HashMap<String, CachedKeys>>,
+}
+
+impl RemoteJwks {
+    async fn keys(
+        &self,
+        outbound: &Outbound,
+        uri: &str,
+        allow_private: bool,
+        kid: Option<&str>,
+        now: i64,
+    ) -> Result<std::sync::Arc<Vec<ClientKey>>, OAuthError> {
+        let cached = self
+            .cache
+            .lock()
+            .expect("jwks cache lock")
+            .get(uri)
+            .cloned();
+        if let Some((fetched, keys)) = &cached {
+            let knows_kid = kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
+            if now - fetched < 300 && (knows_kid || now - fetched < 30) {
+                return Ok(keys.clone());
+            }
+        }
+        match outbound.get_json(uri, allow_private).await {
+            Ok(jwks) => {
+                let keys = std::sync::Arc::new(parse_jwks(&jwks));
+                self.cache
+                    .lock()
+                    .expect("jwks cache lock")
+                    .insert(uri.to_owned(), (now, keys.clone()));
+                Ok(keys)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "fetching a client's jwks_uri failed");
+                // A stale copy is better than failing the client outright.
+                cached
+                    .map(|(_, keys)| keys)
+                    .ok_or_else(OAuthError::invalid_client)
+            }
+        }
     }
 }
 
@@ -215,15 +334,15 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_assertion_is_refused() {
         let (loaded, signer, _) = setup();
-        let store = MemoryStore::default();
+        let app = App::new();
         let assertion = signer.sign("JWT", &claims(ISSUER, NOW + 60, NOW, "once"));
         assert!(
-            authenticate(&loaded, &store, &assertion, None, NOW)
+            authenticate(&loaded, &app, &assertion, None, NOW)
                 .await
                 .is_ok()
         );
         assert!(
-            authenticate(&loaded, &store, &assertion, None, NOW + 1)
+            authenticate(&loaded, &app, &assertion, None, NOW + 1)
                 .await
                 .is_err()
         );

@@ -10,10 +10,10 @@ use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AuthMethod;
 
 use crate::client_assertion;
+use crate::http::App;
 use crate::http::error::OAuthError;
 use crate::http::form::Form;
 use crate::loaded::Loaded;
-use crate::store::MemoryStore;
 
 /// Credentials as presented.
 struct Presented {
@@ -54,7 +54,7 @@ fn basic(headers: &HeaderMap) -> Result<Option<Presented>, OAuthError> {
 /// Authenticates the caller; returns its registration.
 pub async fn authenticate<'a>(
     loaded: &'a Loaded,
-    store: &MemoryStore,
+    app: &App,
     headers: &HeaderMap,
     form: &Form,
     now: i64,
@@ -76,14 +76,8 @@ pub async fn authenticate<'a>(
                 "client_assertion_type must be the RFC 7523 JWT bearer type",
             ));
         }
-        return client_assertion::authenticate(
-            loaded,
-            store,
-            assertion,
-            form.get("client_id"),
-            now,
-        )
-        .await;
+        return client_assertion::authenticate(loaded, app, assertion, form.get("client_id"), now)
+            .await;
     }
     let presented = match (from_header, from_body) {
         (Some(_), Some(_)) => {

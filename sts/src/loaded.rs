@@ -46,7 +46,7 @@ pub struct Loaded {
     /// Public keys of every published version, by kid, for verifying our own tokens.
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
-    pub client_keys: HashMap<String, Vec<(Option<String>, DecodingKey)>>,
+    pub client_keys: HashMap<String, Vec<crate::client_assertion::ClientKey>>,
     /// `/jwks` body.
     pub jwks: String,
     /// Discovery body (OIDC Discovery and RFC 8414).
@@ -89,22 +89,16 @@ impl Loaded {
                 return Err(Refused::NoActiveKey(alg));
             }
         }
-        let mut client_keys = HashMap::new();
-        for client in &snapshot.clients {
-            let Some(jwks) = &client.jwks else { continue };
-            // A key that does not parse is left out: that client cannot authenticate with it,
-            // and no other client is affected.
-            let keys: Vec<(Option<String>, DecodingKey)> = jwks["keys"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
-                .filter_map(|jwk| {
-                    Some((jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk).ok()?))
-                })
-                .collect();
-            client_keys.insert(client.client_id.clone(), keys);
-        }
+        let client_keys = snapshot
+            .clients
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.client_id.clone(),
+                    crate::client_assertion::parse_jwks(c.jwks.as_ref()?),
+                ))
+            })
+            .collect();
         let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()})
             .to_string();
         let discovery = discovery(&snapshot, &signers).to_string();

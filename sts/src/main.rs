@@ -9,6 +9,7 @@ mod http;
 mod jose;
 mod loaded;
 mod metrics;
+mod outbound;
 mod source;
 mod store;
 mod tls;

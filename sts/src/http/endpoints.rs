@@ -103,7 +103,7 @@ pub async fn token(
     let loaded = current(&app)?;
     let now = now();
     let form = form(&body)?;
-    let client = client_auth::authenticate(&loaded, &app.store, &headers, &form, now).await?;
+    let client = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
     let response = match GrantRequest::parse(&form)? {
         GrantRequest::ClientCredentials(request) => {
             let granted = client_credentials::validate(&loaded, client, &request)?;
@@ -161,7 +161,7 @@ pub async fn introspect(
     let loaded = current(&app)?;
     let now = now();
     let form = form(&body)?;
-    let caller = client_auth::authenticate(&loaded, &app.store, &headers, &form, now).await?;
+    let caller = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -200,7 +200,7 @@ pub async fn revoke(
     let loaded = current(&app)?;
     let now = now();
     let form = form(&body)?;
-    let caller = client_auth::authenticate(&loaded, &app.store, &headers, &form, now).await?;
+    let caller = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

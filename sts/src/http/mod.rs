@@ -27,6 +27,10 @@ pub struct App {
     pub store: MemoryStore,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Outbound https for tenant-chosen URLs.
+    pub outbound: crate::outbound::Outbound,
+    /// Keys fetched from clients' jwks_uri.
+    pub remote_jwks: crate::client_assertion::RemoteJwks,
 }
 
 impl App {
@@ -37,6 +41,8 @@ impl App {
             refused: Default::default(),
             store: MemoryStore::default(),
             metrics: crate::metrics::Metrics::new(),
+            outbound: crate::outbound::Outbound::new(),
+            remote_jwks: Default::default(),
         })
     }
 }

@@ -1,0 +1,239 @@
+//! Outbound calls to addresses that tenants choose (a client's `jwksUri`; later back-channel
+//! logout and upstream providers) are an SSRF surface. Rules: https only; every resolved
+//! address checked at connect time (so DNS rebinding gains nothing), private, loopback,
+//! link-local and other non-public addresses refused unless the TokenService allows them;
+//! short timeouts; response size capped.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+
+/// Longest an outbound call may take, connect to last byte.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest response body read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Why an outbound call was not made or failed (no secrets inside).
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// Not an https URL.
+    #[error("{0} is not an https URL")]
+    NotHttps(String),
+    /// The request failed (including a refused address).
+    #[error("{url}: {message}")]
+    Failed { url: String, message: String },
+}
+
+/// Whether `ip` is a public unicast address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+/// A resolver that drops addresses the policy refuses.
+#[derive(Clone)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allow_private || is_public(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "no public address (private targets are not allowed)",
+                ));
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+type Https = HttpsConnector<HttpConnector<GuardedResolver>>;
+
+/// Clients for tenant-chosen URLs: one that refuses non-public addresses, one that allows them.
+pub struct Outbound {
+    public_only: Client<Https, Empty<Bytes>>,
+    any: Client<Https, Empty<Bytes>>,
+}
+
+fn client(allow_private: bool) -> Client<Https, Empty<Bytes>> {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
+    http.set_connect_timeout(Some(TIMEOUT));
+    http.enforce_http(false);
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .expect("the system's root certificates load")
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(tls)
+}
+
+impl Outbound {
+    /// Both clients.
+    pub fn new() -> Self {
+        Self {
+            public_only: client(false),
+            any: client(true),
+        }
+    }
+
+    /// GETs `url` as JSON, within the timeout and the size cap.
+    pub async fn get_json(
+        &self,
+        url: &str,
+        allow_private: bool,
+    ) -> Result<serde_json::Value, OutboundError> {
+        if !url.starts_with("https://") {
+            return Err(OutboundError::NotHttps(url.to_owned()));
+        }
+        let failed = |message: String| OutboundError::Failed {
+            url: url.to_owned(),
+            message,
+        };
+        let uri: hyper::Uri = url.parse().map_err(|e| failed(format!("{e}")))?;
+        // An IP literal never reaches the resolver: check it here.
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && !allow_private
+            && !is_public(ip)
+        {
+            return Err(failed(
+                "no public address (private targets are not allowed)".into(),
+            ));
+        }
+        let client = if allow_private {
+            &self.any
+        } else {
+            &self.public_only
+        };
+        let call = async {
+            let response = client
+                .get(uri)
+                .await
+                .map_err(|e| failed(format!("{e:?}")))?;
+            if !response.status().is_success() {
+                return Err(failed(format!("status {}", response.status())));
+            }
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| failed(format!("body: {e}")))?
+                .to_bytes();
+            serde_json::from_slice(&body).map_err(|e| failed(format!("JSON: {e}")))
+        };
+        tokio::time::timeout(TIMEOUT, call)
+            .await
+            .map_err(|_| failed("timed out".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_unicast_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(
+                !is_public(private.parse().unwrap()),
+                "{private} counted as public"
+            );
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(
+                is_public(public.parse().unwrap()),
+                "{public} counted as private"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn http_urls_and_private_targets_are_refused() {
+        let outbound = Outbound::new();
+        assert!(matches!(
+            outbound.get_json("http://example.com/jwks", true).await,
+            Err(OutboundError::NotHttps(_))
+        ));
+        let refused = outbound
+            .get_json("https://127.0.0.1:1/jwks", false)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("private targets are not allowed"),
+            "{refused}"
+        );
+    }
+}
