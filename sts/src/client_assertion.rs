@@ -12,7 +12,7 @@ use crate::http::App;
 use crate::http::error::OAuthError;
 use crate::loaded::Loaded;
 use crate::outbound::Outbound;
-use crate::store::token_key;
+use crate::store::ReplayCache;
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -171,10 +171,11 @@ pub async fn authenticate<'a>(
         }
         (None, None) => return Err(OAuthError::invalid_client()),
     };
-    let key = format!("jti:{}:{}", checked.client_id, token_key(&checked.jti));
+    // Per client: one client cannot burn another's jti.
+    let id = format!("assertion:{}:{}", checked.client_id, checked.jti);
     let first = app
         .store
-        .insert_once(&key, checked.exp, now)
+        .first_use(&id, checked.exp, now)
         .await
         .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
     if first {

@@ -8,7 +8,7 @@ use signet_crds::v1alpha1::AccessTokenFormat;
 
 use crate::http::error::OAuthError;
 use crate::loaded::Loaded;
-use crate::store::{MemoryStore, token_key};
+use crate::store::{DenyList, MemoryStore, ReferenceTokens};
 
 /// Random URL-safe string of 256 bits.
 pub fn random_token() -> String {
@@ -63,7 +63,7 @@ pub async fn issue(
             let token = random_token();
             let expires = claims["exp"].as_i64().unwrap_or(now);
             store
-                .put(&format!("ref:{}", token_key(&token)), claims, expires, now)
+                .put_reference(&token, claims, expires, now)
                 .await
                 .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
             Ok(token)
@@ -82,10 +82,7 @@ pub async fn resolve(
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
     if token.split('.').count() != 3 {
-        return store
-            .get(&format!("ref:{}", token_key(token)), now)
-            .await
-            .map_err(unavailable);
+        return store.get_reference(token, now).await.map_err(unavailable);
     }
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Ok(None);
@@ -112,12 +109,7 @@ pub async fn resolve(
         return Ok(None);
     }
     let jti = claims["jti"].as_str().unwrap_or_default();
-    if store
-        .get(&format!("deny:{}", token_key(jti)), now)
-        .await
-        .map_err(unavailable)?
-        .is_some()
-    {
+    if store.is_denied(jti, now).await.map_err(unavailable)? {
         return Ok(None);
     }
     Ok(Some(claims))

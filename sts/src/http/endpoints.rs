@@ -14,7 +14,8 @@ use super::form::Form;
 use crate::client_auth;
 use crate::grants::{GrantRequest, client_credentials};
 use crate::loaded::Loaded;
-use crate::store::token_key;
+use crate::store::{DenyList, ReferenceTokens};
+
 use crate::tokens;
 
 fn now() -> i64 {
@@ -212,18 +213,10 @@ pub async fn revoke(
         let exp = claims["exp"].as_i64().unwrap_or(now);
         if token.split('.').count() == 3 {
             let jti = claims["jti"].as_str().unwrap_or_default();
-            app.store
-                .put(
-                    &format!("deny:{}", token_key(jti)),
-                    Value::Bool(true),
-                    exp,
-                    now,
-                )
-                .await
-                .map_err(unavailable)?;
+            app.store.deny(jti, exp, now).await.map_err(unavailable)?;
         } else {
             app.store
-                .delete(&format!("ref:{}", token_key(token)), now)
+                .delete_reference(token, now)
                 .await
                 .map_err(unavailable)?;
         }

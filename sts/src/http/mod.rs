@@ -1,6 +1,6 @@
 //! HTTP: the router and the endpoint handlers.
 
-mod endpoints;
+pub(crate) mod endpoints;
 pub mod error;
 pub mod form;
 

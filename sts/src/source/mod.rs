@@ -38,3 +38,66 @@ pub fn install(app: &App, snapshot: Snapshot) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_snapshot_is_refused_and_the_last_good_one_keeps_serving() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let state = std::env::temp_dir().join(format!("signet-refusal-{}", std::process::id()));
+        let good = standalone::compile_dir(&examples, &state, None)
+            .unwrap()
+            .snapshot;
+        let app = App::new();
+        let readyz = |app: Arc<App>| async move {
+            let response = crate::http::endpoints::readyz(axum::extract::State(app)).await;
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            (status.as_u16(), String::from_utf8(body.to_vec()).unwrap())
+        };
+        assert_eq!(
+            readyz(app.clone()).await.0,
+            503,
+            "not ready before a first snapshot"
+        );
+        install(&app, good.clone());
+        assert_eq!(readyz(app.clone()).await.0, 200);
+
+        let mut newer_major = good.clone();
+        newer_major.schema_version = "2.0".into();
+        let mut tampered = good.clone().seal();
+        tampered.issuer = "https://evil.example".into(); // the content no longer matches its hash
+        tampered.hash = "0".repeat(64);
+        let mut keyless = good.clone();
+        keyless.keys.clear();
+        for (i, bad) in [newer_major.seal(), tampered, keyless.seal()]
+            .into_iter()
+            .enumerate()
+        {
+            install(&app, bad);
+            assert_eq!(
+                app.loaded.load().as_ref().unwrap().snapshot.hash,
+                good.hash,
+                "the last good snapshot serves"
+            );
+            assert_eq!(app.metrics.snapshots_refused.get(), i as u64 + 1);
+            let (status, body) = readyz(app.clone()).await;
+            assert_eq!(status, 200, "still ready: {body}");
+            assert!(body.contains("refused"), "{body}");
+        }
+        // A minor version bump is fine: an older STS ignores what it does not know.
+        let mut minor = good.clone();
+        minor.schema_version = "1.7".into();
+        let minor = minor.seal();
+        install(&app, minor.clone());
+        assert_eq!(
+            app.loaded.load().as_ref().unwrap().snapshot.hash,
+            minor.hash
+        );
+        assert!(!readyz(app.clone()).await.1.contains("refused"));
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::Unavailable;
+use super::{DenyList, ReferenceTokens, ReplayCache, Unavailable, token_key};
 
 /// Expiring records in memory.
 #[derive(Default)]
@@ -22,7 +22,7 @@ impl MemoryStore {
     }
 
     /// Stores `value` under `key` until `expires` (unix seconds).
-    pub async fn put(
+    async fn put(
         &self,
         key: &str,
         value: Value,
@@ -34,18 +34,13 @@ impl MemoryStore {
     }
 
     /// The live record under `key`.
-    pub async fn get(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+    async fn get(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
         Ok(self.with(now, |r| r.get(key).map(|(_, v)| v.clone())))
     }
 
     /// Records `key` until `expires` if it is not already there; false when it was (a replay).
     /// Atomic: two requests racing on one key cannot both win.
-    pub async fn insert_once(
-        &self,
-        key: &str,
-        expires: i64,
-        now: i64,
-    ) -> Result<bool, Unavailable> {
+    async fn insert_once(&self, key: &str, expires: i64, now: i64) -> Result<bool, Unavailable> {
         Ok(self.with(now, |r| {
             if r.contains_key(key) {
                 return false;
@@ -56,9 +51,56 @@ impl MemoryStore {
     }
 
     /// Removes the record under `key`.
-    pub async fn delete(&self, key: &str, now: i64) -> Result<(), Unavailable> {
+    async fn delete(&self, key: &str, now: i64) -> Result<(), Unavailable> {
         self.with(now, |r| r.remove(key));
         Ok(())
+    }
+}
+
+impl ReplayCache for MemoryStore {
+    async fn first_use(&self, id: &str, expires: i64, now: i64) -> Result<bool, Unavailable> {
+        self.insert_once(&format!("once:{}", token_key(id)), expires, now)
+            .await
+    }
+}
+
+impl DenyList for MemoryStore {
+    async fn deny(&self, jti: &str, until: i64, now: i64) -> Result<(), Unavailable> {
+        self.put(
+            &format!("deny:{}", token_key(jti)),
+            Value::Bool(true),
+            until,
+            now,
+        )
+        .await
+    }
+
+    async fn is_denied(&self, jti: &str, now: i64) -> Result<bool, Unavailable> {
+        Ok(self
+            .get(&format!("deny:{}", token_key(jti)), now)
+            .await?
+            .is_some())
+    }
+}
+
+impl ReferenceTokens for MemoryStore {
+    async fn put_reference(
+        &self,
+        token: &str,
+        claims: Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        self.put(&format!("ref:{}", token_key(token)), claims, expires, now)
+            .await
+    }
+
+    async fn get_reference(&self, token: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        self.get(&format!("ref:{}", token_key(token)), now).await
+    }
+
+    async fn delete_reference(&self, token: &str, now: i64) -> Result<(), Unavailable> {
+        self.delete(&format!("ref:{}", token_key(token)), now).await
     }
 }
 

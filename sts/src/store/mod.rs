@@ -5,6 +5,9 @@ mod memory;
 
 pub use memory::MemoryStore;
 
+use std::future::Future;
+
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The store is unreachable: whatever needs it fails closed.
@@ -18,4 +21,56 @@ pub fn token_key(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Single-use keys (client assertion `jti`s; later codes and device codes).
+pub trait ReplayCache {
+    /// Records `id` until `expires`; false when it was already recorded (a replay). Atomic.
+    fn first_use(
+        &self,
+        id: &str,
+        expires: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+}
+
+/// Revoked JWT access tokens, by `jti`, until they would have expired anyway.
+pub trait DenyList {
+    /// Denies `jti` until `until`.
+    fn deny(
+        &self,
+        jti: &str,
+        until: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Whether `jti` is denied.
+    fn is_denied(
+        &self,
+        jti: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+}
+
+/// Opaque access tokens and their claims.
+pub trait ReferenceTokens {
+    /// Stores the claims of `token` until `expires`.
+    fn put_reference(
+        &self,
+        token: &str,
+        claims: Value,
+        expires: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// The claims of a live `token`.
+    fn get_reference(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Value>, Unavailable>> + Send;
+    /// Forgets `token`.
+    fn delete_reference(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
