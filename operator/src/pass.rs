@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use signet_crds::compile::{self, Inputs, Kind, ObjectKey, Output, Report, SecretData};
 use signet_crds::v1alpha1::{
-    ApiScope, AuthMethod, ClientType, CommonStatus, IdentityProvider, OidcClient, OidcClientStatus,
-    SigningKey, TokenService, TokenServiceStatus,
+    ApiScope, CommonStatus, IdentityProvider, OidcClient, OidcClientStatus, SigningKey,
+    TokenService, TokenServiceStatus,
 };
 
 use crate::client_secret::{self, Contents, Want};
@@ -268,25 +268,6 @@ async fn dereference(ctx: &Ctx, now: i64) -> Result<Inputs, Error> {
     })
 }
 
-/// Whether `client` gets a generated Secret from the operator.
-fn generates_secret(client: &OidcClient) -> bool {
-    let method = client
-        .spec
-        .token_endpoint_auth_method
-        .unwrap_or(AuthMethod::ClientSecretBasic);
-    client.spec.client_type == ClientType::Confidential
-        && matches!(
-            method,
-            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-        )
-        && client
-            .spec
-            .secret
-            .as_ref()
-            .and_then(|s| s.existing_secret_ref.as_ref())
-            .is_none()
-}
-
 fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     let mut reference = owner
         .controller_owner_ref(&())
@@ -335,7 +316,7 @@ async fn ensure_client_secrets(
         let (Some(ts_key), Some(client_id)) = (&report.token_service, &report.client_id) else {
             continue;
         };
-        if !generates_secret(client) || !pending_only {
+        if !compile::generates_secret(client) || !pending_only {
             continue;
         }
         let Some(ts) = ctx.token_services.get(ts_key) else {
@@ -696,7 +677,9 @@ async fn write_statuses(
             .and_then(|s| s.existing_secret_ref.as_ref())
         {
             Some(r) => Some(r.name.clone()),
-            None => generates_secret(&client).then(|| compile::client_secret_name(&client)),
+            None => {
+                compile::generates_secret(&client).then(|| compile::client_secret_name(&client))
+            }
         };
         let status = OidcClientStatus {
             common: common(

@@ -2,7 +2,7 @@
 //! plane; the STS reads only its snapshot Secrets, by name (a Role with resourceNames), and
 //! serves what `kubectl apply` declares.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -14,30 +14,6 @@ use signet_tests::{
 };
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The operator binary, built next to this test's binary by `cargo test --workspace`.
-fn operator_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .join("signet-operator");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p signet-operator` (the test command builds it)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn token(addr: &str, id: &str, secret: &str) -> anyhow::Result<http::Response> {
     http::post_form(
@@ -82,7 +58,7 @@ async fn applied_clients_get_tokens_from_the_sts_and_deleted_ones_do_not() -> an
 
     let kubeconfig = cluster.kubeconfig.to_string_lossy().into_owned();
     let _operator = Process::spawn(
-        &operator_bin(),
+        &signet_tests::workspace_bin("signet-operator"),
         "operator-sts-in-cluster",
         &[
             format!("--namespaces={ns}"),
@@ -100,7 +76,7 @@ async fn applied_clients_get_tokens_from_the_sts_and_deleted_ones_do_not() -> an
     let sts_kubeconfig =
         namespaced_service_account_kubeconfig(&client, &cluster.kubeconfig, &ns, "sts", rules)
             .await?;
-    let port = free_port();
+    let port = signet_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let sts = Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-sts")),

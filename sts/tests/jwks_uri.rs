@@ -11,24 +11,6 @@ use signet_crds::keygen;
 use signet_crds::v1alpha1::Algorithm;
 use signet_tests::{Process, http, wait_for};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl {args:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `openssl s_server -WWW` serves the files of `dir` over https; killed on drop.
 struct FileServer(Child);
 
@@ -79,7 +61,7 @@ async fn start_sts(
     state: &Path,
     ca: &Path,
 ) -> anyhow::Result<(Process, String, String)> {
-    let port = free_port();
+    let port = signet_tests::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let args = vec![
         format!("--manifests={}", dir.display()),
@@ -133,68 +115,7 @@ async fn keys_come_from_the_jwks_uri_only_where_private_targets_are_allowed() ->
     let dir = std::env::temp_dir().join(format!("signet-jwks-uri-{}", std::process::id()));
     let www = dir.join("www");
     std::fs::create_dir_all(&www)?;
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=test-ca",
-        ],
-    );
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )?;
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext",
-            "-out",
-            "tls.crt",
-        ],
-    );
+    let pki = signet_tests::TestPki::create(&dir);
 
     let key = keygen::generate(Algorithm::ES256, None)?;
     std::fs::write(
@@ -210,7 +131,7 @@ async fn keys_come_from_the_jwks_uri_only_where_private_targets_are_allowed() ->
         &base64::engine::general_purpose::STANDARD,
         der,
     )?);
-    let server_port = free_port();
+    let server_port = signet_tests::free_port();
     let server = FileServer(
         Command::new("openssl")
             .args([
@@ -221,9 +142,9 @@ async fn keys_come_from_the_jwks_uri_only_where_private_targets_are_allowed() ->
                 &server_port.to_string(),
                 "-cert",
             ])
-            .arg(dir.join("tls.crt"))
+            .arg(pki.cert)
             .arg("-key")
-            .arg(dir.join("tls.key"))
+            .arg(pki.key)
             .current_dir(&www)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -239,23 +160,15 @@ async fn keys_come_from_the_jwks_uri_only_where_private_targets_are_allowed() ->
 
     // Allowed: the STS fetches the keys and the assertion authenticates.
     manifests(&dir.join("allowed"), true, &jwks_uri, "http://unused");
-    let (_sts, addr, issuer) = start_sts(
-        &dir.join("allowed"),
-        &dir.join("state-allowed"),
-        &dir.join("ca.crt"),
-    )
-    .await?;
+    let (_sts, addr, issuer) =
+        start_sts(&dir.join("allowed"), &dir.join("state-allowed"), &pki.ca).await?;
     let ok = token(&addr, &assertion(&encoding, &key.kid, &issuer)).await?;
     assert_eq!(ok.status, 200, "{}", ok.body);
 
     // Not allowed: the same setup, but loopback is off limits: invalid_client.
     manifests(&dir.join("refused"), false, &jwks_uri, "http://unused");
-    let (refusing, addr, issuer) = start_sts(
-        &dir.join("refused"),
-        &dir.join("state-refused"),
-        &dir.join("ca.crt"),
-    )
-    .await?;
+    let (refusing, addr, issuer) =
+        start_sts(&dir.join("refused"), &dir.join("state-refused"), &pki.ca).await?;
     let refused = token(&addr, &assertion(&encoding, &key.kid, &issuer)).await?;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(

@@ -7,82 +7,11 @@ use std::time::Duration;
 
 use signet_tests::{Process, repo_root, wait_for};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl {args:?}");
-}
-
 #[tokio::test]
 async fn serves_https_with_the_given_certificate() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("signet-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=test-ca",
-        ],
-    );
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )?;
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext",
-            "-out",
-            "tls.crt",
-        ],
-    );
+    let pki = signet_tests::TestPki::create(&dir);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -94,8 +23,8 @@ async fn serves_https_with_the_given_certificate() -> anyhow::Result<()> {
         format!("--issuer={issuer}"),
         format!("--listen=127.0.0.1:{port}"),
         "--metrics-addr=127.0.0.1:0".into(),
-        format!("--tls-cert={}", dir.join("tls.crt").display()),
-        format!("--tls-key={}", dir.join("tls.key").display()),
+        format!("--tls-cert={}", pki.cert.display()),
+        format!("--tls-key={}", pki.key.display()),
     ];
     let mut sts = Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-sts")),
@@ -106,7 +35,7 @@ async fn serves_https_with_the_given_certificate() -> anyhow::Result<()> {
     let curl = |path: &str| {
         Command::new("curl")
             .args(["-sS", "--cacert"])
-            .arg(dir.join("ca.crt"))
+            .arg(&pki.ca)
             .arg(format!("{issuer}{path}"))
             .output()
             .unwrap()

@@ -16,6 +16,7 @@
 mod cluster;
 pub mod http;
 mod identity;
+mod local;
 mod namespace;
 mod objects;
 mod process;
@@ -24,6 +25,7 @@ pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use identity::{
     apply_cluster_role, namespaced_service_account_kubeconfig, service_account_kubeconfig,
 };
+pub use local::{TestPki, free_port, workspace_bin};
 pub use namespace::TestNamespace;
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 pub use process::Process;

@@ -507,6 +507,32 @@ pub fn default_client_id(client: &OidcClient) -> String {
     })
 }
 
+/// How a client authenticates: as registered, else `client_secret_basic` for a confidential
+/// client and `none` for a public one.
+pub fn auth_method(client: &OidcClient) -> AuthMethod {
+    client
+        .spec
+        .token_endpoint_auth_method
+        .unwrap_or(match client.spec.client_type {
+            ClientType::Public => AuthMethod::None,
+            ClientType::Confidential => AuthMethod::ClientSecretBasic,
+        })
+}
+
+/// Whether the operator (or standalone mode) generates this client's secret: a confidential
+/// client using a client secret, without a Secret of its own (`existingSecretRef`).
+pub fn generates_secret(client: &OidcClient) -> bool {
+    matches!(
+        auth_method(client),
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+    ) && client
+        .spec
+        .secret
+        .as_ref()
+        .and_then(|s| s.existing_secret_ref.as_ref())
+        .is_none()
+}
+
 /// The Secret that carries a generated client's credentials: `spec.secret.name` or
 /// `<name>-oidc`.
 pub fn client_secret_name(client: &OidcClient) -> String {
@@ -573,14 +599,7 @@ fn compile_clients(
         }
 
         let allowed_scopes = resolve_scopes(inputs, client, &key, scopes, &mut report);
-        let auth_method =
-            client
-                .spec
-                .token_endpoint_auth_method
-                .unwrap_or(match client.spec.client_type {
-                    ClientType::Public => AuthMethod::None,
-                    ClientType::Confidential => AuthMethod::ClientSecretBasic,
-                });
+        let auth_method = auth_method(client);
         let secret_hashes = match auth_method {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
                 client_secret_hashes(inputs, client, &key, &mut report)

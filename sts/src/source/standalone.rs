@@ -12,7 +12,6 @@ use signet_crds::compile::{
 };
 use signet_crds::keygen;
 use signet_crds::snapshot::Snapshot;
-use signet_crds::v1alpha1::{AuthMethod, ClientType, OidcClient};
 
 /// Namespace of manifests that name none.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -139,7 +138,7 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
     // Generated client secrets, kept in files the user reads (mode 0600).
     let mut credential_files = BTreeMap::new();
     for client in &inputs.clients {
-        if !generates_secret(client) {
+        if !compile::generates_secret(client) {
             continue;
         }
         let ns = client.metadata.namespace.clone().unwrap_or_default();
@@ -214,24 +213,6 @@ fn parse<T: serde::de::DeserializeOwned>(
         path: path.to_owned(),
         message: format!("{kind} {name}: {e}"),
     })
-}
-
-fn generates_secret(client: &OidcClient) -> bool {
-    let method = client
-        .spec
-        .token_endpoint_auth_method
-        .unwrap_or(AuthMethod::ClientSecretBasic);
-    client.spec.client_type == ClientType::Confidential
-        && matches!(
-            method,
-            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-        )
-        && client
-            .spec
-            .secret
-            .as_ref()
-            .and_then(|s| s.existing_secret_ref.as_ref())
-            .is_none()
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
