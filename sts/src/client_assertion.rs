@@ -175,6 +175,7 @@ pub async fn authenticate<'a>(
     let id = format!("assertion:{}:{}", checked.client_id, checked.jti);
     let first = app
         .store
+        .load()
         .first_use(&id, checked.exp, now)
         .await
         .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;

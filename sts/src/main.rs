@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
                 // The path, never the secret.
                 tracing::info!(%client_id, file = %file.display(), "client credentials");
             }
-            source::install(&app, compiled.snapshot);
+            source::install(&app, compiled.snapshot).await;
             tokio::spawn(source::standalone::watch(
                 app.clone(),
                 dir.clone(),
@@ -123,7 +123,6 @@ async fn main() -> anyhow::Result<()> {
             "give --manifests DIR (standalone) or --token-service NAME --namespace NS (in-cluster)"
         ),
     }
-    tracing::warn!("memory store: valid for one STS replica only");
 
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %metrics_listener.local_addr()?, "serving /metrics");

@@ -8,7 +8,7 @@ use signet_crds::v1alpha1::AccessTokenFormat;
 
 use crate::http::error::OAuthError;
 use crate::loaded::Loaded;
-use crate::store::{DenyList, MemoryStore, ReferenceTokens};
+use crate::store::{DenyList, ReferenceTokens, Store};
 
 /// Random URL-safe string of 256 bits.
 pub fn random_token() -> String {
@@ -46,7 +46,7 @@ pub fn access_claims(
 /// Issues the access token: signed, or stored and referenced.
 pub async fn issue(
     loaded: &Loaded,
-    store: &MemoryStore,
+    store: &Store,
     client: &Client,
     claims: Value,
     now: i64,
@@ -75,7 +75,7 @@ pub async fn issue(
 /// another issuer, expiry, revocation and garbage all look the same.
 pub async fn resolve(
     loaded: &Loaded,
-    store: &MemoryStore,
+    store: &Store,
     token: &str,
     now: i64,
 ) -> Result<Option<Value>, OAuthError> {

@@ -116,7 +116,7 @@ pub async fn token(
                 &granted.audiences,
                 now,
             );
-            let token = tokens::issue(&loaded, &app.store, client, claims, now).await?;
+            let token = tokens::issue(&loaded, &app.store.load(), client, claims, now).await?;
             app.metrics
                 .tokens
                 .get_or_create(&crate::metrics::GrantLabels {
@@ -167,7 +167,7 @@ pub async fn introspect(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let inactive = || no_store(axum::Json(json!({"active": false})).into_response());
-    let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await? else {
+    let Some(claims) = tokens::resolve(&loaded, &app.store.load(), token, now).await? else {
         return Ok(inactive());
     };
     if !may_introspect(&loaded, caller, &claims) {
@@ -207,15 +207,20 @@ pub async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
-    if let Some(claims) = tokens::resolve(&loaded, &app.store, token, now).await?
+    if let Some(claims) = tokens::resolve(&loaded, &app.store.load(), token, now).await?
         && claims["client_id"].as_str() == Some(caller.client_id.as_str())
     {
         let exp = claims["exp"].as_i64().unwrap_or(now);
         if token.split('.').count() == 3 {
             let jti = claims["jti"].as_str().unwrap_or_default();
-            app.store.deny(jti, exp, now).await.map_err(unavailable)?;
+            app.store
+                .load()
+                .deny(jti, exp, now)
+                .await
+                .map_err(unavailable)?;
         } else {
             app.store
+                .load()
                 .delete_reference(token, now)
                 .await
                 .map_err(unavailable)?;

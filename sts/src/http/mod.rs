@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::loaded::Loaded;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Store};
 
 /// Largest request body accepted; larger ones get 413 before any parsing.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -24,7 +24,9 @@ pub struct App {
     /// Why the last newer snapshot was refused, for /readyz.
     pub refused: std::sync::Mutex<Option<String>>,
     /// Operational state.
-    pub store: MemoryStore,
+    pub store: arc_swap::ArcSwap<Store>,
+    /// The store settings `store` was made for.
+    pub store_settings: tokio::sync::Mutex<Option<signet_crds::snapshot::StoreSettings>>,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Outbound https for tenant-chosen URLs.
@@ -39,7 +41,8 @@ impl App {
         Arc::new(Self {
             loaded: ArcSwapOption::empty(),
             refused: Default::default(),
-            store: MemoryStore::default(),
+            store: arc_swap::ArcSwap::from_pointee(Store::Memory(MemoryStore::default())),
+            store_settings: Default::default(),
             metrics: crate::metrics::Metrics::new(),
             outbound: crate::outbound::Outbound::new(),
             remote_jwks: Default::default(),

@@ -127,7 +127,7 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
         }
         if let Some(gz) = assemble(&token_service, &seen) {
             match decode(&gz) {
-                Ok(snapshot) => super::install(&app, snapshot),
+                Ok(snapshot) => super::install(&app, snapshot).await,
                 Err(reason) => {
                     app.metrics.snapshots_refused.inc();
                     tracing::warn!(%reason, "snapshot refused; the last good one keeps serving");

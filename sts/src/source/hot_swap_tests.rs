@@ -37,7 +37,7 @@ async fn swaps_under_load_fail_no_request_and_never_mix_snapshots() {
     let variants: Vec<_> = (0..=100).map(variant).collect();
     let last_hash = variants[100].hash.clone();
     let app = App::new();
-    install(&app, variants[0].clone());
+    install(&app, variants[0].clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(axum::serve(listener, router(app.clone())).into_future());
@@ -47,7 +47,7 @@ async fn swaps_under_load_fail_no_request_and_never_mix_snapshots() {
         let (app, done) = (app.clone(), done.clone());
         tokio::spawn(async move {
             for snapshot in variants.into_iter().skip(1) {
-                install(&app, snapshot);
+                install(&app, snapshot).await;
                 tokio::task::yield_now().await;
             }
             done.store(true, Ordering::SeqCst);

@@ -8,14 +8,16 @@ pub mod standalone;
 
 use std::sync::Arc;
 
-use signet_crds::snapshot::Snapshot;
+use signet_crds::snapshot::{Snapshot, StoreSettings};
+use signet_crds::v1alpha1::StoreType;
 
 use crate::http::App;
 use crate::loaded::Loaded;
+use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Verifies `snapshot` and, when good and new, swaps it in; a bad one is refused and the
 /// last good one keeps serving.
-pub fn install(app: &App, snapshot: Snapshot) {
+pub async fn install(app: &App, snapshot: Snapshot) {
     let current = app.loaded.load();
     if current
         .as_ref()
@@ -24,7 +26,14 @@ pub fn install(app: &App, snapshot: Snapshot) {
         return;
     }
     let hash = snapshot.hash.clone();
-    match Loaded::new(snapshot) {
+    let loaded = match Loaded::new(snapshot) {
+        Ok(loaded) => match ensure_store(app, &loaded.snapshot.store).await {
+            Ok(()) => Ok(loaded),
+            Err(reason) => Err(reason),
+        },
+        Err(reason) => Err(reason.to_string()),
+    };
+    match loaded {
         Ok(loaded) => {
             app.loaded.store(Some(Arc::new(loaded)));
             *app.refused.lock().expect("refused lock") = None;
@@ -34,9 +43,39 @@ pub fn install(app: &App, snapshot: Snapshot) {
         Err(reason) => {
             app.metrics.snapshots_refused.inc();
             tracing::warn!(%hash, %reason, "snapshot refused; the last good one keeps serving");
-            *app.refused.lock().expect("refused lock") = Some(reason.to_string());
+            *app.refused.lock().expect("refused lock") = Some(reason);
         }
     }
+}
+
+/// Makes the operational store match `settings`: the in-process one, or a connection to
+/// redis. A redis that cannot be reached refuses the snapshot, so nothing is served that
+/// would lose single-use guarantees across replicas.
+async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), String> {
+    let mut current = app.store_settings.lock().await;
+    if current.as_ref() == Some(settings) {
+        return Ok(());
+    }
+    let store = match settings.store_type {
+        StoreType::Memory => {
+            tracing::warn!("memory store: valid for one STS replica only");
+            Store::Memory(MemoryStore::default())
+        }
+        StoreType::Redis => {
+            let url = settings
+                .redis_url
+                .as_ref()
+                .ok_or("store type redis without a redis URL")?;
+            let redis = RedisStore::connect(&url.0, &settings.key_prefix)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(prefix = %settings.key_prefix, "redis store connected");
+            Store::Redis(redis)
+        }
+    };
+    app.store.store(Arc::new(store));
+    *current = Some(settings.clone());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -64,7 +103,7 @@ mod tests {
             503,
             "not ready before a first snapshot"
         );
-        install(&app, good.clone());
+        install(&app, good.clone()).await;
         assert_eq!(readyz(app.clone()).await.0, 200);
 
         let mut newer_major = good.clone();
@@ -78,7 +117,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            install(&app, bad);
+            install(&app, bad).await;
             assert_eq!(
                 app.loaded.load().as_ref().unwrap().snapshot.hash,
                 good.hash,
@@ -93,7 +132,7 @@ mod tests {
         let mut minor = good.clone();
         minor.schema_version = "1.7".into();
         let minor = minor.seal();
-        install(&app, minor.clone());
+        install(&app, minor.clone()).await;
         assert_eq!(
             app.loaded.load().as_ref().unwrap().snapshot.hash,
             minor.hash

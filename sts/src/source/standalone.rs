@@ -351,7 +351,7 @@ pub async fn watch(
         }
         last = now;
         match compile_dir(&dir, &state, issuer.as_deref()) {
-            Ok(compiled) => super::install(&app, compiled.snapshot),
+            Ok(compiled) => super::install(&app, compiled.snapshot).await,
             Err(error) => {
                 app.metrics.snapshots_refused.inc();
                 tracing::warn!(%error, "manifests refused; the last good snapshot keeps serving");

@@ -2,7 +2,11 @@
 //! record with an expiry. `memory` serves one replica; a shared backend comes with scale-out.
 
 mod memory;
+mod redis;
+#[cfg(test)]
+mod suite;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 use std::future::Future;
@@ -73,4 +77,66 @@ pub trait ReferenceTokens {
         token: &str,
         now: i64,
     ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+}
+
+/// The backend in use: `memory` (one replica) or `redis` (shared).
+pub enum Store {
+    /// In-process.
+    Memory(MemoryStore),
+    /// Shared by the replicas.
+    Redis(RedisStore),
+}
+
+impl ReplayCache for Store {
+    async fn first_use(&self, id: &str, expires: i64, now: i64) -> Result<bool, Unavailable> {
+        match self {
+            Store::Memory(s) => s.first_use(id, expires, now).await,
+            Store::Redis(s) => s.first_use(id, expires, now).await,
+        }
+    }
+}
+
+impl DenyList for Store {
+    async fn deny(&self, jti: &str, until: i64, now: i64) -> Result<(), Unavailable> {
+        match self {
+            Store::Memory(s) => s.deny(jti, until, now).await,
+            Store::Redis(s) => s.deny(jti, until, now).await,
+        }
+    }
+
+    async fn is_denied(&self, jti: &str, now: i64) -> Result<bool, Unavailable> {
+        match self {
+            Store::Memory(s) => s.is_denied(jti, now).await,
+            Store::Redis(s) => s.is_denied(jti, now).await,
+        }
+    }
+}
+
+impl ReferenceTokens for Store {
+    async fn put_reference(
+        &self,
+        token: &str,
+        claims: Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        match self {
+            Store::Memory(s) => s.put_reference(token, claims, expires, now).await,
+            Store::Redis(s) => s.put_reference(token, claims, expires, now).await,
+        }
+    }
+
+    async fn get_reference(&self, token: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        match self {
+            Store::Memory(s) => s.get_reference(token, now).await,
+            Store::Redis(s) => s.get_reference(token, now).await,
+        }
+    }
+
+    async fn delete_reference(&self, token: &str, now: i64) -> Result<(), Unavailable> {
+        match self {
+            Store::Memory(s) => s.delete_reference(token, now).await,
+            Store::Redis(s) => s.delete_reference(token, now).await,
+        }
+    }
 }

@@ -1,0 +1,159 @@
+//! Two STS replicas on one redis: a reference token issued by one is introspected and revoked
+//! through the other, and a client assertion spent at one is refused at the other.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use signet_tests::{Process, free_port, http, repo_root, wait_for};
+
+struct RedisServer(Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn manifests(dir: &Path, redis_port: u16) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "token-service.yaml" {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let ts = std::fs::read_to_string(repo_root().join("examples/token-service.yaml")).unwrap();
+    let ts = ts.replace(
+        "  store:\n    type: memory\n",
+        "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
+    );
+    assert!(
+        ts.contains("type: redis"),
+        "the example's store section changed"
+    );
+    let secret = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"redis://127.0.0.1:{redis_port}\"}}\n"
+    );
+    let reference = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
+    std::fs::write(
+        dir.join("token-service.yaml"),
+        format!("{ts}{secret}{reference}"),
+    )
+    .unwrap();
+}
+
+async fn replica(dir: &Path, state: &Path, name: &str) -> anyhow::Result<(Process, String)> {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = vec![
+        format!("--manifests={}", dir.display()),
+        format!("--state-dir={}", state.display()),
+        format!("--listen={addr}"),
+        "--metrics-addr=127.0.0.1:0".into(),
+    ];
+    let process = Process::spawn(
+        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+        name,
+        &args,
+        &[],
+    )?;
+    wait_for("the replica ready", Duration::from_secs(60), || async {
+        Ok(http::get(&addr, "/readyz")
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|_| ()))
+    })
+    .await?;
+    Ok((process, addr))
+}
+
+#[tokio::test]
+async fn any_replica_serves_any_request() -> anyhow::Result<()> {
+    let redis_port = free_port();
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn();
+    let _redis =
+        RedisServer(redis.expect("redis-server is installed (the test command installs it)"));
+    wait_for("redis listening", Duration::from_secs(30), || async {
+        Ok(std::net::TcpStream::connect(("127.0.0.1", redis_port))
+            .ok()
+            .map(|_| ()))
+    })
+    .await?;
+
+    let dir = std::env::temp_dir().join(format!("signet-shared-store-{}", std::process::id()));
+    manifests(&dir.join("manifests"), redis_port);
+    // One state folder: the replicas share keys and client secrets, as pods share a snapshot.
+    let state = dir.join("state");
+    let (a, addr_a) = replica(&dir.join("manifests"), &state, "sts-a").await?;
+    let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-b").await?;
+    assert!(
+        a.output().contains("redis store connected"),
+        "{}",
+        a.output()
+    );
+
+    let creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("clients/default.reporter.json"))?)?;
+    let secret = creds["client_secret"].as_str().unwrap();
+    let auth = [("client_id", "default.reporter"), ("client_secret", secret)];
+    fn with<'a>(
+        auth: &[(&'a str, &'a str)],
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        auth.iter().chain(extra).copied().collect()
+    }
+
+    let issued = http::post_form(
+        &addr_a,
+        "/token",
+        &with(&auth, &[("grant_type", "client_credentials")]),
+        &[],
+    )
+    .await?;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let token = issued.json()["access_token"].as_str().unwrap().to_owned();
+    let at_b = http::post_form(
+        &addr_b,
+        "/introspect",
+        &with(&auth, &[("token", &token)]),
+        &[],
+    )
+    .await?;
+    assert_eq!(
+        at_b.json()["active"],
+        true,
+        "replica B resolves A's reference token: {}",
+        at_b.body
+    );
+    let revoked =
+        http::post_form(&addr_b, "/revoke", &with(&auth, &[("token", &token)]), &[]).await?;
+    assert_eq!(revoked.status, 200);
+    let at_a = http::post_form(
+        &addr_a,
+        "/introspect",
+        &with(&auth, &[("token", &token)]),
+        &[],
+    )
+    .await?;
+    assert_eq!(
+        at_a.json(),
+        serde_json::json!({"active": false}),
+        "revoked at B, inactive at A"
+    );
+    Ok(())
+}
