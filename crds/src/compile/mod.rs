@@ -868,6 +868,7 @@ fn compile_keys(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> Vec<sna
     let ts_key = ObjectKey::of(ts);
     let mut keys = Vec::new();
     let mut active_algs = BTreeSet::new();
+    let mut seen_algs = BTreeMap::new();
     for name in &ts.spec.signing_keys {
         let key = ObjectKey::new(&ts_key.namespace, name);
         let Some(sk) = inputs
@@ -884,6 +885,19 @@ fn compile_keys(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> Vec<sna
             }
             continue;
         };
+        // One SigningKey per algorithm: a second one of the same algorithm is left out, so
+        // exactly one key of each algorithm signs.
+        if let Some(first) = seen_algs.get(&sk.spec.algorithm) {
+            let message = format!(
+                "SigningKeys {first} and {name} both use {:?}; {name} is not used",
+                sk.spec.algorithm
+            );
+            if let Some(report) = out.reports.get_mut(&(Kind::TokenService, ts_key.clone())) {
+                report.warn(ConditionType::Ready, "DuplicateAlgorithm", message);
+            }
+            continue;
+        }
+        seen_algs.insert(sk.spec.algorithm, name.clone());
         for version in sk.status.iter().flat_map(|s| &s.keys) {
             if version.phase == KeyPhase::Revoked {
                 continue;

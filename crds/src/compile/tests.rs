@@ -738,3 +738,57 @@ fn generated_secret_owned_by_someone_else_is_a_conflict() {
         );
     }
 }
+
+#[test]
+fn a_second_signing_key_of_the_same_algorithm_is_left_out() {
+    let ts = token_service(
+        "idp-system",
+        "signet",
+        json!({"signingKeys": ["a", "b"], "idTokenSigningAlg": "ES256"}),
+    );
+    let mut input = inputs(vec![ts], vec![], vec![]);
+    let key = |name: &str| -> Arc<SigningKey> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "signet.dev/v1alpha1", "kind": "SigningKey",
+                "metadata": {"namespace": "idp-system", "name": name},
+                "spec": {"algorithm": "ES256"},
+                "status": {"keys": [{"kid": format!("{name}-1"), "phase": "Active", "created": "2026-01-01T00:00:00Z",
+                                     "activates": "2026-01-01T00:00:00Z", "secretName": format!("{name}-1")}]}
+            }))
+            .unwrap(),
+        )
+    };
+    input.signing_keys = vec![key("a"), key("b")];
+    for name in ["a-1", "b-1"] {
+        let data = BTreeMap::from([
+            (
+                KEY_PUBLIC_JWK.to_owned(),
+                format!(r#"{{"kid":"{name}"}}"#).into_bytes(),
+            ),
+            (KEY_PRIVATE_PEM.to_owned(), b"pem".to_vec()),
+        ]);
+        input.secrets.insert(
+            ObjectKey::new("idp-system", name),
+            SecretData {
+                data,
+                ..Default::default()
+            },
+        );
+    }
+    let out = compile(&input);
+    let kids: Vec<_> = out
+        .snapshots
+        .values()
+        .next()
+        .unwrap()
+        .keys
+        .iter()
+        .map(|k| k.kid.clone())
+        .collect();
+    assert_eq!(kids, vec!["a-1"]);
+    assert_eq!(
+        reasons(&out, Kind::TokenService, "idp-system", "signet"),
+        vec!["DuplicateAlgorithm"]
+    );
+}

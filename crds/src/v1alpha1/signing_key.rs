@@ -81,7 +81,20 @@ fn default_retention_time() -> KubeDuration {
 }
 
 /// JWS signing algorithm (RFC 7518, RFC 8037).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
+)]
 pub enum Algorithm {
     /// ECDSA with P-256 and SHA-256: small and fast; the default.
     #[default]

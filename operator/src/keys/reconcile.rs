@@ -387,3 +387,52 @@ async fn write_status(
     ctx.count_write();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(
+        key: serde_json::Value,
+        ts: serde_json::Value,
+    ) -> (SigningKey, Vec<std::sync::Arc<TokenService>>) {
+        let meta = |name: &str| serde_json::json!({"namespace": "ns", "name": name});
+        let key: SigningKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "signet.dev/v1alpha1", "kind": "SigningKey", "metadata": meta("key"), "spec": key,
+        }))
+        .unwrap();
+        let ts: TokenService = serde_json::from_value(serde_json::json!({
+            "apiVersion": "signet.dev/v1alpha1", "kind": "TokenService", "metadata": meta("ts"), "spec": ts,
+        }))
+        .unwrap();
+        (key, vec![std::sync::Arc::new(ts)])
+    }
+
+    #[test]
+    fn timing_is_checked_against_the_token_services_that_use_the_key() {
+        let ts = serde_json::json!({"issuer": "https://id.example.com", "signingKeys": ["key"], "jwksMaxAge": "10m",
+                                    "lifetimes": {"accessToken": "2h"}});
+        let (fine, users) = objects(
+            serde_json::json!({"propagationTime": "1h", "retentionTime": "25h"}),
+            ts.clone(),
+        );
+        assert_eq!(timing_warning(&fine, &users), None);
+        let (short_propagation, users) =
+            objects(serde_json::json!({"propagationTime": "5m"}), ts.clone());
+        assert!(
+            timing_warning(&short_propagation, &users)
+                .unwrap()
+                .contains("propagationTime 5m")
+        );
+        let (short_retention, users) =
+            objects(serde_json::json!({"retentionTime": "1h"}), ts.clone());
+        assert!(
+            timing_warning(&short_retention, &users)
+                .unwrap()
+                .contains("retentionTime 1h")
+        );
+        // A key no TokenService uses has nothing to be inconsistent with.
+        let (unused, _) = objects(serde_json::json!({"propagationTime": "1s"}), ts);
+        assert_eq!(timing_warning(&unused, &[]), None);
+    }
+}
