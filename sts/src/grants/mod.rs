@@ -18,17 +18,21 @@ pub enum GrantRequest {
 }
 
 impl GrantRequest {
-    /// Parses the form: no grant_type is invalid_request, an unknown one unsupported_grant_type.
+    /// Parses the form through serde: no grant_type is invalid_request, an unknown one
+    /// unsupported_grant_type, a known one with bad parameters invalid_request.
     pub fn parse(form: &Form) -> Result<Self, OAuthError> {
-        match form.get("grant_type") {
-            None => Err(OAuthError::invalid_request("grant_type is required")),
-            Some("client_credentials") => {
-                Ok(Self::ClientCredentials(client_credentials::Request {
-                    scope: form.get("scope").map(str::to_owned),
-                    resource: form.get("resource").map(str::to_owned),
-                }))
+        let Some(grant_type) = form.get("grant_type") else {
+            return Err(OAuthError::invalid_request("grant_type is required"));
+        };
+        serde_json::from_value(form.to_json()).map_err(|error| {
+            if KNOWN.contains(&grant_type) {
+                OAuthError::invalid_request(format!("bad {grant_type} request: {error}"))
+            } else {
+                OAuthError::unsupported_grant_type()
             }
-            Some(_) => Err(OAuthError::unsupported_grant_type()),
-        }
+        })
     }
 }
+
+/// The grant types this STS implements.
+const KNOWN: &[&str] = &["client_credentials"];
