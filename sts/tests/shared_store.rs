@@ -9,6 +9,33 @@ use signet_tests::{Process, free_port, http, repo_root, wait_for};
 
 struct RedisServer(Child);
 
+fn start_redis(port: u16) -> RedisServer {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (the test command installs it)");
+    RedisServer(child)
+}
+
+async fn wait_listening(port: u16) -> anyhow::Result<()> {
+    wait_for("redis listening", Duration::from_secs(30), || async {
+        Ok(std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ()))
+    })
+    .await
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -154,6 +181,82 @@ async fn any_replica_serves_any_request() -> anyhow::Result<()> {
         at_a.json(),
         serde_json::json!({"active": false}),
         "revoked at B, inactive at A"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_and_recovers_without_a_restart() -> anyhow::Result<()> {
+    let redis_port = free_port();
+    let redis = start_redis(redis_port);
+    wait_listening(redis_port).await?;
+    let dir = std::env::temp_dir().join(format!("signet-redis-down-{}", std::process::id()));
+    manifests(&dir.join("manifests"), redis_port);
+    let state = dir.join("state");
+    let (_sts, addr) = replica(&dir.join("manifests"), &state, "sts-redis-down").await?;
+    let creds = |name: &str| -> anyhow::Result<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(
+            state.join(format!("clients/default.{name}.json")),
+        )?)?;
+        Ok(v["client_secret"].as_str().unwrap().to_owned())
+    };
+    let (worker, reporter) = (creds("orders-worker")?, creds("reporter")?);
+    let token = |id: &'static str, secret: String| {
+        let addr = addr.clone();
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret.as_str()),
+            ];
+            http::post_form(&addr, "/token", &form, &[]).await
+        }
+    };
+    let jwt = token("default.orders-worker", worker.clone()).await?.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    drop(redis);
+    // Stateless work goes on: client_credentials with a secret and a JWT.
+    let machine = token("default.orders-worker", worker.clone()).await?;
+    assert_eq!(machine.status, 200, "{}", machine.body);
+    // Stateful work fails closed with an OAuth error: a reference token, introspection (it
+    // must consult the deny list) and revocation.
+    let reference = token("default.reporter", reporter.clone()).await?;
+    assert_eq!(
+        (reference.status, reference.json()["error"].clone()),
+        (503, "temporarily_unavailable".into()),
+        "{}",
+        reference.body
+    );
+    let form = [
+        ("client_id", "default.orders-worker"),
+        ("client_secret", worker.as_str()),
+        ("token", jwt.as_str()),
+    ];
+    let introspection = http::post_form(&addr, "/introspect", &form, &[]).await?;
+    assert_eq!(introspection.status, 503, "{}", introspection.body);
+    let revocation = http::post_form(&addr, "/revoke", &form, &[]).await?;
+    assert_eq!(revocation.status, 503, "{}", revocation.body);
+
+    // Redis comes back on the same port: the STS recovers by itself.
+    let _redis = start_redis(redis_port);
+    wait_listening(redis_port).await?;
+    wait_for(
+        "reference tokens again",
+        Duration::from_secs(60),
+        || async {
+            Ok((token("default.reporter", reporter.clone()).await?.status == 200).then_some(()))
+        },
+    )
+    .await?;
+    let introspection = http::post_form(&addr, "/introspect", &form, &[]).await?;
+    assert_eq!(
+        introspection.json()["active"],
+        true,
+        "{}",
+        introspection.body
     );
     Ok(())
 }
