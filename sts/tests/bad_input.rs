@@ -1,10 +1,9 @@
 //! Bad input at the token endpoint gets the right RFC 6749 error and status, never a 500.
 
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine;
-use signet_tests::{Process, http, repo_root, wait_for};
+use signet_tests::{Process, http, repo_root};
 
 struct Sts {
     _process: Process,
@@ -31,14 +30,7 @@ async fn start() -> anyhow::Result<Sts> {
         &args,
         &[],
     )?;
-    wait_for("the STS ready", Duration::from_secs(60), || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
     let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(
         state.join("clients/default.orders-worker.json"),
     )?)?;

@@ -89,14 +89,7 @@ async fn applied_clients_get_tokens_from_the_sts_and_deleted_ones_do_not() -> an
         ],
         &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
     )?;
-    wait_for("the STS ready", TIMEOUT, || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let (id, secret) = credentials(&secrets, "orders-worker-oidc").await?;

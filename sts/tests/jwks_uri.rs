@@ -78,14 +78,7 @@ async fn start_sts(
         &[("SSL_CERT_FILE", &ca.to_string_lossy())],
     )?;
     let addr = format!("127.0.0.1:{port}");
-    wait_for("the STS ready", Duration::from_secs(60), || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
     Ok((process, addr, issuer))
 }
 

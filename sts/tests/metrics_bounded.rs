@@ -2,9 +2,8 @@
 //! series beyond those a run with a handful makes.
 
 use std::path::Path;
-use std::time::Duration;
 
-use signet_tests::{Process, free_port, http, wait_for};
+use signet_tests::{Process, free_port, http};
 
 fn manifests(dir: &Path, clients: usize) {
     std::fs::create_dir_all(dir).unwrap();
@@ -50,14 +49,7 @@ async fn series_do_not_grow_with_clients_or_bad_requests() -> anyhow::Result<()>
         &args,
         &[],
     )?;
-    wait_for("the STS ready", Duration::from_secs(60), || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
     let run = |range: std::ops::Range<usize>| {
         let (addr, state) = (addr.clone(), state.clone());
         async move {

@@ -12,7 +12,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use signet_tests::{
-    Process, TestNamespace, http, repo_root, shared, signet_api, signet_object, wait_for,
+    Process, TestNamespace, repo_root, shared, signet_api, signet_object, wait_for,
 };
 
 const MAX_AGE: u64 = 3;
@@ -81,14 +81,7 @@ async fn run(
         ],
         &[("KUBECONFIG", &kc)],
     )?;
-    wait_for("the STS ready", TIMEOUT, || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret = wait_for("the client Secret", TIMEOUT, || async {
         Ok(secrets.get_opt("machine-oidc").await?)

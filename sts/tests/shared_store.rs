@@ -2,46 +2,9 @@
 //! through the other, and a client assertion spent at one is refused at the other.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use signet_tests::{Process, free_port, http, repo_root, wait_for};
-
-struct RedisServer(Child);
-
-fn start_redis(port: u16) -> RedisServer {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (the test command installs it)");
-    RedisServer(child)
-}
-
-async fn wait_listening(port: u16) -> anyhow::Result<()> {
-    wait_for("redis listening", Duration::from_secs(30), || async {
-        Ok(std::net::TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|_| ()))
-    })
-    .await
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use signet_tests::{Process, RedisServer, free_port, http, repo_root, wait_for};
 
 fn manifests(dir: &Path, redis_port: u16) {
     std::fs::create_dir_all(dir).unwrap();
@@ -86,41 +49,14 @@ async fn replica(dir: &Path, state: &Path, name: &str) -> anyhow::Result<(Proces
         &args,
         &[],
     )?;
-    wait_for("the replica ready", Duration::from_secs(60), || async {
-        Ok(http::get(&addr, "/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    signet_tests::wait_ready(&addr).await?;
     Ok((process, addr))
 }
 
 #[tokio::test]
 async fn any_replica_serves_any_request() -> anyhow::Result<()> {
-    let redis_port = free_port();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn();
-    let _redis =
-        RedisServer(redis.expect("redis-server is installed (the test command installs it)"));
-    wait_for("redis listening", Duration::from_secs(30), || async {
-        Ok(std::net::TcpStream::connect(("127.0.0.1", redis_port))
-            .ok()
-            .map(|_| ()))
-    })
-    .await?;
+    let redis = RedisServer::start().await?;
+    let redis_port = redis.port;
 
     let dir = std::env::temp_dir().join(format!("signet-shared-store-{}", std::process::id()));
     manifests(&dir.join("manifests"), redis_port);
@@ -187,9 +123,8 @@ async fn any_replica_serves_any_request() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn redis_down_fails_closed_and_recovers_without_a_restart() -> anyhow::Result<()> {
-    let redis_port = free_port();
-    let redis = start_redis(redis_port);
-    wait_listening(redis_port).await?;
+    let redis = RedisServer::start().await?;
+    let redis_port = redis.port;
     let dir = std::env::temp_dir().join(format!("signet-redis-down-{}", std::process::id()));
     manifests(&dir.join("manifests"), redis_port);
     let state = dir.join("state");
@@ -241,8 +176,7 @@ async fn redis_down_fails_closed_and_recovers_without_a_restart() -> anyhow::Res
     assert_eq!(revocation.status, 503, "{}", revocation.body);
 
     // Redis comes back on the same port: the STS recovers by itself.
-    let _redis = start_redis(redis_port);
-    wait_listening(redis_port).await?;
+    let _redis = RedisServer::start_on(redis_port).await?;
     wait_for(
         "reference tokens again",
         Duration::from_secs(60),

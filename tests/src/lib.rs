@@ -20,6 +20,7 @@ mod local;
 mod namespace;
 mod objects;
 mod process;
+mod services;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use identity::{
@@ -29,6 +30,7 @@ pub use local::{TestPki, free_port, workspace_bin};
 pub use namespace::TestNamespace;
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 pub use process::Process;
+pub use services::{RedisServer, wait_ready};
 
 /// Root of the repository.
 pub fn repo_root() -> std::path::PathBuf {

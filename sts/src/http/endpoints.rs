@@ -153,19 +153,36 @@ fn may_introspect(loaded: &Loaded, caller: &signet_crds::snapshot::Client, claim
         .any(|aud| audiences.contains(&aud))
 }
 
+/// The common start of introspection and revocation: the snapshot, the time, the
+/// authenticated caller's client_id and the `token` parameter.
+async fn token_call(
+    app: &App,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Arc<Loaded>, i64, String, String), OAuthError> {
+    let loaded = current(app)?;
+    let now = now();
+    let form = form(body)?;
+    let caller = client_auth::authenticate(&loaded, app, headers, &form, now)
+        .await?
+        .client_id
+        .clone();
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?
+        .to_owned();
+    Ok((loaded, now, caller, token))
+}
+
 /// RFC 7662 introspection.
 pub async fn introspect(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let loaded = current(&app)?;
-    let now = now();
-    let form = form(&body)?;
-    let caller = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body).await?;
+    let caller = &loaded.clients[&caller_id];
+    let token = token.as_str();
     let inactive = || no_store(axum::Json(json!({"active": false})).into_response());
     let Some(claims) = tokens::resolve(&loaded, &app.store.load(), token, now).await? else {
         return Ok(inactive());
@@ -198,13 +215,9 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let loaded = current(&app)?;
-    let now = now();
-    let form = form(&body)?;
-    let caller = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body).await?;
+    let caller = &loaded.clients[&caller_id];
+    let token = token.as_str();
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
     if let Some(claims) = tokens::resolve(&loaded, &app.store.load(), token, now).await?

@@ -1,9 +1,6 @@
 //! One test suite for every backend: the memory store here, and a real redis-server started
 //! for the test (it fails, not skips, without one when CI=true).
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{DenyList, MemoryStore, RedisStore, ReferenceTokens, ReplayCache, Store};
@@ -45,63 +42,19 @@ async fn memory_store_passes_the_suite() {
     suite(&Store::Memory(MemoryStore::default()), 1_800_000_000).await;
 }
 
-/// A redis-server on a free loopback port, stopped on drop.
-struct RedisServer(Child, u16);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> Option<RedisServer> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let spawned = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn();
-    match spawned {
-        Ok(child) => Some(RedisServer(child, port)),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("redis-server is missing (the test command installs it)")
-        }
-        Err(_) => None,
-    }
-}
-
 #[tokio::test]
 async fn redis_store_passes_the_suite() {
-    let Some(server) = redis_server() else {
-        eprintln!("redis-server not installed: skipped outside CI");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}", server.1);
-    let mut store = None;
-    for _ in 0..100 {
-        if let Ok(s) = RedisStore::connect(&url, "signet:test:").await {
-            store = Some(s);
-            break;
+    let server = match signet_tests::RedisServer::start().await {
+        Ok(server) => server,
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
+        Err(error) => {
+            eprintln!("{error}: skipped outside CI");
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await; // waiting for redis to listen
-    }
+    };
+    let store = RedisStore::connect(&server.url(), "signet:test:")
+        .await
+        .expect("redis-server accepts connections");
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    suite(
-        &Store::Redis(store.expect("redis-server accepts connections")),
-        now,
-    )
-    .await;
+    suite(&Store::Redis(store), now).await;
 }
