@@ -1,19 +1,7 @@
 //! `signet-sts`: the security token service. One code path after loading a snapshot, from
 //! either source: a folder of manifests (standalone) or the operator's snapshot Secrets.
 
-mod client_assertion;
-mod client_auth;
-mod compile_scope;
-mod grants;
-mod http;
-mod jose;
-mod loaded;
-mod metrics;
-mod outbound;
-mod source;
-mod store;
-mod tls;
-mod tokens;
+use signet_sts::{http, metrics, source, tls};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,16 @@
+//! Signet's security token service as a library: the binary (`main.rs`) parses flags and wires
+//! these modules together; benchmarks reuse the signer and the form parser.
+
+pub mod client_assertion;
+pub mod client_auth;
+pub mod compile_scope;
+pub mod grants;
+pub mod http;
+pub mod jose;
+pub mod loaded;
+pub mod metrics;
+pub mod outbound;
+pub mod source;
+pub mod store;
+pub mod tls;
+pub mod tokens;
