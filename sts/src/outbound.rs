@@ -122,6 +122,12 @@ fn client(allow_private: bool) -> Client<Https, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build(tls)
 }
 
+impl Default for Outbound {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Outbound {
     /// Both clients.
     pub fn new() -> Self {
