@@ -1,65 +1,23 @@
 //! Two STS replicas on one redis: a reference token issued by one is introspected and revoked
-//! through the other, and a client assertion spent at one is refused at the other.
+//! through the other; with redis down, stateful requests fail closed and recover.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use signet_tests::{Process, RedisServer, free_port, http, repo_root, wait_for};
+use common::{client_secret, redis_manifests, replica, test_dir};
+use signet_tests::{RedisServer, http, wait_for};
 
-fn manifests(dir: &Path, redis_port: u16) {
-    std::fs::create_dir_all(dir).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap() != "token-service.yaml" {
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let ts = std::fs::read_to_string(repo_root().join("examples/token-service.yaml")).unwrap();
-    let ts = ts.replace(
-        "  store:\n    type: memory\n",
-        "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
-    );
-    assert!(
-        ts.contains("type: redis"),
-        "the example's store section changed"
-    );
-    let secret = format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"redis://127.0.0.1:{redis_port}\"}}\n"
-    );
-    let reference = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
-    std::fs::write(
-        dir.join("token-service.yaml"),
-        format!("{ts}{secret}{reference}"),
-    )
-    .unwrap();
-}
-
-async fn replica(dir: &Path, state: &Path, name: &str) -> anyhow::Result<(Process, String)> {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let args = vec![
-        format!("--manifests={}", dir.display()),
-        format!("--state-dir={}", state.display()),
-        format!("--listen={addr}"),
-        "--metrics-addr=127.0.0.1:0".into(),
-    ];
-    let process = Process::spawn(
-        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
-        name,
-        &args,
-        &[],
-    )?;
-    signet_tests::wait_ready(&addr).await?;
-    Ok((process, addr))
-}
+/// A client whose access tokens are reference tokens, kept in the store.
+const REFERENCE_CLIENT: &str = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
 
 #[tokio::test]
 async fn any_replica_serves_any_request() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let redis_port = redis.port;
 
-    let dir = std::env::temp_dir().join(format!("signet-shared-store-{}", std::process::id()));
-    manifests(&dir.join("manifests"), redis_port);
+    let dir = test_dir("shared-store");
+    redis_manifests(&dir.join("manifests"), redis_port, REFERENCE_CLIENT);
     // One state folder: the replicas share keys and client secrets, as pods share a snapshot.
     let state = dir.join("state");
     let (a, addr_a) = replica(&dir.join("manifests"), &state, "sts-a").await?;
@@ -70,10 +28,11 @@ async fn any_replica_serves_any_request() -> anyhow::Result<()> {
         a.output()
     );
 
-    let creds: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(state.join("clients/default.reporter.json"))?)?;
-    let secret = creds["client_secret"].as_str().unwrap();
-    let auth = [("client_id", "default.reporter"), ("client_secret", secret)];
+    let secret = client_secret(&state, "default.reporter");
+    let auth = [
+        ("client_id", "default.reporter"),
+        ("client_secret", secret.as_str()),
+    ];
     fn with<'a>(
         auth: &[(&'a str, &'a str)],
         extra: &[(&'a str, &'a str)],
@@ -125,17 +84,12 @@ async fn any_replica_serves_any_request() -> anyhow::Result<()> {
 async fn redis_down_fails_closed_and_recovers_without_a_restart() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let redis_port = redis.port;
-    let dir = std::env::temp_dir().join(format!("signet-redis-down-{}", std::process::id()));
-    manifests(&dir.join("manifests"), redis_port);
+    let dir = test_dir("redis-down");
+    redis_manifests(&dir.join("manifests"), redis_port, REFERENCE_CLIENT);
     let state = dir.join("state");
     let (_sts, addr) = replica(&dir.join("manifests"), &state, "sts-redis-down").await?;
-    let creds = |name: &str| -> anyhow::Result<String> {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(
-            state.join(format!("clients/default.{name}.json")),
-        )?)?;
-        Ok(v["client_secret"].as_str().unwrap().to_owned())
-    };
-    let (worker, reporter) = (creds("orders-worker")?, creds("reporter")?);
+    let worker = client_secret(&state, "default.orders-worker");
+    let reporter = client_secret(&state, "default.reporter");
     let token = |id: &'static str, secret: String| {
         let addr = addr.clone();
         async move {

@@ -20,6 +20,7 @@ mod local;
 mod namespace;
 mod objects;
 mod process;
+pub mod race;
 mod services;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};

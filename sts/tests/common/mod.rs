@@ -1,0 +1,87 @@
+//! Replicas of the STS for tests: standalone on a copy of `examples/` switched to the redis
+//! store, several processes sharing one state folder as pods share one snapshot.
+
+#![allow(dead_code)] // each test binary uses a part
+
+use std::path::{Path, PathBuf};
+
+use signet_tests::{Process, free_port, repo_root};
+
+/// Writes `examples/` into `dir` with the store switched to redis on `redis_port`, plus
+/// `extra` (more YAML documents).
+pub fn redis_manifests(dir: &Path, redis_port: u16, extra: &str) {
+    copy_examples(dir);
+    let ts = std::fs::read_to_string(repo_root().join("examples/token-service.yaml")).unwrap();
+    let ts = ts.replace(
+        "  store:\n    type: memory\n",
+        "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
+    );
+    assert!(
+        ts.contains("type: redis"),
+        "the example's store section changed"
+    );
+    let secret = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"redis://127.0.0.1:{redis_port}\"}}\n"
+    );
+    std::fs::write(
+        dir.join("token-service.yaml"),
+        format!("{ts}{secret}{extra}"),
+    )
+    .unwrap();
+}
+
+/// Writes `examples/` into `dir` as they are (memory store), plus `extra`.
+pub fn memory_manifests(dir: &Path, extra: &str) {
+    copy_examples(dir);
+    std::fs::write(dir.join("extra.yaml"), extra).unwrap();
+}
+
+/// The example YAML files, into `dir`.
+fn copy_examples(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// One STS process on `manifests`, with its state in `state`; returns it and its address
+/// once it is ready.
+pub async fn replica(
+    manifests: &Path,
+    state: &Path,
+    name: &str,
+) -> anyhow::Result<(Process, String)> {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = vec![
+        format!("--manifests={}", manifests.display()),
+        format!("--state-dir={}", state.display()),
+        format!("--listen={addr}"),
+        "--metrics-addr=127.0.0.1:0".into(),
+    ];
+    let process = Process::spawn(
+        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+        name,
+        &args,
+        &[],
+    )?;
+    signet_tests::wait_ready(&addr).await?;
+    Ok((process, addr))
+}
+
+/// A fresh folder for one test.
+pub fn test_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("signet-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The generated secret of standalone client `client_id`.
+pub fn client_secret(state: &Path, client_id: &str) -> String {
+    let file = state.join(format!("clients/{client_id}.json"));
+    let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    creds["client_secret"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,93 @@
+//! Single-use items redeemed concurrently through two STS processes sharing one redis: exactly
+//! one redemption wins every round. Each kind of single-use item joins this file with its flow.
+
+mod common;
+
+use serde_json::json;
+use signet_crds::keygen;
+use signet_crds::v1alpha1::Algorithm;
+use signet_sts::jose::Signer;
+use signet_tests::race::exactly_one_wins;
+use signet_tests::{RedisServer, http};
+
+use common::{memory_manifests, redis_manifests, replica, test_dir};
+
+const ROUNDS: usize = 200;
+
+#[tokio::test]
+async fn a_client_assertion_jti_is_spent_once_across_two_replicas() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    assertion_race(Some(redis.port), "race-jti").await
+}
+
+/// Negative control: replicas with the per-process memory store both accept the same
+/// assertion, and the harness notices. (This is why the chart refuses two memory replicas.)
+#[tokio::test]
+async fn the_race_bites_when_replicas_do_not_share_a_store() -> anyhow::Result<()> {
+    let error = assertion_race(None, "race-jti-memory")
+        .await
+        .expect_err("two memory-store replicas cannot agree on a jti");
+    assert!(error.to_string().contains("2 of 2"), "{error}");
+    Ok(())
+}
+
+/// Two replicas (on redis at `redis_port`, else each with its memory store) are sent the same
+/// client assertion at once, `ROUNDS` times.
+async fn assertion_race(redis_port: Option<u16>, test: &str) -> anyhow::Result<()> {
+    let dir = test_dir(test);
+    let key = keygen::generate(Algorithm::ES256, None)?;
+    let signer = format!(
+        "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: signer}}\nspec:\n  grantTypes: [client_credentials]\n  allowedScopes: [orders.read]\n  tokenEndpointAuthMethod: private_key_jwt\n  jwks: {{keys: [{}]}}\n",
+        key.public_jwk
+    );
+    match redis_port {
+        Some(port) => redis_manifests(&dir.join("manifests"), port, &signer),
+        None => memory_manifests(&dir.join("manifests"), &signer),
+    }
+    let state = dir.join("state");
+    let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-race-a").await?;
+    let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-race-b").await?;
+    let addrs = [addr_a, addr_b];
+
+    let client_key = Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem)?;
+    let issuer = issuer_of(&addrs[0]).await?;
+    // One assertion per round, sent to both replicas at once.
+    let assertions: Vec<String> = (0..ROUNDS)
+        .map(|_| {
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            let claims = json!({
+                "iss": "default.signer", "sub": "default.signer", "aud": issuer,
+                "iat": now, "exp": now + 300, "jti": keygen::client_secret(),
+            });
+            client_key.sign("JWT", &claims)
+        })
+        .collect();
+
+    exactly_one_wins(ROUNDS, |round, side| {
+        let addr = addrs[side].clone();
+        let assertion = assertions[round].clone();
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ];
+            let response = http::post_form(&addr, "/token", &form, &[]).await?;
+            match response.status {
+                200 => Ok(true),
+                401 => Ok(false),
+                other => anyhow::bail!("unexpected {other}: {}", response.body),
+            }
+        }
+    })
+    .await
+}
+
+/// The issuer both replicas announce (they serve the same manifests).
+async fn issuer_of(addr: &str) -> anyhow::Result<String> {
+    let discovery = http::get(addr, "/.well-known/openid-configuration").await?;
+    Ok(discovery.json()["issuer"].as_str().unwrap().to_owned())
+}
