@@ -4,6 +4,9 @@
 #
 #   controlplane.sh start DIR [--owner-pid PID]   prints DIR/kubeconfig when /readyz is ok
 #   controlplane.sh stop DIR
+#   controlplane.sh stop-apiserver DIR      kills the API server only; returns once it is gone
+#   controlplane.sh restart-apiserver DIR   starts it again (same port, same flags) and
+#                                           returns when /readyz is ok
 #
 # DIR holds the certificates, logs, etcd data, the audit log (DIR/audit.log) and the
 # structured authentication configuration (DIR/authentication.yaml), which the API server
@@ -12,7 +15,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-usage() { echo "usage: $0 start DIR [--owner-pid PID] | stop DIR" >&2; exit 2; }
+usage() {
+  echo "usage: $0 start DIR [--owner-pid PID] | stop DIR | stop-apiserver DIR | restart-apiserver DIR" >&2
+  exit 2
+}
 
 free_ports() {
   python3 - "$1" <<'PY'
@@ -87,13 +93,39 @@ wait_ready() {
   shift 4
   for _ in $(seq 1 1200); do
     if curl -fsS "$@" "$url" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       echo "$what exited; last lines of $log:" >&2; tail -20 "$log" >&2; return 1
     fi
     sleep 0.1
   done
   echo "$what not ready after 120 s; last lines of $log:" >&2; tail -20 "$log" >&2
   return 1
+}
+
+# Starts DIR/kube-apiserver.sh (the `exec` keeps the pid), records it as the second line of
+# DIR/pids and waits for /readyz. The log is appended to, so a restart keeps the history.
+start_apiserver() {
+  local dir=$1
+  "$dir/kube-apiserver.sh" >> "$dir/kube-apiserver.log" 2>&1 &
+  local api_pid=$!
+  if [ "$(wc -l < "$dir/pids")" -ge 2 ]; then
+    sed -i "2s/.*/$api_pid/" "$dir/pids"
+  else
+    echo "$api_pid" >> "$dir/pids"
+  fi
+  wait_ready kube-apiserver "$(cat "$dir/apiserver.url")/readyz" "$dir/kube-apiserver.log" \
+    "$api_pid" --cacert "$dir/ca.crt" --cert "$dir/admin.crt" --key "$dir/admin.key"
+}
+
+# Stops the API server only, with SIGKILL, and returns once it has exited (its port is then
+# free). Abrupt on purpose, like a crash or a lost node: every connection drops at once,
+# whereas a graceful stop keeps open watches going while it drains them (up to a minute).
+stop_apiserver() {
+  local dir=$1 api_pid
+  api_pid=$(sed -n 2p "$dir/pids")
+  [ -n "$api_pid" ] || { echo "no kube-apiserver pid in $dir/pids" >&2; return 1; }
+  kill -9 "$api_pid" 2>/dev/null || return 0
+  wait_gone "$api_pid" 100
 }
 
 start() {
@@ -147,27 +179,34 @@ YAML
   echo $! >> "$dir/pids"
   wait_ready etcd "http://127.0.0.1:$etcd_port/health" "$dir/etcd.log" $!
 
-  "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
-    --client-ca-file "$dir/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --authorization-mode RBAC \
-    --authentication-config "$dir/authentication.yaml" \
-    --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
-    --audit-log-format json \
-    --enable-priority-and-fairness=false \
-    --profiling=false > "$dir/kube-apiserver.log" 2>&1 &
-  local api_pid=$!
-  echo $api_pid >> "$dir/pids"
+  # The API server's command line goes to a script, so that restart-apiserver runs exactly
+  # the same one (same port, flags and files).
+  {
+    echo '#!/usr/bin/env bash'
+    printf 'exec'
+    printf ' %q' "$bin/kube-apiserver" \
+      --etcd-servers "http://127.0.0.1:$etcd_port" \
+      --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+      --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
+      --client-ca-file "$dir/ca.crt" \
+      --service-account-issuer https://kubernetes.default.svc \
+      --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
+      --service-cluster-ip-range 10.0.0.0/24 \
+      --authorization-mode RBAC \
+      --authentication-config "$dir/authentication.yaml" \
+      --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
+      --audit-log-format json \
+      --enable-priority-and-fairness=false \
+      --profiling=false
+    echo
+  } > "$dir/kube-apiserver.sh"
+  chmod +x "$dir/kube-apiserver.sh"
   local server="https://127.0.0.1:$api_port"
+  echo "$server" > "$dir/apiserver.url"
   kubeconfig "$dir" admin "$server"
   kubeconfig "$dir" controller-manager "$server"
-  wait_ready kube-apiserver "$server/readyz" "$dir/kube-apiserver.log" $api_pid \
-    --cacert "$dir/ca.crt" --cert "$dir/admin.crt" --key "$dir/admin.key"
+  : > "$dir/kube-apiserver.log"
+  start_apiserver "$dir"
 
   "$bin/kube-controller-manager" \
     --kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -195,5 +234,7 @@ YAML
 case ${1:-} in
   start) [ $# -ge 2 ] || usage; shift; start "$@" ;;
   stop) [ $# -eq 2 ] || usage; stop "$2" ;;
+  stop-apiserver) [ $# -eq 2 ] || usage; stop_apiserver "$2" ;;
+  restart-apiserver) [ $# -eq 2 ] || usage; stop_apiserver "$2"; start_apiserver "$2" ;;
   *) usage ;;
 esac

@@ -181,14 +181,22 @@ impl PrivateCluster {
         kubectl(&self.kubeconfig)
     }
 
-    /// Stops the API server only, leaving etcd and the controller manager running, to test
-    /// behaviour while the API is unreachable. Returns once the process is gone.
-    pub fn stop_apiserver(&self) -> anyhow::Result<()> {
-        let pids = std::fs::read_to_string(self.dir.join("pids"))?;
-        // controlplane.sh records etcd, kube-apiserver, kube-controller-manager in that order.
-        let api_pid = pids.lines().nth(1).context("no kube-apiserver pid")?;
-        let status = Command::new("kill").arg(api_pid).status()?;
-        anyhow::ensure!(status.success(), "kill {api_pid} failed");
+    /// Stops the API server only (SIGKILL: every connection drops at once), leaving etcd and
+    /// the controller manager running, to test behaviour while the API is unreachable.
+    /// Returns once the process is gone.
+    pub async fn stop_apiserver(&self) -> anyhow::Result<()> {
+        self.apiserver("stop-apiserver").await
+    }
+
+    /// Starts the API server again after [`stop_apiserver`](Self::stop_apiserver), on the
+    /// same port with the same flags. Returns once its `/readyz` is ok.
+    pub async fn start_apiserver(&self) -> anyhow::Result<()> {
+        self.apiserver("restart-apiserver").await
+    }
+
+    async fn apiserver(&self, command: &'static str) -> anyhow::Result<()> {
+        let dir = self.dir.to_string_lossy().into_owned();
+        tokio::task::spawn_blocking(move || controlplane(&[command, &dir])).await??;
         Ok(())
     }
 }
