@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use signet_crds::snapshot::Snapshot;
 
@@ -18,6 +21,11 @@ pub const MAX_SHARDS: usize = 8;
 const DATA_KEY: &str = "snapshot.json.gz";
 const HASH: &str = "signet.dev/snapshot-hash";
 const SHARD: &str = "signet.dev/shard";
+/// First delay before watching again after an error.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest delay between attempts, before jitter: a client created just after an API server outage is
+/// served within seconds, while the outage costs each watch one attempt every few seconds.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The Secret names an STS for `token_service` reads (and its RBAC grants by resourceNames).
 pub fn secret_names(token_service: &str) -> Vec<String> {
@@ -68,6 +76,50 @@ fn shard_position(secret: &Secret) -> (usize, usize) {
     (i.parse().unwrap_or(0), n.parse().unwrap_or(1))
 }
 
+/// Delays between consecutive attempts to watch again: from [`RETRY_MIN`], doubling, at most
+/// [`RETRY_MAX`], each plus up to half again at random so that replicas do not retry in step.
+/// A bare watcher retries at once: thousands of attempts a second while the API server is
+/// down. Reset by the first event that arrives.
+#[derive(Debug)]
+struct RetryDelay {
+    base: Duration,
+}
+
+impl RetryDelay {
+    fn new() -> Self {
+        Self { base: RETRY_MIN }
+    }
+}
+
+impl Iterator for RetryDelay {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.base;
+        self.base = (base * 2).min(RETRY_MAX);
+        Some(with_jitter(base, random_fraction()))
+    }
+}
+
+impl Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.base = RETRY_MIN;
+    }
+}
+
+/// `base` plus `fraction` (in 0..1) of half of it.
+fn with_jitter(base: Duration, fraction: f64) -> Duration {
+    base + base.mul_f64(fraction.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A number in 0..1 that differs between calls and processes: each `RandomState` has fresh
+/// keys, which is random enough for jitter without a dependency.
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Decompresses and parses a snapshot.
 pub fn decode(gz: &[u8]) -> Result<Snapshot, String> {
     let mut json = Vec::new();
@@ -79,12 +131,15 @@ pub fn decode(gz: &[u8]) -> Result<Snapshot, String> {
 }
 
 /// Watches the snapshot Secrets of `namespace/token_service` for ever, installing each whole
-/// snapshot. The watchers reconnect by themselves when the API server comes back.
+/// snapshot. The watchers reconnect by themselves when the API server comes back, backing
+/// off meanwhile; the last good snapshot keeps serving.
 pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_service: String) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     let streams = secret_names(&token_service).into_iter().map(|name| {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        watcher::watcher(api.clone(), config).boxed()
+        watcher::watcher(api.clone(), config)
+            .backoff(RetryDelay::new())
+            .boxed()
     });
     let mut events = stream::select_all(streams);
     let mut seen: Seen = BTreeMap::new();
@@ -152,6 +207,23 @@ mod tests {
                 bytes: bytes.to_vec(),
             },
         )
+    }
+
+    #[test]
+    fn retries_back_off_to_a_cap_with_jitter_and_restart_after_a_reset() {
+        let ms = Duration::from_millis;
+        let mut delays = RetryDelay::new();
+        for base in [250, 500, 1000, 2000, 4000, 5000, 5000] {
+            let delay = delays.next().unwrap();
+            assert!(
+                delay >= ms(base) && delay <= ms(base * 3 / 2),
+                "{delay:?} for {base} ms"
+            );
+        }
+        delays.reset();
+        assert!(delays.next().unwrap() <= ms(375));
+        assert_eq!(with_jitter(ms(1000), 0.0), ms(1000));
+        assert_eq!(with_jitter(ms(1000), 1.0), ms(1500));
     }
 
     #[test]
