@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub lifetimes: LifetimeSecs,
     /// SSO session lifetime, in seconds.
     pub session_lifetime_secs: u64,
+    /// Remembered consent.
+    #[serde(default)]
+    pub consent_lifetime_secs: u64,
     /// Whether tenant-chosen outbound calls may reach private and loopback addresses.
     pub allow_private_network_targets: bool,
     /// Default algorithm of ID tokens.
@@ -146,6 +149,9 @@ pub struct Client {
     pub require_pkce: bool,
     /// Consent page shown.
     pub require_consent: bool,
+    /// First-party: never asks for consent.
+    #[serde(default)]
+    pub trusted: bool,
     /// ID-token algorithm.
     pub id_token_signing_alg: Algorithm,
     /// Client JWKS for private_key_jwt.

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::{StreamExt, stream};
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -98,10 +99,25 @@ where
 {
     let streams = apis.into_iter().map(|(scope, api)| {
         watcher::watcher(api, config.clone())
+            .backoff(retry_backoff())
             .map(move |e| (scope.clone(), e))
             .boxed()
     });
     run(streams.collect(), fingerprint, trigger)
+}
+
+/// Delay before watching again after an error: 250 ms doubling to 5 s, jittered, reset by the
+/// next event. Without it a watcher retries at once, thousands of times a second while the API
+/// server is down; with kube's default (up to 30 s plus jitter) a recovered API server is
+/// noticed up to a minute late.
+fn retry_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 type Scoped<T> = futures::stream::BoxStream<'static, (Option<String>, watcher::Result<Event<T>>)>;
@@ -127,7 +143,7 @@ where
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
-                    // The watcher backs off and retries by itself.
+                    // The stream waits (`retry_backoff`) before the watcher tries again.
                     tracing::warn!(%error, "watch error, retrying");
                     continue;
                 }

@@ -86,7 +86,7 @@ pub async fn authenticate<'a>(
             ));
         }
         (Some(p), None) | (None, Some(p)) => p,
-        (None, None) => return Err(OAuthError::invalid_client()),
+        (None, None) => return public_client(loaded, form),
     };
     if let Some(id) = form.get("client_id")
         && id != presented.client_id
@@ -119,6 +119,15 @@ pub async fn authenticate<'a>(
     } else {
         Err(OAuthError::invalid_client())
     }
+}
+
+/// A public client (token endpoint auth method `none`) names itself with `client_id` only; a
+/// confidential client that sends no credentials is refused.
+fn public_client<'a>(loaded: &'a Loaded, form: &Form) -> Result<&'a Client, OAuthError> {
+    form.get("client_id")
+        .and_then(|id| loaded.clients.get(id))
+        .filter(|client| client.auth_method == AuthMethod::None)
+        .ok_or_else(OAuthError::invalid_client)
 }
 
 fn hex_decode(hex: &str) -> Vec<u8> {

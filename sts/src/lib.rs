@@ -6,11 +6,15 @@ pub mod client_auth;
 pub mod compile_scope;
 pub mod grants;
 pub mod http;
+pub mod id_token;
 pub mod jose;
 pub mod loaded;
 pub mod metrics;
 pub mod outbound;
+pub mod signin;
 pub mod source;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod tokens;

@@ -47,6 +47,8 @@ pub struct Loaded {
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
     pub client_keys: HashMap<String, Vec<crate::client_assertion::ClientKey>>,
+    /// People of the static identity providers.
+    pub users: crate::signin::users::Directory,
     /// `/jwks` body.
     pub jwks: String,
     /// Discovery body (OIDC Discovery and RFC 8414).
@@ -84,7 +86,10 @@ impl Loaded {
                 DecodingKey::from_jwk(&jwk).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
             verifiers.insert(key.kid.clone(), (key.alg, decoding));
         }
-        for alg in [snapshot.access_token_signing_alg] {
+        for alg in [
+            snapshot.access_token_signing_alg,
+            snapshot.id_token_signing_alg,
+        ] {
             if !signers.contains_key(&alg) {
                 return Err(Refused::NoActiveKey(alg));
             }
@@ -102,6 +107,19 @@ impl Loaded {
         let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()})
             .to_string();
         let discovery = discovery(&snapshot, &signers).to_string();
+        let (users, user_errors) =
+            crate::signin::users::Directory::parse(snapshot.identity_providers.iter().filter_map(
+                |p| match &p.settings {
+                    snapshot::ProviderSettings::Static { users } => {
+                        Some((p.name.as_str(), users.0.as_str()))
+                    }
+                    snapshot::ProviderSettings::Oidc(_) => None,
+                },
+            ));
+        for error in user_errors {
+            // One provider's broken list must not stop the others (nor machine clients).
+            tracing::warn!(%error, "identity provider skipped");
+        }
         Ok(Self {
             clients: snapshot
                 .clients
@@ -116,6 +134,7 @@ impl Loaded {
             signers,
             verifiers,
             client_keys,
+            users,
             jwks,
             discovery,
             snapshot,
@@ -133,27 +152,42 @@ fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value
     let base = snapshot.issuer.trim_end_matches('/');
     let mut algs: Vec<String> = signers.keys().map(|a| format!("{a:?}")).collect();
     algs.sort();
-    let mut scopes: Vec<&str> = snapshot.scopes.iter().map(|s| s.name.as_str()).collect();
+    let mut scopes: Vec<&str> = signet_crds::compile::IDENTITY_SCOPES.to_vec();
+    scopes.extend(snapshot.scopes.iter().map(|s| s.name.as_str()));
     scopes.sort();
+    scopes.dedup();
     let auth_methods = [
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
     ];
+    let mut token_auth_methods = auth_methods.to_vec();
+    token_auth_methods.push("none"); // public clients at the token endpoint
     json!({
         "issuer": snapshot.issuer,
-        "jwks_uri": format!("{base}/jwks"),
+        "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": crate::grants::KNOWN,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "scopes_supported": scopes,
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "claims_supported": crate::signin::claims::SUPPORTED,
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": token_auth_methods,
         "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
     })
 }

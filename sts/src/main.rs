@@ -45,6 +45,11 @@ struct Args {
     #[arg(long, env = "SIGNET_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed when
+    /// throttling sign-in attempts by source address.
+    #[arg(long, env = "SIGNET_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<signet_sts::signin::source_address::Cidr>,
+
     /// Address of /metrics.
     #[arg(long, env = "SIGNET_METRICS_ADDR", default_value = "127.0.0.1:9091")]
     metrics_addr: SocketAddr,
@@ -77,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
 
-    let app = http::App::new();
+    let app = http::App::with_trusted_proxies(args.trusted_proxies.clone());
     match (&args.manifests, &args.token_service, &args.namespace) {
         (Some(dir), _, _) => {
             let state = args
@@ -125,7 +130,9 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {
             tracing::info!(addr = %listener.local_addr()?, "serving");
-            axum::serve(listener, http::router(app))
+            let service =
+                http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown())
                 .await?;
         }

@@ -68,6 +68,8 @@ pub async fn serve(
                     return;
                 }
             };
+            // The peer address, as axum's ConnectInfo would give it on plain http.
+            let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = TowerToHyperService::new(router);
             if let Err(error) = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

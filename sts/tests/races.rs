@@ -7,6 +7,7 @@ use serde_json::json;
 use signet_crds::keygen;
 use signet_crds::v1alpha1::Algorithm;
 use signet_sts::jose::Signer;
+use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
 use signet_tests::race::exactly_one_wins;
 use signet_tests::{RedisServer, http};
 
@@ -90,4 +91,128 @@ async fn assertion_race(redis_port: Option<u16>, test: &str) -> anyhow::Result<(
 async fn issuer_of(addr: &str) -> anyhow::Result<String> {
     let discovery = http::get(addr, "/.well-known/openid-configuration").await?;
     Ok(discovery.json()["issuer"].as_str().unwrap().to_owned())
+}
+
+const WEB: &str = "default.web-app";
+const CALLBACK: &str = "https://app.example.com/callback";
+
+fn web_params(scope: &'static str) -> [(&'static str, &'static str); 6] {
+    [
+        ("client_id", WEB),
+        ("redirect_uri", CALLBACK),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+fn basic(state: &std::path::Path) -> String {
+    use base64::Engine;
+    let secret = common::client_secret(state, WEB);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{WEB}:{secret}"))
+    )
+}
+
+/// `count` codes for alice, alternating between the replicas, without further logins.
+async fn codes(
+    alice: &Person,
+    addrs: &[String; 2],
+    scope: &'static str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut codes = Vec::with_capacity(count);
+    for i in 0..count {
+        let response = alice.authorize(&addrs[i % 2], &web_params(scope)).await?;
+        let location = response.header("location").unwrap_or_default();
+        codes.push(param(location, "code").ok_or_else(|| anyhow::anyhow!("no code: {location}"))?);
+    }
+    Ok(codes)
+}
+
+async fn redeem(addr: &str, auth: &str, code: &str) -> anyhow::Result<http::Response> {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    http::post_form(addr, "/token", &form, &[("Authorization", auth)]).await
+}
+
+/// 200 outcome: true; invalid_grant: false; anything else fails the test.
+fn won(response: &http::Response) -> anyhow::Result<bool> {
+    match (response.status, response.json()["error"].as_str()) {
+        (200, _) => Ok(true),
+        (400, Some("invalid_grant")) => Ok(false),
+        _ => anyhow::bail!("unexpected {}: {}", response.status, response.body),
+    }
+}
+
+#[tokio::test]
+async fn codes_and_refresh_tokens_redeem_once_and_sessions_span_replicas() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let dir = test_dir("race-signin");
+    redis_manifests(&dir.join("manifests"), redis.port, "");
+    let state = dir.join("state");
+    let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-signin-a").await?;
+    let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-signin-b").await?;
+    let addrs = [addr_a, addr_b];
+    let auth = basic(&state);
+
+    // A session made at A (with consent to offline_access) is honoured at B: no login page.
+    let mut alice = Person::default();
+    let first = alice
+        .sign_in(
+            &addrs[0],
+            &web_params("openid offline_access"),
+            "alice",
+            "correct horse battery staple",
+        )
+        .await?;
+    assert!(first.starts_with(CALLBACK), "{first}");
+    let at_b = alice
+        .authorize(&addrs[1], &web_params("openid offline_access"))
+        .await?;
+    let location = at_b.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with(CALLBACK) && location.contains("code="),
+        "B honours A's session and consent: {location}"
+    );
+
+    // The same code from both replicas at once.
+    let race_codes = codes(&alice, &addrs, "openid", ROUNDS).await?;
+    exactly_one_wins(ROUNDS, |round, side| {
+        let (addr, auth, code) = (addrs[side].clone(), auth.clone(), race_codes[round].clone());
+        async move { won(&redeem(&addr, &auth, &code).await?) }
+    })
+    .await?;
+
+    // The same refresh token from both replicas at once.
+    let mut refresh_tokens = Vec::with_capacity(ROUNDS);
+    for (i, code) in codes(&alice, &addrs, "openid offline_access", ROUNDS)
+        .await?
+        .iter()
+        .enumerate()
+    {
+        let tokens = redeem(&addrs[i % 2], &auth, code).await?.json();
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    exactly_one_wins(ROUNDS, |round, side| {
+        let (addr, auth, token) = (
+            addrs[side].clone(),
+            auth.clone(),
+            refresh_tokens[round].clone(),
+        );
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ];
+            won(&http::post_form(&addr, "/token", &form, &[("Authorization", &auth)]).await?)
+        }
+    })
+    .await
 }

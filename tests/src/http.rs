@@ -61,6 +61,29 @@ pub async fn get(addr: &str, path: &str) -> anyhow::Result<Response> {
     .await
 }
 
+/// GET `path` with extra header lines.
+pub async fn get_with(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Response> {
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, request.into_bytes()).await
+}
+
+/// A query string (or form body) from pairs, percent-encoded.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// POST a raw body with extra header lines.
 pub async fn post(
     addr: &str,
@@ -89,15 +112,11 @@ pub async fn post_form(
     form: &[(&str, &str)],
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Response> {
-    let body: Vec<String> = form
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
     post(
         addr,
         path,
         "application/x-www-form-urlencoded",
-        body.join("&").as_bytes(),
+        query(form).as_bytes(),
         headers,
     )
     .await

@@ -13,6 +13,7 @@
 //! Signet's CRDs are installed (server-side apply) and established before a cluster is handed
 //! out.
 
+pub mod browserless;
 mod cluster;
 pub mod http;
 mod identity;

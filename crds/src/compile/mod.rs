@@ -31,6 +31,7 @@ pub const IDENTITY_SCOPES: &[&str] = &[
     "address",
     "phone",
     "offline_access",
+    "groups",
 ];
 
 /// Secret key of a generated client secret, in the Secret delivered to the app.
@@ -239,6 +240,10 @@ pub fn compile(inputs: &Inputs) -> Output {
             session_lifetime_secs: secs(
                 ts.spec.session_lifetime.as_ref().map(|d| d.get()),
                 12 * 3600,
+            ),
+            consent_lifetime_secs: secs(
+                ts.spec.consent_lifetime.as_ref().map(|d| d.get()),
+                30 * 24 * 3600,
             ),
             allow_private_network_targets: ts.spec.allow_private_network_targets,
             id_token_signing_alg: ts.spec.id_token_signing_alg,
@@ -625,6 +630,7 @@ fn compile_clients(
                 require_pkce: client.spec.require_pkce
                     || client.spec.client_type == ClientType::Public,
                 require_consent: client.spec.require_consent,
+                trusted: client.spec.trusted,
                 id_token_signing_alg: client
                     .spec
                     .id_token_signing_alg

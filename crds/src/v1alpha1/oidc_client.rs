@@ -147,6 +147,11 @@ pub struct OidcClientSpec {
     #[serde(default)]
     pub require_consent: bool,
 
+    /// A first-party application of the platform: no consent page, not even for
+    /// offline_access (which otherwise always asks). Default false.
+    #[serde(default)]
+    pub trusted: bool,
+
     /// Algorithm for this client's ID tokens; default the TokenService's idTokenSigningAlg.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signing_alg: Option<Algorithm>,

@@ -50,6 +50,12 @@ pub struct TokenServiceSpec {
     #[x_kube(validation = cel::duration_at_most("8760h"))]
     pub session_lifetime: Option<KubeDuration>,
 
+    /// How long a person's consent to a client's scopes is remembered. Default 720h, at most
+    /// 8760h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("8760h"))]
+    pub consent_lifetime: Option<KubeDuration>,
+
     /// Namespaces whose OidcClients and ApiScopes this issuer serves. Unset: only its own
     /// namespace. An empty selector (`{}`) selects every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]

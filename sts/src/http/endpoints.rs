@@ -12,7 +12,7 @@ use super::App;
 use super::error::OAuthError;
 use super::form::Form;
 use crate::client_auth;
-use crate::grants::{GrantRequest, client_credentials};
+use crate::grants::{GrantRequest, authorization_code, client_credentials, refresh_token};
 use crate::loaded::Loaded;
 use crate::store::{DenyList, ReferenceTokens};
 
@@ -105,7 +105,10 @@ pub async fn token(
     let now = now();
     let form = form(&body)?;
     let client = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
-    let response = match GrantRequest::parse(&form)? {
+    let request = GrantRequest::parse(&form)?;
+    let grant = request.name();
+    let store = app.store.load_full();
+    let response = match request {
         GrantRequest::ClientCredentials(request) => {
             let granted = client_credentials::validate(&loaded, client, &request)?;
             let claims = tokens::access_claims(
@@ -116,13 +119,7 @@ pub async fn token(
                 &granted.audiences,
                 now,
             );
-            let token = tokens::issue(&loaded, &app.store.load(), client, claims, now).await?;
-            app.metrics
-                .tokens
-                .get_or_create(&crate::metrics::GrantLabels {
-                    grant: "client_credentials",
-                })
-                .inc();
+            let token = tokens::issue(&loaded, &store, client, claims, now).await?;
             json!({
                 "access_token": token,
                 "token_type": "Bearer",
@@ -130,7 +127,17 @@ pub async fn token(
                 "scope": granted.scopes.join(" "),
             })
         }
+        GrantRequest::AuthorizationCode(request) => {
+            authorization_code::redeem(&loaded, &store, client, &request, now).await?
+        }
+        GrantRequest::RefreshToken(request) => {
+            refresh_token::redeem(&loaded, &store, client, &request, now).await?
+        }
     };
+    app.metrics
+        .tokens
+        .get_or_create(&crate::metrics::GrantLabels { grant })
+        .inc();
     Ok(no_store(axum::Json(response).into_response()))
 }
 
@@ -159,14 +166,18 @@ async fn token_call(
     app: &App,
     headers: &HeaderMap,
     body: &Bytes,
+    allow_public: bool,
 ) -> Result<(Arc<Loaded>, i64, String, String), OAuthError> {
     let loaded = current(app)?;
     let now = now();
     let form = form(body)?;
-    let caller = client_auth::authenticate(&loaded, app, headers, &form, now)
-        .await?
-        .client_id
-        .clone();
+    let caller = client_auth::authenticate(&loaded, app, headers, &form, now).await?;
+    // A public client may revoke its own tokens (RFC 7009 §2.1) but not introspect: it has
+    // no credentials, so anyone could claim to be it.
+    if !allow_public && caller.auth_method == signet_crds::v1alpha1::AuthMethod::None {
+        return Err(OAuthError::invalid_client());
+    }
+    let caller = caller.client_id.clone();
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?
@@ -180,7 +191,7 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body).await?;
+    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body, false).await?;
     let caller = &loaded.clients[&caller_id];
     let token = token.as_str();
     let inactive = || no_store(axum::Json(json!({"active": false})).into_response());
@@ -215,7 +226,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body).await?;
+    let (loaded, now, caller_id, token) = token_call(&app, &headers, &body, true).await?;
     let caller = &loaded.clients[&caller_id];
     let token = token.as_str();
     let unavailable =

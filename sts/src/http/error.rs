@@ -55,6 +55,16 @@ impl OAuthError {
         Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, None)
     }
 
+    /// `invalid_grant`: a code, refresh token or device code that is not good (RFC 6749
+    /// §5.2); the description says which check failed.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(
+            "invalid_grant",
+            StatusCode::BAD_REQUEST,
+            Some(description.into()),
+        )
+    }
+
     /// `invalid_scope`.
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(

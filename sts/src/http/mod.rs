@@ -3,6 +3,9 @@
 pub(crate) mod endpoints;
 pub mod error;
 pub mod form;
+pub mod pages;
+mod signin;
+mod userinfo;
 
 use std::sync::Arc;
 
@@ -33,11 +36,24 @@ pub struct App {
     pub outbound: crate::outbound::Outbound,
     /// Keys fetched from clients' jwks_uri.
     pub remote_jwks: crate::client_assertion::RemoteJwks,
+    /// Password checks, off the request threads and bounded.
+    pub passwords: crate::signin::users::VerifierPool,
+    /// Failed sign-in delays.
+    pub throttle: crate::signin::throttle::Throttle,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<crate::signin::source_address::Cidr>,
 }
 
 impl App {
     /// An app with no snapshot yet.
     pub fn new() -> Arc<Self> {
+        Self::with_trusted_proxies(Vec::new())
+    }
+
+    /// An app with no snapshot yet that believes X-Forwarded-For from `trusted_proxies`.
+    pub fn with_trusted_proxies(
+        trusted_proxies: Vec<crate::signin::source_address::Cidr>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             loaded: ArcSwapOption::empty(),
             refused: Default::default(),
@@ -46,6 +62,14 @@ impl App {
             metrics: crate::metrics::Metrics::new(),
             outbound: crate::outbound::Outbound::new(),
             remote_jwks: Default::default(),
+            // One hashing thread leaves the other cores to the token endpoint; 64 waiting
+            // logins is a queue of a few seconds at argon2id's cost.
+            passwords: crate::signin::users::VerifierPool::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
+                64,
+            ),
+            throttle: Default::default(),
+            trusted_proxies,
         })
     }
 }
@@ -62,6 +86,20 @@ pub fn router(app: Arc<App>) -> Router {
             get(endpoints::discovery),
         )
         .route("/jwks", get(endpoints::jwks))
+        .route(
+            "/authorize",
+            get(signin::authorize_get).post(signin::authorize_post),
+        )
+        .route("/login", get(signin::login_page).post(signin::login_submit))
+        .route(
+            "/consent",
+            get(signin::consent_page).post(signin::consent_submit),
+        )
+        .route(
+            "/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route("/static/signet.css", get(pages::stylesheet))
         .route("/token", post(endpoints::token))
         .route("/introspect", post(endpoints::introspect))
         .route("/revoke", post(endpoints::revoke))

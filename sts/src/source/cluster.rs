@@ -10,7 +10,6 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use signet_crds::snapshot::Snapshot;
 
@@ -76,48 +75,17 @@ fn shard_position(secret: &Secret) -> (usize, usize) {
     (i.parse().unwrap_or(0), n.parse().unwrap_or(1))
 }
 
-/// Delays between consecutive attempts to watch again: from [`RETRY_MIN`], doubling, at most
-/// [`RETRY_MAX`], each plus up to half again at random so that replicas do not retry in step.
-/// A bare watcher retries at once: thousands of attempts a second while the API server is
-/// down. Reset by the first event that arrives.
-#[derive(Debug)]
-struct RetryDelay {
-    base: Duration,
-}
-
-impl RetryDelay {
-    fn new() -> Self {
-        Self { base: RETRY_MIN }
-    }
-}
-
-impl Iterator for RetryDelay {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let base = self.base;
-        self.base = (base * 2).min(RETRY_MAX);
-        Some(with_jitter(base, random_fraction()))
-    }
-}
-
-impl Backoff for RetryDelay {
-    fn reset(&mut self) {
-        self.base = RETRY_MIN;
-    }
-}
-
-/// `base` plus `fraction` (in 0..1) of half of it.
-fn with_jitter(base: Duration, fraction: f64) -> Duration {
-    base + base.mul_f64(fraction.clamp(0.0, 1.0) / 2.0)
-}
-
-/// A number in 0..1 that differs between calls and processes: each `RandomState` has fresh
-/// keys, which is random enough for jitter without a dependency.
-fn random_fraction() -> f64 {
-    use std::hash::BuildHasher;
-    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+/// How a snapshot watch retries after an error: from [`RETRY_MIN`], doubling, at most
+/// [`RETRY_MAX`], jittered so replicas do not retry in step; reset by the next event. A bare
+/// watcher retries at once: thousands of attempts a second while the API server is down.
+pub fn retry_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(RETRY_MIN)
+        .with_max_delay(RETRY_MAX)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 /// Decompresses and parses a snapshot.
@@ -138,7 +106,7 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
     let streams = secret_names(&token_service).into_iter().map(|name| {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         watcher::watcher(api.clone(), config)
-            .backoff(RetryDelay::new())
+            .backoff(retry_backoff())
             .boxed()
     });
     let mut events = stream::select_all(streams);
@@ -211,19 +179,19 @@ mod tests {
 
     #[test]
     fn retries_back_off_to_a_cap_with_jitter_and_restart_after_a_reset() {
+        use kube::runtime::utils::Backoff;
         let ms = Duration::from_millis;
-        let mut delays = RetryDelay::new();
-        for base in [250, 500, 1000, 2000, 4000, 5000, 5000] {
-            let delay = delays.next().unwrap();
+        let mut delays = retry_backoff();
+        // Jitter adds up to the delay itself.
+        for base in [250, 500, 1000, 2000, 4000, 5000, 5000, 5000] {
+            let delay = delays.next().expect("retries never stop");
             assert!(
-                delay >= ms(base) && delay <= ms(base * 3 / 2),
+                delay >= ms(base) && delay < ms(base * 2),
                 "{delay:?} for {base} ms"
             );
         }
         delays.reset();
-        assert!(delays.next().unwrap() <= ms(375));
-        assert_eq!(with_jitter(ms(1000), 0.0), ms(1000));
-        assert_eq!(with_jitter(ms(1000), 1.0), ms(1500));
+        assert!(delays.next().unwrap() < ms(500));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::{DenyList, ReferenceTokens, ReplayCache, Unavailable, token_key};
+use super::{DenyList, Kind, Records, ReferenceTokens, ReplayCache, Unavailable, token_key};
 
 /// Expiring records in memory.
 #[derive(Default)]
@@ -22,7 +22,7 @@ impl MemoryStore {
     }
 
     /// Stores `value` under `key` until `expires` (unix seconds).
-    async fn put(
+    async fn put_raw(
         &self,
         key: &str,
         value: Value,
@@ -34,7 +34,7 @@ impl MemoryStore {
     }
 
     /// The live record under `key`.
-    async fn get(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+    async fn get_raw(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
         Ok(self.with(now, |r| r.get(key).map(|(_, v)| v.clone())))
     }
 
@@ -51,7 +51,7 @@ impl MemoryStore {
     }
 
     /// Removes the record under `key`.
-    async fn delete(&self, key: &str, now: i64) -> Result<(), Unavailable> {
+    async fn delete_raw(&self, key: &str, now: i64) -> Result<(), Unavailable> {
         self.with(now, |r| r.remove(key));
         Ok(())
     }
@@ -66,7 +66,7 @@ impl ReplayCache for MemoryStore {
 
 impl DenyList for MemoryStore {
     async fn deny(&self, jti: &str, until: i64, now: i64) -> Result<(), Unavailable> {
-        self.put(
+        self.put_raw(
             &format!("deny:{}", token_key(jti)),
             Value::Bool(true),
             until,
@@ -77,7 +77,7 @@ impl DenyList for MemoryStore {
 
     async fn is_denied(&self, jti: &str, now: i64) -> Result<bool, Unavailable> {
         Ok(self
-            .get(&format!("deny:{}", token_key(jti)), now)
+            .get_raw(&format!("deny:{}", token_key(jti)), now)
             .await?
             .is_some())
     }
@@ -91,16 +91,48 @@ impl ReferenceTokens for MemoryStore {
         expires: i64,
         now: i64,
     ) -> Result<(), Unavailable> {
-        self.put(&format!("ref:{}", token_key(token)), claims, expires, now)
+        self.put_raw(&format!("ref:{}", token_key(token)), claims, expires, now)
             .await
     }
 
     async fn get_reference(&self, token: &str, now: i64) -> Result<Option<Value>, Unavailable> {
-        self.get(&format!("ref:{}", token_key(token)), now).await
+        self.get_raw(&format!("ref:{}", token_key(token)), now)
+            .await
     }
 
     async fn delete_reference(&self, token: &str, now: i64) -> Result<(), Unavailable> {
-        self.delete(&format!("ref:{}", token_key(token)), now).await
+        self.delete_raw(&format!("ref:{}", token_key(token)), now)
+            .await
+    }
+}
+
+fn record_key(kind: Kind, id: &str) -> String {
+    format!("{}:{}", kind.tag(), token_key(id))
+}
+
+impl Records for MemoryStore {
+    async fn put(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: &Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        self.put_raw(&record_key(kind, id), value.clone(), expires, now)
+            .await
+    }
+
+    async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        self.get_raw(&record_key(kind, id), now).await
+    }
+
+    async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        Ok(self.with(now, |r| r.remove(&record_key(kind, id)).map(|(_, v)| v)))
+    }
+
+    async fn delete(&self, kind: Kind, id: &str, now: i64) -> Result<(), Unavailable> {
+        self.delete_raw(&record_key(kind, id), now).await
     }
 }
 
@@ -111,17 +143,17 @@ mod tests {
     #[tokio::test]
     async fn records_expire() {
         let store = MemoryStore::default();
-        store.put("a", Value::from(1), 100, 0).await.unwrap();
-        assert_eq!(store.get("a", 99).await.unwrap(), Some(Value::from(1)));
-        assert_eq!(store.get("a", 100).await.unwrap(), None);
+        store.put_raw("a", Value::from(1), 100, 0).await.unwrap();
+        assert_eq!(store.get_raw("a", 99).await.unwrap(), Some(Value::from(1)));
+        assert_eq!(store.get_raw("a", 100).await.unwrap(), None);
         assert!(store.insert_once("j", 50, 0).await.unwrap());
         assert!(!store.insert_once("j", 50, 1).await.unwrap(), "single use");
         assert!(
             store.insert_once("j", 80, 50).await.unwrap(),
             "free again after expiry"
         );
-        store.put("b", Value::from(2), 100, 0).await.unwrap();
-        store.delete("b", 1).await.unwrap();
-        assert_eq!(store.get("b", 2).await.unwrap(), None);
+        store.put_raw("b", Value::from(2), 100, 0).await.unwrap();
+        store.delete_raw("b", 1).await.unwrap();
+        assert_eq!(store.get_raw("b", 2).await.unwrap(), None);
     }
 }

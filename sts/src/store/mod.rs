@@ -79,6 +79,74 @@ pub trait ReferenceTokens {
     ) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
 
+/// What a record is; part of its key, so kinds never collide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A pending authorization request between /authorize and the code (login, consent).
+    Interaction,
+    /// An SSO session, by the hash of its cookie.
+    Session,
+    /// An authorization code.
+    Code,
+    /// What the first redemption of a code issued, to revoke it on a second.
+    CodeGrant,
+    /// A refresh token.
+    Refresh,
+    /// A revoked refresh-token family.
+    RevokedFamily,
+    /// Remembered consent of a person to a client.
+    Consent,
+}
+
+impl Kind {
+    /// The key prefix of this kind.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Interaction => "ix",
+            Kind::Session => "ses",
+            Kind::Code => "code",
+            Kind::CodeGrant => "cgrant",
+            Kind::Refresh => "rt",
+            Kind::RevokedFamily => "rfam",
+            Kind::Consent => "consent",
+        }
+    }
+}
+
+/// JSON records by kind and id (stored under the hash of the id), each with an expiry.
+pub trait Records {
+    /// Stores `value` until `expires`, replacing any record under the same id.
+    fn put(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: &Value,
+        expires: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// The live record.
+    fn get(
+        &self,
+        kind: Kind,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Value>, Unavailable>> + Send;
+    /// Removes the record and returns it. Atomic: of two racing takes, one gets it.
+    fn take(
+        &self,
+        kind: Kind,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Value>, Unavailable>> + Send;
+    /// Removes the record.
+    fn delete(
+        &self,
+        kind: Kind,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+}
+
 /// The backend in use: `memory` (one replica) or `redis` (shared).
 pub enum Store {
     /// In-process.
@@ -137,6 +205,43 @@ impl ReferenceTokens for Store {
         match self {
             Store::Memory(s) => s.delete_reference(token, now).await,
             Store::Redis(s) => s.delete_reference(token, now).await,
+        }
+    }
+}
+
+impl Records for Store {
+    async fn put(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: &Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        match self {
+            Store::Memory(s) => s.put(kind, id, value, expires, now).await,
+            Store::Redis(s) => s.put(kind, id, value, expires, now).await,
+        }
+    }
+
+    async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        match self {
+            Store::Memory(s) => s.get(kind, id, now).await,
+            Store::Redis(s) => s.get(kind, id, now).await,
+        }
+    }
+
+    async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
+        match self {
+            Store::Memory(s) => s.take(kind, id, now).await,
+            Store::Redis(s) => s.take(kind, id, now).await,
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str, now: i64) -> Result<(), Unavailable> {
+        match self {
+            Store::Memory(s) => s.delete(kind, id, now).await,
+            Store::Redis(s) => s.delete(kind, id, now).await,
         }
     }
 }

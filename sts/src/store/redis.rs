@@ -6,7 +6,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ExistenceCheck, SetExpiry, SetOptions};
 use serde_json::Value;
 
-use super::{DenyList, ReferenceTokens, ReplayCache, Unavailable, token_key};
+use super::{DenyList, Kind, Records, ReferenceTokens, ReplayCache, Unavailable, token_key};
 
 /// A redis connection (reconnecting by itself) and the key prefix.
 #[derive(Clone)]
@@ -119,6 +119,54 @@ impl ReferenceTokens for RedisStore {
         let mut connection = self.connection.clone();
         connection
             .del::<_, ()>(self.key("ref", token))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+impl Records for RedisStore {
+    async fn put(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: &Value,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Unavailable> {
+        self.set(
+            &self.key(kind.tag(), id),
+            value.to_string(),
+            expires,
+            now,
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn get(&self, kind: Kind, id: &str, _now: i64) -> Result<Option<Value>, Unavailable> {
+        let mut connection = self.connection.clone();
+        let text: Option<String> = connection
+            .get(self.key(kind.tag(), id))
+            .await
+            .map_err(unavailable)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    async fn take(&self, kind: Kind, id: &str, _now: i64) -> Result<Option<Value>, Unavailable> {
+        // GETDEL is one command, so two replicas racing on a code cannot both get it.
+        let mut connection = self.connection.clone();
+        let text: Option<String> = connection
+            .get_del(self.key(kind.tag(), id))
+            .await
+            .map_err(unavailable)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    async fn delete(&self, kind: Kind, id: &str, _now: i64) -> Result<(), Unavailable> {
+        let mut connection = self.connection.clone();
+        connection
+            .del::<_, ()>(self.key(kind.tag(), id))
             .await
             .map_err(unavailable)
     }

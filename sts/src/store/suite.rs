@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use super::{DenyList, MemoryStore, RedisStore, ReferenceTokens, ReplayCache, Store};
+use super::{
+    DenyList, Kind, MemoryStore, Records, RedisStore, ReferenceTokens, ReplayCache, Store,
+};
 
 /// Runs every store operation at `now` (real time for redis, whose expiry uses the clock).
 async fn suite(store: &Store, now: i64) {
@@ -35,6 +37,37 @@ async fn suite(store: &Store, now: i64) {
         .await
         .unwrap();
     assert_eq!(store.get_reference("old", now).await.unwrap(), None);
+    // Records: kinds do not collide; take is get-and-delete.
+    let value = json!({"client_id": "c"});
+    store
+        .put(Kind::Code, "x", &value, now + 60, now)
+        .await
+        .unwrap();
+    assert_eq!(store.get(Kind::Session, "x", now).await.unwrap(), None);
+    assert_eq!(
+        store.get(Kind::Code, "x", now).await.unwrap(),
+        Some(value.clone())
+    );
+    assert_eq!(
+        store.take(Kind::Code, "x", now).await.unwrap(),
+        Some(value.clone())
+    );
+    assert_eq!(
+        store.take(Kind::Code, "x", now).await.unwrap(),
+        None,
+        "taken once"
+    );
+    store
+        .put(Kind::Session, "s", &value, now + 60, now)
+        .await
+        .unwrap();
+    store.delete(Kind::Session, "s", now).await.unwrap();
+    assert_eq!(store.get(Kind::Session, "s", now).await.unwrap(), None);
+    store
+        .put(Kind::Consent, "old", &value, now - 1, now)
+        .await
+        .unwrap();
+    assert_eq!(store.get(Kind::Consent, "old", now).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -1,0 +1,115 @@
+//! The refresh token grant (RFC 6749 §6) with rotation: each token works once and is replaced
+//! by a new one of the same family; presenting a used token again means it leaked, so the
+//! whole family is revoked (RFC 9700 §4.14.2).
+
+use serde::Deserialize;
+use serde_json::Value;
+use signet_crds::snapshot::Client;
+use signet_crds::v1alpha1::GrantType;
+
+use super::user_tokens::{self, RefreshRecord, Rotation, revoke_family, unavailable};
+use crate::http::error::OAuthError;
+use crate::loaded::Loaded;
+use crate::store::{Kind, Records, ReplayCache, Store};
+
+/// The request parameters.
+#[derive(Debug, Deserialize)]
+pub struct Request {
+    /// The refresh token.
+    pub refresh_token: String,
+    /// A subset of the granted scopes.
+    pub scope: Option<String>,
+}
+
+/// The live record of `token` whose family is not revoked.
+pub async fn live(
+    store: &Store,
+    token: &str,
+    now: i64,
+) -> Result<Option<RefreshRecord>, OAuthError> {
+    let Some(value) = store
+        .get(Kind::Refresh, token, now)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let Ok(record) = serde_json::from_value::<RefreshRecord>(value) else {
+        return Ok(None);
+    };
+    let revoked = store
+        .get(Kind::RevokedFamily, &record.family, now)
+        .await
+        .map_err(unavailable)?
+        .is_some();
+    Ok((!revoked).then_some(record))
+}
+
+/// Uses the refresh token once and issues new tokens.
+pub async fn redeem(
+    loaded: &Loaded,
+    store: &Store,
+    client: &Client,
+    request: &Request,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    if !client.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use refresh tokens",
+        ));
+    }
+    let invalid = || OAuthError::invalid_grant("unknown, expired or revoked refresh token");
+    let record = live(store, &request.refresh_token, now)
+        .await?
+        .ok_or_else(invalid)?;
+    if record.grant.client_id != client.client_id {
+        return Err(invalid());
+    }
+    // Scope is checked before the token is spent: a refused request leaves it usable.
+    let mut grant = record.grant.clone();
+    if let Some(scope) = &request.scope {
+        let asked: Vec<String> = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(extra) = asked.iter().find(|s| !record.grant.scopes.contains(s)) {
+            return Err(OAuthError::invalid_scope(format!(
+                "{extra} was not granted"
+            )));
+        }
+        // The access token narrows; the new refresh token keeps the original grant.
+        grant.scopes = asked;
+    }
+    // One use per token, atomically across replicas; the loser of a race, or a replay of a
+    // rotated token, revokes the family.
+    let first = store
+        .first_use(
+            &format!("refresh:{}", request.refresh_token),
+            record.absolute_expiry,
+            now,
+        )
+        .await
+        .map_err(unavailable)?;
+    if !first {
+        revoke_family(store, &record.family, record.absolute_expiry, now).await?;
+        return Err(OAuthError::invalid_grant(
+            "refresh token reused; every token of its family is revoked",
+        ));
+    }
+    let (response, _) = user_tokens::issue(
+        loaded,
+        store,
+        client,
+        &grant,
+        None,
+        Some(Rotation {
+            family: &record.family,
+            end: record.absolute_expiry,
+            grant: &record.grant,
+        }),
+        now,
+    )
+    .await?;
+    Ok(response)
+}

@@ -1,0 +1,14 @@
+//! Signing people in: the authorization request, static users, sessions, consent, and the
+//! decision of what comes next.
+
+pub mod claims;
+pub mod flow;
+pub mod interaction;
+pub mod request;
+pub mod session;
+pub mod source_address;
+pub mod throttle;
+pub mod users;
+
+#[cfg(test)]
+mod request_tests;

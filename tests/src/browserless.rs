@@ -1,0 +1,187 @@
+//! A person signing in without a browser: follows the STS's redirects, fills the login and
+//! consent forms from the HTML (hidden fields included) and keeps the session cookie. For
+//! protocol tests in Rust; the real pages are exercised with Chromium in tests/node.
+
+use crate::http::{self, Response};
+
+/// PKCE pair of RFC 7636 appendix B.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// Its S256 challenge.
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// One person's cookie jar against one STS address.
+#[derive(Clone, Debug, Default)]
+pub struct Person {
+    /// The session cookie value, once signed in.
+    pub session: Option<String>,
+}
+
+/// The value of hidden input `name` in a page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+/// Parameter `name` of the query of a URL.
+pub fn param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| decode(v))
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Person {
+    fn cookie_header(&self) -> Vec<(&str, String)> {
+        self.session
+            .iter()
+            .map(|s| ("Cookie", format!("signet_session={s}")))
+            .collect()
+    }
+
+    /// GET `path` with the cookie.
+    pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<Response> {
+        let headers = self.cookie_header();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        http::get_with(addr, path, &headers).await
+    }
+
+    /// POST a form with the cookie; keeps a new session cookie.
+    pub async fn post(
+        &mut self,
+        addr: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        let headers = self.cookie_header();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = http::post_form(addr, path, form, &headers).await?;
+        for (name, value) in &response.headers {
+            if name == "set-cookie"
+                && let Some(v) = value.strip_prefix("signet_session=")
+            {
+                let v = v.split(';').next().unwrap_or_default();
+                self.session = (!v.is_empty()).then(|| v.to_owned());
+            }
+        }
+        Ok(response)
+    }
+
+    /// GET /authorize with `params`; the response (303 to a page or to the client).
+    pub async fn authorize(&self, addr: &str, params: &[(&str, &str)]) -> anyhow::Result<Response> {
+        self.get(addr, &format!("/authorize?{}", http::query(params)))
+            .await
+    }
+
+    /// Submits the login page at `location` (a /login URL).
+    pub async fn log_in(
+        &mut self,
+        addr: &str,
+        location: &str,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<Response> {
+        let page = self.get(addr, location).await?;
+        anyhow::ensure!(
+            page.status == 200,
+            "login page: {} {}",
+            page.status,
+            page.body
+        );
+        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
+        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
+        self.post(
+            addr,
+            "/login",
+            &[
+                ("interaction", &interaction),
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Answers the consent page at `location` with `decision` (allow or deny).
+    pub async fn consent(
+        &mut self,
+        addr: &str,
+        location: &str,
+        decision: &str,
+    ) -> anyhow::Result<Response> {
+        let page = self.get(addr, location).await?;
+        anyhow::ensure!(
+            page.status == 200,
+            "consent page: {} {}",
+            page.status,
+            page.body
+        );
+        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
+        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
+        self.post(
+            addr,
+            "/consent",
+            &[
+                ("interaction", &interaction),
+                ("csrf", &csrf),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+
+    /// The whole flow for `params`: logs in as `username` if asked, allows consent if asked,
+    /// and returns the final redirect to the client.
+    pub async fn sign_in(
+        &mut self,
+        addr: &str,
+        params: &[(&str, &str)],
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<String> {
+        let mut response = self.authorize(addr, params).await?;
+        for _ in 0..3 {
+            let location = response.header("location").unwrap_or_default().to_owned();
+            anyhow::ensure!(
+                response.status == 303,
+                "expected a redirect: {} {}",
+                response.status,
+                response.body
+            );
+            if location.starts_with("/login") {
+                response = self.log_in(addr, &location, username, password).await?;
+            } else if location.starts_with("/consent") {
+                response = self.consent(addr, &location, "allow").await?;
+            } else {
+                return Ok(location);
+            }
+        }
+        anyhow::bail!("too many pages")
+    }
+}
