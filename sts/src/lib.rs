@@ -1,6 +1,7 @@
 //! Signet's security token service as a library: the binary (`main.rs`) parses flags and wires
 //! these modules together; benchmarks reuse the signer and the form parser.
 
+pub mod backchannel;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod compile_scope;

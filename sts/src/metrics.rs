@@ -51,6 +51,10 @@ pub struct Metrics {
     pub snapshot_loaded_at: Gauge,
     /// 1 for the hash in service (one series at a time).
     pub snapshot_info: Family<SnapshotLabels, Gauge>,
+    /// Back-channel logout tokens delivered.
+    pub backchannel_sent: Counter,
+    /// Back-channel logout deliveries that failed after every retry.
+    pub backchannel_failed: Counter,
 }
 
 impl Metrics {
@@ -83,8 +87,22 @@ impl Metrics {
             "The snapshot in service",
             snapshot_info.clone(),
         );
+        let backchannel_sent = Counter::default();
+        registry.register(
+            "backchannel_logout_delivered",
+            "Back-channel logout tokens delivered",
+            backchannel_sent.clone(),
+        );
+        let backchannel_failed = Counter::default();
+        registry.register(
+            "backchannel_logout_failed",
+            "Back-channel logout deliveries that failed after every retry",
+            backchannel_failed.clone(),
+        );
         Arc::new(Self {
             registry,
+            backchannel_sent,
+            backchannel_failed,
             requests,
             tokens,
             snapshots_refused,

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -105,11 +105,11 @@ type Https = HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// Clients for tenant-chosen URLs: one that refuses non-public addresses, one that allows them.
 pub struct Outbound {
-    public_only: Client<Https, Empty<Bytes>>,
-    any: Client<Https, Empty<Bytes>>,
+    public_only: Client<Https, Full<Bytes>>,
+    any: Client<Https, Full<Bytes>>,
 }
 
-fn client(allow_private: bool) -> Client<Https, Empty<Bytes>> {
+fn client(allow_private: bool) -> Client<Https, Full<Bytes>> {
     let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
     http.set_connect_timeout(Some(TIMEOUT));
     http.enforce_http(false);
@@ -143,6 +143,43 @@ impl Outbound {
         url: &str,
         allow_private: bool,
     ) -> Result<serde_json::Value, OutboundError> {
+        let request = |uri: hyper::Uri| {
+            hyper::Request::get(uri)
+                .header(hyper::header::ACCEPT, "application/json")
+                .body(Full::default())
+        };
+        let body = self.call(url, allow_private, request).await?;
+        serde_json::from_slice(&body).map_err(|e| OutboundError::Failed {
+            url: url.to_owned(),
+            message: format!("JSON: {e}"),
+        })
+    }
+
+    /// POSTs a form to `url` (back-channel logout); Ok when the answer is 2xx.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: String,
+        allow_private: bool,
+    ) -> Result<(), OutboundError> {
+        let request = |uri: hyper::Uri| {
+            hyper::Request::post(uri)
+                .header(
+                    hyper::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(Full::new(Bytes::from(form.clone())))
+        };
+        self.call(url, allow_private, request).await.map(|_| ())
+    }
+
+    /// One call under the rules: https, address check, timeout, size cap, 2xx.
+    async fn call(
+        &self,
+        url: &str,
+        allow_private: bool,
+        request: impl Fn(hyper::Uri) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error>,
+    ) -> Result<Bytes, OutboundError> {
         if !url.starts_with("https://") {
             return Err(OutboundError::NotHttps(url.to_owned()));
         }
@@ -170,20 +207,20 @@ impl Outbound {
         } else {
             &self.public_only
         };
+        let request = request(uri).map_err(|e| failed(format!("{e}")))?;
         let call = async {
             let response = client
-                .get(uri)
+                .request(request)
                 .await
                 .map_err(|e| failed(format!("{e:?}")))?;
             if !response.status().is_success() {
                 return Err(failed(format!("status {}", response.status())));
             }
-            let body = Limited::new(response.into_body(), MAX_BODY)
+            Ok(Limited::new(response.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map_err(|e| failed(format!("body: {e}")))?
-                .to_bytes();
-            serde_json::from_slice(&body).map_err(|e| failed(format!("JSON: {e}")))
+                .to_bytes())
         };
         tokio::time::timeout(TIMEOUT, call)
             .await

@@ -3,6 +3,7 @@
 pub(crate) mod endpoints;
 pub mod error;
 pub mod form;
+mod logout;
 pub mod pages;
 mod signin;
 mod userinfo;
@@ -99,6 +100,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
+        .route(
+            "/end_session",
+            get(logout::end_session_get).post(logout::end_session_post),
+        )
+        .route("/end_session/confirm", post(logout::confirm))
         .route("/static/signet.css", get(pages::stylesheet))
         .route("/token", post(endpoints::token))
         .route("/introspect", post(endpoints::introspect))

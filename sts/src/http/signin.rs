@@ -18,19 +18,19 @@ use crate::grants::authorization_code::CodeRecord;
 use crate::grants::user_tokens::Grant;
 use crate::loaded::Loaded;
 use crate::signin::flow::{self, Done, Step};
-use crate::signin::interaction::{self, Interaction};
+use crate::signin::interaction::{self, Interaction, Purpose};
 use crate::signin::request::{self, AuthorizationRequest, ErrorRedirect, Rejected};
 use crate::signin::session::{self, Session};
 use crate::signin::source_address::source_address;
 use crate::store::{Kind, Records, Store, Unavailable};
 use crate::tokens;
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
 /// What the person sees when something on our side is missing or down.
-fn unavailable_page(loaded: Option<&Loaded>, detail: &str) -> Response {
+pub(super) fn unavailable_page(loaded: Option<&Loaded>, detail: &str) -> Response {
     error_page(
         loaded,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -39,7 +39,7 @@ fn unavailable_page(loaded: Option<&Loaded>, detail: &str) -> Response {
     )
 }
 
-fn expired_page(loaded: &Loaded) -> Response {
+pub(super) fn expired_page(loaded: &Loaded) -> Response {
     error_page(
         Some(loaded),
         StatusCode::BAD_REQUEST,
@@ -110,7 +110,7 @@ async fn authorize(app: &App, headers: &HeaderMap, params: &[u8]) -> Response {
 }
 
 /// The session cookie's value and its live session.
-async fn current_session(
+pub(super) async fn current_session(
     store: &Store,
     headers: &HeaderMap,
     now: i64,
@@ -188,7 +188,9 @@ async fn proceed(
         Step::Login | Step::Consent => {
             let interaction = match interaction {
                 Some(interaction) => interaction,
-                None => match Interaction::create(store, request.clone(), now).await {
+                None => match Interaction::create(store, Purpose::Authorize(request.clone()), now)
+                    .await
+                {
                     Ok(interaction) => interaction,
                     Err(error) => return redirect_unavailable(loaded, &request, &error),
                 },
@@ -284,7 +286,7 @@ async fn remembered_consent(
 }
 
 /// 303 to a page of ours.
-fn see_other(location: &str) -> Response {
+pub(super) fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -294,7 +296,7 @@ fn see_other(location: &str) -> Response {
 }
 
 /// A redirect to the client with `params`, `state` and RFC 9207 `iss`.
-fn redirect(
+pub(super) fn redirect(
     loaded: &Loaded,
     redirect_uri: &str,
     params: &[(&str, &str)],
@@ -336,13 +338,13 @@ fn redirect_unavailable(
 }
 
 /// The parameter `name` of a page URL.
-fn query_param(query: &Option<String>, name: &str) -> Option<String> {
+pub(super) fn query_param(query: &Option<String>, name: &str) -> Option<String> {
     let form = Form::parse(query.as_deref().unwrap_or_default().as_bytes()).ok()?;
     form.get(name).map(str::to_owned)
 }
 
 /// The client's display name, else its id.
-fn client_name<'a>(loaded: &'a Loaded, client_id: &'a str) -> &'a str {
+pub(super) fn client_name<'a>(loaded: &'a Loaded, client_id: &'a str) -> &'a str {
     loaded
         .clients
         .get(client_id)
@@ -351,7 +353,7 @@ fn client_name<'a>(loaded: &'a Loaded, client_id: &'a str) -> &'a str {
 }
 
 /// Loads the snapshot and the interaction named by a page's parameter.
-async fn interaction_of(
+pub(super) async fn interaction_of(
     app: &App,
     id: Option<String>,
     now: i64,
@@ -381,13 +383,18 @@ fn login_form(
         status,
         &LoginPage {
             brand: Brand::of(Some(loaded)),
-            client_name: Some(client_name(loaded, &interaction.request.client_id)),
+            client_name: interaction
+                .authorization()
+                .map(|r| client_name(loaded, &r.client_id)),
             error,
             interaction: &interaction.id,
             csrf: &interaction.csrf,
             username,
         },
-        pages::origin_of(&interaction.request.redirect_uri).as_deref(),
+        interaction
+            .authorization()
+            .and_then(|r| pages::origin_of(&r.redirect_uri))
+            .as_deref(),
     )
 }
 
@@ -396,7 +403,10 @@ pub async fn login_page(State(app): State<Arc<App>>, RawQuery(query): RawQuery) 
     let now = now();
     match interaction_of(&app, query_param(&query, "interaction"), now).await {
         Ok((loaded, _, interaction)) => {
-            let hint = interaction.request.login_hint.clone().unwrap_or_default();
+            let hint = interaction
+                .authorization()
+                .and_then(|r| r.login_hint.clone())
+                .unwrap_or_default();
             login_form(&loaded, &interaction, &hint, None, StatusCode::OK)
         }
         Err(response) => response,
@@ -501,21 +511,35 @@ pub async fn login_submit(
         return unavailable_page(Some(&loaded), &error.to_string());
     }
     tracing::info!(sub = %session.sub, idp, "signed in");
-    let done = Done {
-        started: Some(interaction.started),
-        consented: false,
+    let mut response = match interaction.purpose.clone() {
+        Purpose::Authorize(request) => {
+            let done = Done {
+                started: Some(interaction.started),
+                consented: false,
+            };
+            let session = Some((cookie.clone(), session.clone()));
+            proceed(
+                &loaded,
+                &store,
+                request,
+                session,
+                Some(interaction),
+                done,
+                now,
+            )
+            .await
+        }
+        Purpose::Device { user_code } => {
+            let _ = interaction.finish(&store, now).await;
+            see_other(&format!(
+                "/device?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("user_code", &user_code)
+                    .finish()
+            ))
+        }
+        Purpose::Logout(_) => expired_page(&loaded),
     };
-    let request = interaction.request.clone();
-    let mut response = proceed(
-        &loaded,
-        &store,
-        request,
-        Some((cookie.clone(), session.clone())),
-        Some(interaction),
-        done,
-        now,
-    )
-    .await;
     let set_cookie = session::set_cookie(
         &cookie,
         loaded.snapshot.session_lifetime_secs as i64,
@@ -571,6 +595,9 @@ pub async fn consent_page(
             Ok(found) => found,
             Err(response) => return response,
         };
+    let Some(request) = interaction.authorization() else {
+        return expired_page(&loaded);
+    };
     let session = match current_session(&store, &headers, now).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
@@ -585,13 +612,13 @@ pub async fn consent_page(
         StatusCode::OK,
         &ConsentPage {
             brand: Brand::of(Some(&loaded)),
-            client_name: client_name(&loaded, &interaction.request.client_id),
+            client_name: client_name(&loaded, &request.client_id),
             username: &username,
-            scopes: scope_lines(&loaded, &interaction.request.scopes),
+            scopes: scope_lines(&loaded, &request.scopes),
             interaction: &interaction.id,
             csrf: &interaction.csrf,
         },
-        pages::origin_of(&interaction.request.redirect_uri).as_deref(),
+        pages::origin_of(&request.redirect_uri).as_deref(),
     )
 }
 
@@ -629,7 +656,9 @@ pub async fn consent_submit(
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let request = interaction.request.clone();
+    let Some(request) = interaction.authorization().cloned() else {
+        return expired_page(&loaded);
+    };
     if form.get("decision") != Some("allow") {
         let _ = interaction.finish(&store, now).await;
         return error_redirect(

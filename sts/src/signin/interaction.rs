@@ -11,13 +11,37 @@ use crate::store::{Kind, Records, Store, Unavailable};
 /// How long a person has to finish signing in.
 pub const INTERACTION_SECS: i64 = 15 * 60;
 
-/// A pending authorization.
+/// What an interaction is for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// An authorization request, until a code is issued.
+    Authorize(AuthorizationRequest),
+    /// Approving a device's user code.
+    Device {
+        /// The code the person typed.
+        user_code: String,
+    },
+    /// Confirming a logout.
+    Logout(LogoutRequest),
+}
+
+/// An RP-initiated logout request, checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogoutRequest {
+    /// Where to go afterwards (registered for the client).
+    pub post_logout_redirect_uri: Option<String>,
+    /// Echoed back.
+    pub state: Option<String>,
+}
+
+/// A pending interaction with a person.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
     /// Its id.
     pub id: String,
-    /// The validated request.
-    pub request: AuthorizationRequest,
+    /// What it is for.
+    pub purpose: Purpose,
     /// The CSRF token of its forms.
     pub csrf: String,
     /// When it began.
@@ -25,15 +49,11 @@ pub struct Interaction {
 }
 
 impl Interaction {
-    /// A new interaction for `request`, stored.
-    pub async fn create(
-        store: &Store,
-        request: AuthorizationRequest,
-        now: i64,
-    ) -> Result<Self, Unavailable> {
+    /// A new interaction for `purpose`, stored.
+    pub async fn create(store: &Store, purpose: Purpose, now: i64) -> Result<Self, Unavailable> {
         let interaction = Self {
             id: crate::tokens::random_token(),
-            request,
+            purpose,
             csrf: crate::tokens::random_token(),
             started: now,
         };
@@ -55,6 +75,14 @@ impl Interaction {
             .get(Kind::Interaction, id, now)
             .await?
             .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// The authorization request, if that is what this is for.
+    pub fn authorization(&self) -> Option<&AuthorizationRequest> {
+        match &self.purpose {
+            Purpose::Authorize(request) => Some(request),
+            _ => None,
+        }
     }
 
     /// Whether `csrf` is this interaction's token (constant time).

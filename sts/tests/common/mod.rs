@@ -37,7 +37,7 @@ pub fn memory_manifests(dir: &Path, extra: &str) {
 }
 
 /// The example YAML files, into `dir`.
-fn copy_examples(dir: &Path) {
+pub fn copy_examples(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
         let path = entry.unwrap().path();
