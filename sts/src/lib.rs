@@ -5,6 +5,7 @@ pub mod backchannel;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod compile_scope;
+pub mod device;
 pub mod grants;
 pub mod http;
 pub mod id_token;

@@ -169,6 +169,7 @@ fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value
         "token_endpoint": format!("{base}/token"),
         "userinfo_endpoint": format!("{base}/userinfo"),
         "end_session_endpoint": format!("{base}/end_session"),
+        "device_authorization_endpoint": format!("{base}/device_authorization"),
         "jwks_uri": format!("{base}/jwks"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),

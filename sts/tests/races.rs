@@ -216,3 +216,48 @@ async fn codes_and_refresh_tokens_redeem_once_and_sessions_span_replicas() -> an
     })
     .await
 }
+
+#[tokio::test]
+async fn an_approved_device_code_redeems_once_across_two_replicas() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let dir = test_dir("race-device");
+    redis_manifests(&dir.join("manifests"), redis.port, "");
+    let state = dir.join("state");
+    let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-device-a").await?;
+    let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-device-b").await?;
+    let addrs = [addr_a, addr_b];
+
+    // Each round: a device asks at one replica, alice approves at the other.
+    let mut alice = Person::default();
+    let mut device_codes = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS {
+        let form = [("client_id", "default.cli"), ("scope", "openid")];
+        let codes = http::post_form(&addrs[i % 2], "/device_authorization", &form, &[])
+            .await?
+            .json();
+        let user_code = codes["user_code"].as_str().unwrap();
+        let page = alice
+            .approve_device(
+                &addrs[(i + 1) % 2],
+                user_code,
+                "alice",
+                "correct horse battery staple",
+                "allow",
+            )
+            .await?;
+        anyhow::ensure!(page.status == 200, "{}", page.body);
+        device_codes.push(codes["device_code"].as_str().unwrap().to_owned());
+    }
+    exactly_one_wins(ROUNDS, |round, side| {
+        let (addr, code) = (addrs[side].clone(), device_codes[round].clone());
+        async move {
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", code.as_str()),
+                ("client_id", "default.cli"),
+            ];
+            won(&http::post_form(&addr, "/token", &form, &[]).await?)
+        }
+    })
+    .await
+}

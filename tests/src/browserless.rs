@@ -184,4 +184,51 @@ impl Person {
         }
         anyhow::bail!("too many pages")
     }
+
+    /// Enters `user_code` on the device verification page, signs in if asked, and answers
+    /// `decision` (allow or deny); returns the final page.
+    pub async fn approve_device(
+        &mut self,
+        addr: &str,
+        user_code: &str,
+        username: &str,
+        password: &str,
+        decision: &str,
+    ) -> anyhow::Result<Response> {
+        let path = format!("/device?{}", http::query(&[("user_code", user_code)]));
+        let mut page = self.get(addr, &path).await?;
+        if page.status == 303 {
+            let location = page.header("location").unwrap_or_default().to_owned();
+            anyhow::ensure!(
+                location.starts_with("/login"),
+                "unexpected redirect {location}"
+            );
+            let after = self.log_in(addr, &location, username, password).await?;
+            let back = after.header("location").unwrap_or_default().to_owned();
+            anyhow::ensure!(
+                back.starts_with("/device"),
+                "after login: {} {back}",
+                after.status
+            );
+            page = self.get(addr, &back).await?;
+        }
+        anyhow::ensure!(
+            page.status == 200,
+            "device page: {} {}",
+            page.status,
+            page.body
+        );
+        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
+        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
+        self.post(
+            addr,
+            "/device",
+            &[
+                ("interaction", &interaction),
+                ("csrf", &csrf),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 pub mod user_tokens;
 
@@ -24,6 +25,9 @@ pub enum GrantRequest {
     /// RFC 6749 §6.
     #[serde(rename = "refresh_token")]
     RefreshToken(refresh_token::Request),
+    /// RFC 8628 §3.4.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode(device_code::Request),
 }
 
 impl GrantRequest {
@@ -33,6 +37,7 @@ impl GrantRequest {
             GrantRequest::ClientCredentials(_) => "client_credentials",
             GrantRequest::AuthorizationCode(_) => "authorization_code",
             GrantRequest::RefreshToken(_) => "refresh_token",
+            GrantRequest::DeviceCode(_) => "device_code",
         }
     }
 }
@@ -55,4 +60,9 @@ impl GrantRequest {
 }
 
 /// The grant types this STS implements.
-pub const KNOWN: &[&str] = &["authorization_code", "client_credentials", "refresh_token"];
+pub const KNOWN: &[&str] = &[
+    "authorization_code",
+    "client_credentials",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:device_code",
+];

@@ -12,7 +12,9 @@ use super::App;
 use super::error::OAuthError;
 use super::form::Form;
 use crate::client_auth;
-use crate::grants::{GrantRequest, authorization_code, client_credentials, refresh_token};
+use crate::grants::{
+    GrantRequest, authorization_code, client_credentials, device_code, refresh_token,
+};
 use crate::loaded::Loaded;
 use crate::store::{DenyList, ReferenceTokens};
 
@@ -132,6 +134,9 @@ pub async fn token(
         }
         GrantRequest::RefreshToken(request) => {
             refresh_token::redeem(&loaded, &store, client, &request, now).await?
+        }
+        GrantRequest::DeviceCode(request) => {
+            device_code::poll(&loaded, &store, client, &request, now).await?
         }
     };
     app.metrics

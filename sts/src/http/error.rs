@@ -65,6 +65,12 @@ impl OAuthError {
         )
     }
 
+    /// A device-flow polling answer (RFC 8628 §3.5): authorization_pending, slow_down,
+    /// access_denied or expired_token, all 400.
+    pub fn device(code: &'static str) -> Self {
+        Self::new(code, StatusCode::BAD_REQUEST, None)
+    }
+
     /// `invalid_scope`.
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(

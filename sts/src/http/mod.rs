@@ -1,5 +1,6 @@
 //! HTTP: the router and the endpoint handlers.
 
+mod device;
 pub(crate) mod endpoints;
 pub mod error;
 pub mod form;
@@ -105,6 +106,11 @@ pub fn router(app: Arc<App>) -> Router {
             get(logout::end_session_get).post(logout::end_session_post),
         )
         .route("/end_session/confirm", post(logout::confirm))
+        .route("/device_authorization", post(device::device_authorization))
+        .route(
+            "/device",
+            get(device::verification_page).post(device::verification_submit),
+        )
         .route("/static/signet.css", get(pages::stylesheet))
         .route("/token", post(endpoints::token))
         .route("/introspect", post(endpoints::introspect))

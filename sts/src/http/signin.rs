@@ -552,7 +552,7 @@ pub async fn login_submit(
 }
 
 /// The scopes as a person reads them.
-fn scope_lines(loaded: &Loaded, scopes: &[String]) -> Vec<ScopeLine> {
+pub(super) fn scope_lines(loaded: &Loaded, scopes: &[String]) -> Vec<ScopeLine> {
     scopes
         .iter()
         .map(|name| {

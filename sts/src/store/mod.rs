@@ -96,6 +96,10 @@ pub enum Kind {
     RevokedFamily,
     /// Remembered consent of a person to a client.
     Consent,
+    /// A device authorization, by device code.
+    Device,
+    /// The device code of a user code.
+    UserCode,
 }
 
 impl Kind {
@@ -109,6 +113,8 @@ impl Kind {
             Kind::Refresh => "rt",
             Kind::RevokedFamily => "rfam",
             Kind::Consent => "consent",
+            Kind::Device => "dev",
+            Kind::UserCode => "ucode",
         }
     }
 }
