@@ -47,6 +47,8 @@ pub struct Loaded {
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
     pub client_keys: HashMap<String, Vec<crate::client_assertion::ClientKey>>,
+    /// Origins that some client allows for CORS.
+    pub cors_origins: std::collections::HashSet<String>,
     /// People of the static identity providers.
     pub users: crate::signin::users::Directory,
     /// `/jwks` body.
@@ -134,6 +136,11 @@ impl Loaded {
             signers,
             verifiers,
             client_keys,
+            cors_origins: snapshot
+                .clients
+                .iter()
+                .flat_map(|c| c.allowed_cors_origins.iter().cloned())
+                .collect(),
             users,
             jwks,
             discovery,

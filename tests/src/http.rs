@@ -61,18 +61,28 @@ pub async fn get(addr: &str, path: &str) -> anyhow::Result<Response> {
     .await
 }
 
+/// Any method, with extra header lines and no body.
+pub async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Response> {
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, request.into_bytes()).await
+}
+
 /// GET `path` with extra header lines.
 pub async fn get_with(
     addr: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Response> {
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    exchange(addr, request.into_bytes()).await
+    request(addr, "GET", path, headers).await
 }
 
 /// A query string (or form body) from pairs, percent-encoded.

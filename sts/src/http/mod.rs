@@ -1,5 +1,6 @@
 //! HTTP: the router and the endpoint handlers.
 
+mod cors;
 mod device;
 pub(crate) mod endpoints;
 pub mod error;
@@ -78,16 +79,17 @@ impl App {
 
 /// The public endpoints.
 pub fn router(app: Arc<App>) -> Router {
+    let cors = || axum::middleware::from_fn_with_state(app.clone(), cors::cors);
     Router::new()
         .route(
             "/.well-known/openid-configuration",
-            get(endpoints::discovery),
+            get(endpoints::discovery).layer(cors()),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(endpoints::discovery),
+            get(endpoints::discovery).layer(cors()),
         )
-        .route("/jwks", get(endpoints::jwks))
+        .route("/jwks", get(endpoints::jwks).layer(cors()))
         .route(
             "/authorize",
             get(signin::authorize_get).post(signin::authorize_post),
@@ -99,7 +101,9 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .layer(cors()),
         )
         .route(
             "/end_session",
@@ -112,9 +116,9 @@ pub fn router(app: Arc<App>) -> Router {
             get(device::verification_page).post(device::verification_submit),
         )
         .route("/static/signet.css", get(pages::stylesheet))
-        .route("/token", post(endpoints::token))
+        .route("/token", post(endpoints::token).layer(cors()))
         .route("/introspect", post(endpoints::introspect))
-        .route("/revoke", post(endpoints::revoke))
+        .route("/revoke", post(endpoints::revoke).layer(cors()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(endpoints::readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
