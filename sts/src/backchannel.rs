@@ -55,10 +55,10 @@ async fn deliver(app: &App, client_id: &str, uri: &str, body: String, allow_priv
     loop {
         match app
             .outbound
-            .post_form(uri, body.clone(), allow_private)
+            .post_form(uri, body.clone(), &[], allow_private)
             .await
         {
-            Ok(()) => {
+            Ok(_) => {
                 app.metrics.backchannel_sent.inc();
                 tracing::info!(%client_id, "back-channel logout delivered");
                 return;

@@ -216,7 +216,8 @@ pub struct RemoteJwks {
 }
 
 impl RemoteJwks {
-    async fn keys(
+    /// The keys at `uri` (cached; refetched for an unknown `kid`, rate-limited).
+    pub async fn keys(
         &self,
         outbound: &Outbound,
         uri: &str,

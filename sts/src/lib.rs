@@ -6,6 +6,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod compile_scope;
 pub mod device;
+pub mod federation;
 pub mod grants;
 pub mod http;
 pub mod id_token;

@@ -155,22 +155,25 @@ impl Outbound {
         })
     }
 
-    /// POSTs a form to `url` (back-channel logout); Ok when the answer is 2xx.
+    /// POSTs a form to `url` with extra headers; the body of a 2xx answer.
     pub async fn post_form(
         &self,
         url: &str,
         form: String,
+        headers: &[(hyper::header::HeaderName, String)],
         allow_private: bool,
-    ) -> Result<(), OutboundError> {
+    ) -> Result<Bytes, OutboundError> {
         let request = |uri: hyper::Uri| {
-            hyper::Request::post(uri)
-                .header(
-                    hyper::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(Full::new(Bytes::from(form.clone())))
+            let mut request = hyper::Request::post(uri).header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.body(Full::new(Bytes::from(form.clone())))
         };
-        self.call(url, allow_private, request).await.map(|_| ())
+        self.call(url, allow_private, request).await
     }
 
     /// One call under the rules: https, address check, timeout, size cap, 2xx.

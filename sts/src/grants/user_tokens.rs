@@ -75,7 +75,10 @@ pub async fn issue(
     rotation: Option<Rotation<'_>>,
     now: i64,
 ) -> Result<(Value, Issued), OAuthError> {
-    let user = loaded.users.by_sub(&grant.sub);
+    let user = signin::profile::person(loaded, store, &grant.sub, now)
+        .await
+        .map_err(unavailable)?;
+    let user = user.as_deref();
     let mut audiences = granted_audiences(loaded, &grant.scopes);
     if audiences.is_empty() {
         // Only identity scopes: the token is for this issuer's userinfo endpoint.

@@ -220,6 +220,7 @@ pub async fn verification_page(
         &store,
         Purpose::Device {
             user_code: record.user_code.clone(),
+            client_id: record.client_id.clone(),
         },
         now,
     )
@@ -274,7 +275,7 @@ pub async fn verification_submit(
             Ok(found) => found,
             Err(response) => return response,
         };
-    let Purpose::Device { user_code } = &interaction.purpose else {
+    let Purpose::Device { user_code, .. } = &interaction.purpose else {
         return super::signin::expired_page(&loaded);
     };
     if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {

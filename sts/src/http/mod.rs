@@ -4,6 +4,7 @@ mod cors;
 mod device;
 pub(crate) mod endpoints;
 pub mod error;
+mod federate;
 pub mod form;
 mod logout;
 pub mod pages;
@@ -45,6 +46,8 @@ pub struct App {
     pub throttle: crate::signin::throttle::Throttle,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<crate::signin::source_address::Cidr>,
+    /// Upstream identity providers' metadata and keys.
+    pub upstreams: crate::federation::Upstreams,
 }
 
 impl App {
@@ -73,6 +76,7 @@ impl App {
             ),
             throttle: Default::default(),
             trusted_proxies,
+            upstreams: Default::default(),
         })
     }
 }
@@ -115,6 +119,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/device",
             get(device::verification_page).post(device::verification_submit),
         )
+        .route("/federate", post(federate::begin))
+        .route("/federate/callback", get(federate::callback))
         .route("/static/signet.css", get(pages::stylesheet))
         .route("/token", post(endpoints::token).layer(cors()))
         .route("/introspect", post(endpoints::introspect))

@@ -45,6 +45,18 @@ pub struct LoginPage<'a> {
     pub csrf: &'a str,
     /// Prefilled username (login_hint or the last attempt).
     pub username: &'a str,
+    /// Show the username and password form (a static provider applies).
+    pub password: bool,
+    /// Upstream providers to offer.
+    pub upstreams: Vec<ProviderButton>,
+}
+
+/// An upstream identity provider on the login page.
+pub struct ProviderButton {
+    /// IdentityProvider name.
+    pub name: String,
+    /// What the person reads.
+    pub title: String,
 }
 
 /// One scope on the consent page.
@@ -193,6 +205,8 @@ mod tests {
             interaction: "i",
             csrf: "c",
             username: "\"><b>",
+            password: true,
+            upstreams: vec![],
         }
         .render()
         .unwrap();

@@ -372,6 +372,25 @@ pub(super) async fn interaction_of(
     }
 }
 
+/// The identity providers a person may use for this interaction: the client's
+/// `allowedIdentityProviders`, or all of the TokenService's.
+pub(super) fn providers_for<'a>(
+    loaded: &'a Loaded,
+    interaction: &Interaction,
+) -> Vec<&'a signet_crds::snapshot::IdentityProvider> {
+    let allowed = interaction
+        .client_id()
+        .and_then(|id| loaded.clients.get(id))
+        .map(|c| c.allowed_identity_providers.as_slice())
+        .unwrap_or_default();
+    loaded
+        .snapshot
+        .identity_providers
+        .iter()
+        .filter(|p| allowed.is_empty() || allowed.contains(&p.name))
+        .collect()
+}
+
 fn login_form(
     loaded: &Loaded,
     interaction: &Interaction,
@@ -379,17 +398,32 @@ fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let providers = providers_for(loaded, interaction);
+    let password = providers.iter().any(|p| {
+        matches!(
+            p.settings,
+            signet_crds::snapshot::ProviderSettings::Static { .. }
+        )
+    });
+    let upstreams = providers
+        .iter()
+        .filter(|p| matches!(p.settings, signet_crds::snapshot::ProviderSettings::Oidc(_)))
+        .map(|p| pages::ProviderButton {
+            name: p.name.clone(),
+            title: p.display_name.clone().unwrap_or_else(|| p.name.clone()),
+        })
+        .collect();
     pages::page(
         status,
         &LoginPage {
             brand: Brand::of(Some(loaded)),
-            client_name: interaction
-                .authorization()
-                .map(|r| client_name(loaded, &r.client_id)),
+            client_name: interaction.client_id().map(|id| client_name(loaded, id)),
             error,
             interaction: &interaction.id,
             csrf: &interaction.csrf,
             username,
+            password,
+            upstreams,
         },
         interaction
             .authorization()
@@ -474,7 +508,12 @@ pub async fn login_submit(
             );
         }
     };
-    let Some((idp, user)) = user.filter(|_| matched) else {
+    let allowed = |idp: &str| {
+        providers_for(&loaded, &interaction)
+            .iter()
+            .any(|p| p.name == idp)
+    };
+    let Some((idp, user)) = user.filter(|(idp, _)| matched && allowed(idp)) else {
         app.throttle.failed(&keys, now);
         return login_form(
             &loaded,
@@ -485,14 +524,28 @@ pub async fn login_submit(
         );
     };
     app.throttle.succeeded(&keys[0]);
-    // A fresh cookie value on every sign-in: a value planted before login is worth nothing.
-    if let Ok(Some((old, _))) = current_session(&store, &headers, now).await {
+    start_session(&loaded, &store, &headers, interaction, &user.sub, idp, now).await
+}
+
+/// A person proved who they are (password or upstream provider): starts a session under a
+/// fresh cookie value (one planted before sign-in is worth nothing) and continues what the
+/// interaction was for.
+pub(super) async fn start_session(
+    loaded: &Loaded,
+    store: &Store,
+    headers: &HeaderMap,
+    interaction: Interaction,
+    sub: &str,
+    idp: &str,
+    now: i64,
+) -> Response {
+    if let Ok(Some((old, _))) = current_session(store, headers, now).await {
         let _ = store.delete(Kind::Session, &old, now).await;
     }
     let cookie = tokens::random_token();
     let session = Session {
         sid: tokens::random_token(),
-        sub: user.sub.clone(),
+        sub: sub.to_owned(),
         auth_time: now,
         idp: idp.to_owned(),
         expires: now + loaded.snapshot.session_lifetime_secs as i64,
@@ -508,7 +561,7 @@ pub async fn login_submit(
         )
         .await
     {
-        return unavailable_page(Some(&loaded), &error.to_string());
+        return unavailable_page(Some(loaded), &error.to_string());
     }
     tracing::info!(sub = %session.sub, idp, "signed in");
     let mut response = match interaction.purpose.clone() {
@@ -519,8 +572,8 @@ pub async fn login_submit(
             };
             let session = Some((cookie.clone(), session.clone()));
             proceed(
-                &loaded,
-                &store,
+                loaded,
+                store,
                 request,
                 session,
                 Some(interaction),
@@ -529,8 +582,8 @@ pub async fn login_submit(
             )
             .await
         }
-        Purpose::Device { user_code } => {
-            let _ = interaction.finish(&store, now).await;
+        Purpose::Device { user_code, .. } => {
+            let _ = interaction.finish(store, now).await;
             see_other(&format!(
                 "/device?{}",
                 url::form_urlencoded::Serializer::new(String::new())
@@ -538,7 +591,7 @@ pub async fn login_submit(
                     .finish()
             ))
         }
-        Purpose::Logout(_) => expired_page(&loaded),
+        Purpose::Logout(_) => expired_page(loaded),
     };
     let set_cookie = session::set_cookie(
         &cookie,

@@ -63,10 +63,15 @@ pub async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         return invalid_token("the access token is not for a person's userinfo");
     }
     let sub = claims["sub"].as_str().unwrap_or_default();
-    let Some(user) = loaded.users.by_sub(sub) else {
-        return invalid_token("the person no longer exists");
+    let user = match crate::signin::profile::person(&loaded, &app.store.load(), sub, now).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return invalid_token("the person no longer exists"),
+        Err(error) => {
+            return crate::http::error::OAuthError::temporarily_unavailable(error.to_string())
+                .into_response();
+        }
     };
-    let mut body = crate::signin::claims::by_scope(user, &scopes);
+    let mut body = crate::signin::claims::by_scope(&user, &scopes);
     body.insert("sub".into(), Value::from(sub));
     let mut response = axum::Json(Value::Object(body)).into_response();
     response

@@ -21,6 +21,8 @@ pub enum Purpose {
     Device {
         /// The code the person typed.
         user_code: String,
+        /// The device's client.
+        client_id: String,
     },
     /// Confirming a logout.
     Logout(LogoutRequest),
@@ -82,6 +84,15 @@ impl Interaction {
         match &self.purpose {
             Purpose::Authorize(request) => Some(request),
             _ => None,
+        }
+    }
+
+    /// The client this interaction is for, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.purpose {
+            Purpose::Authorize(request) => Some(&request.client_id),
+            Purpose::Device { client_id, .. } => Some(client_id),
+            Purpose::Logout(_) => None,
         }
     }
 

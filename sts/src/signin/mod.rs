@@ -5,6 +5,7 @@ pub mod claims;
 pub mod flow;
 pub mod interaction;
 pub mod logout;
+pub mod profile;
 pub mod request;
 pub mod session;
 pub mod source_address;

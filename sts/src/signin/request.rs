@@ -220,7 +220,11 @@ fn without_loopback_port(uri: &str) -> Option<String> {
 
 /// The requested scopes: known to the issuer and allowed for the client. `offline_access`
 /// is dropped for a client without the refresh_token grant (OIDC Core §11).
-pub fn scopes(loaded: &Loaded, client: &Client, scope: Option<&str>) -> Result<Vec<String>, String> {
+pub fn scopes(
+    loaded: &Loaded,
+    client: &Client,
+    scope: Option<&str>,
+) -> Result<Vec<String>, String> {
     let Some(scope) = scope else {
         return Err("scope is required".into());
     };

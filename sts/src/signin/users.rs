@@ -15,7 +15,7 @@ pub struct User {
     /// Login name.
     pub username: String,
     /// PHC string (`$argon2id$...`) or bcrypt (`$2b$...`).
-    #[serde(skip_serializing)]
+    #[serde(default, skip_serializing)]
     pub password_hash: String,
     /// Stable subject.
     pub sub: String,

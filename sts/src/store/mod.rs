@@ -100,6 +100,10 @@ pub enum Kind {
     Device,
     /// The device code of a user code.
     UserCode,
+    /// A sign-in at an upstream provider in flight, by its `state`.
+    Upstream,
+    /// The claims of a person from an upstream provider, by subject.
+    Profile,
 }
 
 impl Kind {
@@ -115,6 +119,8 @@ impl Kind {
             Kind::Consent => "consent",
             Kind::Device => "dev",
             Kind::UserCode => "ucode",
+            Kind::Upstream => "up",
+            Kind::Profile => "prof",
         }
     }
 }

@@ -1,0 +1,45 @@
+//! A person's claims by subject: static users from the snapshot, people from upstream
+//! providers from the store (saved at each sign-in, kept for `PROFILE_SECS`).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::users::User;
+use crate::loaded::Loaded;
+use crate::store::{Kind, Records, Store, Unavailable};
+
+/// How long an upstream person's claims are kept after their last sign-in: as long as a
+/// refresh token may live by default, so tokens never outlive the claims they describe.
+pub const PROFILE_SECS: i64 = 90 * 24 * 3600;
+
+/// The person with subject `sub`.
+pub async fn person(
+    loaded: &Loaded,
+    store: &Store,
+    sub: &str,
+    now: i64,
+) -> Result<Option<Arc<User>>, Unavailable> {
+    if let Some(user) = loaded.users.by_sub(sub) {
+        return Ok(Some(user.clone()));
+    }
+    Ok(store
+        .get(Kind::Profile, sub, now)
+        .await?
+        .and_then(|v| serde_json::from_value::<User>(v).ok())
+        .map(Arc::new))
+}
+
+/// Saves an upstream person's claims.
+pub async fn save(store: &Store, user: &User, now: i64) -> Result<(), Unavailable> {
+    // `User` never serialises a password hash; upstream people have none anyway.
+    store
+        .put(
+            Kind::Profile,
+            &user.sub,
+            &json!(user),
+            now + PROFILE_SECS,
+            now,
+        )
+        .await
+}
