@@ -73,15 +73,31 @@ async function introspect(token, id = worker) {
   return response.json();
 }
 
-test('1 discovery: issuer byte-equal, the implemented endpoints and methods', async () => {
+test('1 discovery: issuer byte-equal, every required field, S256 only, RFC 9207', async () => {
   assert.equal(as.issuer, sts.issuer);
   const config = await client.discovery(new URL(sts.issuer), worker, secretOf(worker), undefined, { execute: [client.allowInsecureRequests] });
   assert.equal(config.serverMetadata().issuer, sts.issuer);
-  for (const field of ['jwks_uri', 'token_endpoint', 'introspection_endpoint', 'revocation_endpoint', 'subject_types_supported', 'id_token_signing_alg_values_supported', 'grant_types_supported', 'token_endpoint_auth_methods_supported', 'scopes_supported']) {
+  for (const field of [
+    'authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'end_session_endpoint',
+    'revocation_endpoint', 'introspection_endpoint', 'device_authorization_endpoint',
+    'response_types_supported', 'subject_types_supported', 'id_token_signing_alg_values_supported',
+    'scopes_supported', 'grant_types_supported', 'code_challenge_methods_supported',
+    'token_endpoint_auth_methods_supported', 'claims_supported',
+  ]) {
     assert.ok(as[field], `discovery lacks ${field}`);
   }
+  for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'end_session_endpoint', 'device_authorization_endpoint']) {
+    assert.ok(as[endpoint].startsWith(`${sts.issuer}/`), endpoint);
+  }
   assert.ok(as.id_token_signing_alg_values_supported.includes('RS256'));
-  assert.deepEqual(as.grant_types_supported, ['client_credentials']);
+  assert.ok(as.scopes_supported.includes('openid'));
+  assert.deepEqual(as.response_types_supported, ['code']);
+  assert.deepEqual(as.code_challenge_methods_supported, ['S256']);
+  assert.deepEqual([...as.grant_types_supported].sort(), [
+    'authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code',
+  ]);
+  assert.equal(as.authorization_response_iss_parameter_supported, true);
+  assert.equal(as.backchannel_logout_supported, true);
 });
 
 test('2 JWKS: public parts only, unique kid, use and alg set, Cache-Control max-age', async () => {

@@ -44,7 +44,7 @@ export async function startSts(extra = {}) {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   let output = '';
-  const child = spawn(bin, ['--manifests', dir, '--state-dir', state, '--listen', `127.0.0.1:${port}`, '--issuer', issuer], {
+  const child = spawn(bin, ['--manifests', dir, '--state-dir', state, '--listen', `127.0.0.1:${port}`, '--issuer', issuer, '--metrics-addr', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (d) => (output += d));
