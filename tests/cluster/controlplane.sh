@@ -2,7 +2,8 @@
 # Starts or stops a Kubernetes control plane for tests: etcd, kube-apiserver and
 # kube-controller-manager on free loopback ports. No scheduler and no kubelet: pods never run.
 #
-#   controlplane.sh start DIR [--owner-pid PID]   prints DIR/kubeconfig when /readyz is ok
+#   controlplane.sh start DIR [--owner-pid PID] [--jwt-authenticator FILE]...
+#                                           prints DIR/kubeconfig when /readyz is ok
 #   controlplane.sh stop DIR
 #   controlplane.sh stop-apiserver DIR      kills the API server only; returns once it is gone
 #   controlplane.sh restart-apiserver DIR   starts it again (same port, same flags) and
@@ -10,13 +11,16 @@
 #
 # DIR holds the certificates, logs, etcd data, the audit log (DIR/audit.log) and the
 # structured authentication configuration (DIR/authentication.yaml), which the API server
-# reloads when a test rewrites it. With --owner-pid, the control plane stops itself when that
-# process exits, so a test run that dies leaves nothing behind.
+# reloads when a test rewrites it. Each --jwt-authenticator FILE (repeatable) holds one entry of
+# that configuration's `jwt:` list (a YAML mapping: issuer, claimMappings, ...); with any, the
+# file is written anew from them, otherwise a file a test wrote before is kept. With
+# --owner-pid, the control plane stops itself when that process exits, so a test run that dies
+# leaves nothing behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
-  echo "usage: $0 start DIR [--owner-pid PID] | stop DIR | stop-apiserver DIR | restart-apiserver DIR" >&2
+  echo "usage: $0 start DIR [--owner-pid PID] [--jwt-authenticator FILE]... | stop DIR | stop-apiserver DIR | restart-apiserver DIR" >&2
   exit 2
 }
 
@@ -129,12 +133,17 @@ stop_apiserver() {
 }
 
 start() {
-  local dir owner=""
+  local dir owner="" jwt=()
   dir=$(mkdir -p "$1" && cd "$1" && pwd)
   shift
-  while [ $# -gt 0 ]; do
-    case $1 in --owner-pid) owner=$2; shift 2 ;; *) usage ;; esac
+  while [ $# -gt 1 ]; do
+    case $1 in
+      --owner-pid) owner=$2; shift 2 ;;
+      --jwt-authenticator) [ -f "$2" ] || { echo "no file $2" >&2; exit 2; }; jwt+=("$2"); shift 2 ;;
+      *) usage ;;
+    esac
   done
+  [ $# -eq 0 ] || usage
   local bin
   bin=$("$here/build.sh")
   stop "$dir"
@@ -164,11 +173,19 @@ rules:
   verbs: [get, list, watch]
 - level: Metadata
 YAML
-  [ -f "$dir/authentication.yaml" ] || cat > "$dir/authentication.yaml" <<'YAML'
+  if [ ${#jwt[@]} -gt 0 ]; then
+    # Each file becomes one list item: "- " before its first line, two spaces before the rest.
+    {
+      printf 'apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt:\n'
+      for f in "${jwt[@]}"; do awk 'NR == 1 { print "- " $0; next } { print "  " $0 }' "$f"; done
+    } > "$dir/authentication.yaml"
+  elif [ ! -f "$dir/authentication.yaml" ]; then
+    cat > "$dir/authentication.yaml" <<'YAML'
 apiVersion: apiserver.config.k8s.io/v1
 kind: AuthenticationConfiguration
 jwt: []
 YAML
+  fi
 
   : > "$dir/pids"
   "$bin/etcd" --name signet-test --data-dir "$dir/etcd" \

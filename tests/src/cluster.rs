@@ -157,12 +157,37 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Starts a control plane and installs the CRDs.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[]).await
+    }
+
+    /// Starts a control plane whose API server also authenticates JWTs with `authenticator`:
+    /// one entry of the `jwt:` list of its AuthenticationConfiguration
+    /// (`apiserver.config.k8s.io/v1`), as YAML (`issuer:`, `claimMappings:`, ...). The API
+    /// server fetches the issuer's discovery document and keys itself, retrying until they
+    /// answer; tokens are refused until then.
+    pub async fn start_with_jwt(name: &str, authenticator: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[authenticator]).await
+    }
+
+    async fn start_with(name: &str, authenticators: &[&str]) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("signet-cp-{}-{name}", std::process::id()));
         let pid = std::process::id().to_string();
-        let dir_arg = dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "start".to_owned(),
+            dir.to_string_lossy().into_owned(),
+            "--owner-pid".to_owned(),
+            pid,
+        ];
+        std::fs::create_dir_all(&dir)?;
+        for (i, authenticator) in authenticators.iter().enumerate() {
+            let file = dir.join(format!("jwt-authenticator-{i}.yaml"));
+            std::fs::write(&file, authenticator)?;
+            args.push("--jwt-authenticator".to_owned());
+            args.push(file.to_string_lossy().into_owned());
+        }
         let kubeconfig = PathBuf::from(
             tokio::task::spawn_blocking(move || {
-                controlplane(&["start", &dir_arg, "--owner-pid", &pid])
+                controlplane(&args.iter().map(String::as_str).collect::<Vec<_>>())
             })
             .await??,
         );
