@@ -527,3 +527,89 @@ async fn userinfo_gives_claims_by_scope_and_refuses_other_tokens() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_family_and_only_its_client_may() -> anyhow::Result<()> {
+    let sts = start("revoke-refresh").await?;
+    let mut alice = Person::default();
+    let code = sts.code(&mut alice, "openid offline_access").await?;
+    let tokens = sts
+        .redeem(
+            WEB,
+            &[
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await?
+        .json();
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let auth = sts.basic(WEB);
+    let refresh = |token: String| {
+        let (addr, auth) = (sts.addr.clone(), auth.clone());
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ];
+            http::post_form(&addr, "/token", &form, &[("Authorization", &auth)]).await
+        }
+    };
+    let rotated = refresh(first.clone()).await?.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another client's revocation is answered 200 and changes nothing.
+    let other = client_secret(&sts.state, "default.other-web");
+    let foreign = http::post_form(
+        &sts.addr,
+        "/revoke",
+        &[
+            ("token", &rotated),
+            ("client_id", "default.other-web"),
+            ("client_secret", &other),
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(foreign.status, 200);
+    assert_eq!(refresh(rotated.clone()).await?.status, 200, "still usable");
+    let current = {
+        // That use rotated it again; revoke the newest through its own client.
+        let code = sts.code(&mut alice, "openid offline_access").await?;
+        sts.redeem(
+            WEB,
+            &[
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await?
+        .json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let revoked = http::post_form(
+        &sts.addr,
+        "/revoke",
+        &[("token", &current)],
+        &[("Authorization", &auth)],
+    )
+    .await?;
+    assert_eq!(revoked.status, 200);
+    let after = refresh(current).await?;
+    assert_eq!(after.json()["error"], "invalid_grant", "{}", after.body);
+    let garbage = http::post_form(
+        &sts.addr,
+        "/revoke",
+        &[("token", "garbage")],
+        &[("Authorization", &auth)],
+    )
+    .await?;
+    assert_eq!(garbage.status, 200);
+    Ok(())
+}

@@ -519,7 +519,6 @@ test('30 device polling: authorization_pending, slow_down, tokens once approved 
 
 test('33 revoking a refresh token: 200, then refreshing with it is invalid_grant; revoking garbage: 200', {
   skip: noBrowser,
-  todo: 'STS bug: /revoke answers 200 for a refresh token but revokes only access tokens (JWT jti or reference), so the refresh token keeps working',
 }, () => withPage(async (page) => {
   const scope = 'openid profile offline_access';
   // Two grants in one session: two independent refresh token families.

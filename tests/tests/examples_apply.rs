@@ -53,3 +53,41 @@ async fn every_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// examples/teams/ (namespaced: two team namespaces, a shared ApiScope, a client) is accepted
+/// too; its namespaces are removed afterwards.
+#[tokio::test]
+async fn the_team_examples_are_accepted_by_server_side_apply() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let teams = repo_root().join("examples/teams");
+    // Files apply in name order: the namespaces first.
+    let out = cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "signet-tests",
+            "-f",
+        ])
+        .arg(&teams)
+        .output()?;
+    let cleanup = cluster
+        .kubectl()
+        .args(["delete", "namespace", "orders", "shop", "--wait=false"])
+        .output();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = cluster.client().await?;
+    signet_api(&client, "orders", "ApiScope")
+        .get("orders-write")
+        .await?;
+    signet_api(&client, "shop", "OidcClient")
+        .get("orders-sync")
+        .await?;
+    cleanup?;
+    Ok(())
+}

@@ -236,7 +236,23 @@ pub async fn revoke(
     let token = token.as_str();
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
-    if let Some(claims) = tokens::resolve(&loaded, &app.store.load(), token, now).await?
+    let store = app.store.load_full();
+    // A refresh token ends its whole family (RFC 7009 §2.1 allows it; a family shares one grant).
+    if token.split('.').count() != 3
+        && let Some(record) = refresh_token::live(&store, token, now).await?
+    {
+        if record.grant.client_id == caller.client_id {
+            crate::grants::user_tokens::revoke_family(
+                &store,
+                &record.family,
+                record.absolute_expiry,
+                now,
+            )
+            .await?;
+        }
+        return Ok(no_store(StatusCode::OK.into_response()));
+    }
+    if let Some(claims) = tokens::resolve(&loaded, &store, token, now).await?
         && claims["client_id"].as_str() == Some(caller.client_id.as_str())
     {
         let exp = claims["exp"].as_i64().unwrap_or(now);

@@ -311,6 +311,18 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
                         },
                     );
                 }
+                // Namespace labels feed clientNamespaceSelector and allowedClientNamespaces,
+                // as the API server's Namespaces do in a cluster.
+                ("v1", "Namespace") => {
+                    let mut labels: BTreeMap<String, String> = value["metadata"]["labels"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect();
+                    labels.insert("kubernetes.io/metadata.name".into(), name.clone());
+                    inputs.namespaces.insert(name.clone(), labels);
+                }
                 _ => tracing::debug!(%kind, %name, "ignoring a manifest of another kind"),
             }
         }
