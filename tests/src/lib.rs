@@ -15,6 +15,7 @@
 
 pub mod browserless;
 mod cluster;
+pub mod helm;
 pub mod http;
 mod identity;
 mod local;
