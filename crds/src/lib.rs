@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod keygen;
+pub mod reference;
 pub mod v1alpha1;
 
 /// The API group of every Signet kind.

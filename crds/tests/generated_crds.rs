@@ -23,6 +23,16 @@ fn committed_crd_files_match_the_types() {
 }
 
 #[test]
+fn committed_api_reference_matches_the_schemas() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/reference.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == signet_crds::reference::markdown(&signet_crds::crd::all()),
+        "docs/reference.md differs from the schemas: run `cargo run -p signet-crds --bin crdgen` and commit"
+    );
+}
+
+#[test]
 fn chart_holds_no_stale_crd_files() {
     let expected: Vec<String> = signet_crds::crd::all()
         .iter()

@@ -1,5 +1,6 @@
 //! Writes Signet's CRDs as YAML, one file per kind, to `charts/signet/crds/` (or the folder
-//! given as the first argument).
+//! given as the first argument), and the API reference generated from them to
+//! `docs/reference.md`.
 
 use std::path::PathBuf;
 
@@ -14,5 +15,11 @@ fn main() -> std::io::Result<()> {
         std::fs::write(&path, signet_crds::crd::to_yaml(&crd))?;
         println!("wrote {}", path.display());
     }
+    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/reference.md");
+    std::fs::write(
+        &reference,
+        signet_crds::reference::markdown(&signet_crds::crd::all()),
+    )?;
+    println!("wrote {}", reference.display());
     Ok(())
 }
