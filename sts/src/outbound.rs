@@ -143,10 +143,23 @@ impl Outbound {
         url: &str,
         allow_private: bool,
     ) -> Result<serde_json::Value, OutboundError> {
+        self.get_json_with(url, &[], allow_private).await
+    }
+
+    /// GETs `url` as JSON with extra headers (a Bearer token for an upstream's userinfo).
+    pub async fn get_json_with(
+        &self,
+        url: &str,
+        headers: &[(hyper::header::HeaderName, String)],
+        allow_private: bool,
+    ) -> Result<serde_json::Value, OutboundError> {
         let request = |uri: hyper::Uri| {
-            hyper::Request::get(uri)
-                .header(hyper::header::ACCEPT, "application/json")
-                .body(Full::default())
+            let mut request =
+                hyper::Request::get(uri).header(hyper::header::ACCEPT, "application/json");
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.body(Full::default())
         };
         let body = self.call(url, allow_private, request).await?;
         serde_json::from_slice(&body).map_err(|e| OutboundError::Failed {

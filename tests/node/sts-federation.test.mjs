@@ -147,12 +147,10 @@ async function authorizationRequest() {
 /**
  * A page in a browser context of its own (its own cookies), closed afterwards. The upstream's
  * certificate is self-signed: Chromium is told to accept it (the STS trusts it by SSL_CERT_FILE).
- * Unless `csp` is set, the pages' Content-Security-Policy is not applied: Signet's login page
- * blocks its own upstream buttons (see the CSP test below), and the other tests are about what
- * lies behind them.
+ * The pages' Content-Security-Policy applies, as in any browser.
  */
-async function withPage(fn, { csp = false } = {}) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, bypassCSP: !csp });
+async function withPage(fn) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
   context.setDefaultTimeout(15_000);
   try {
     return await fn(await context.newPage());
@@ -224,7 +222,6 @@ async function redeem(flow) {
 // Content-Security-Policy must name the upstreams its buttons lead to.
 test('issue 9: the login page\'s upstream button reaches the upstream in a browser that enforces the page\'s CSP', {
   skip: noBrowser,
-  todo: 'STS bug: the login page\'s CSP (form-action \'self\' + the client\'s redirect origin) does not name the upstream, so Chromium blocks the 303 from POST /federate',
 }, async () => {
   await withPage(async (page) => {
     const violations = [];
@@ -241,7 +238,7 @@ test('issue 9: the login page\'s upstream button reaches the upstream in a brows
     assert.deepEqual(violations, []);
     assert.equal(new URL(page.url()).origin, upstream.issuer);
     assert.equal(await login.count(), 1);
-  }, { csp: true });
+  });
 });
 
 test('issue 9: sign-in through an upstream oidc-provider maps its claims into Signet\'s ID token, under a stable sub of Signet\'s', { skip: noBrowser }, async () => {
@@ -310,7 +307,6 @@ test('issue 9: an upstream that fails at the code exchange gives Signet\'s error
 
 test('issue 9: an upstream that returns the scopes\' claims from userinfo only (oidc-provider\'s default) signs in with the mapped claims, under a sub of its own', {
   skip: noBrowser,
-  todo: 'STS bug: /federate/callback maps the upstream ID token\'s claims only and never calls the upstream\'s userinfo (OIDC Core 5.4), so email is missing and allowedEmailDomains refuses everyone',
 }, async () => {
   const flow = await withPage((page) => signInUpstream(page, 'bob', { button: 'Sign in with Userinfo SSO', at: userinfoUpstream }));
   const { claims } = await redeem(flow);

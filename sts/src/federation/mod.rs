@@ -45,6 +45,9 @@ pub struct Metadata {
     pub token_endpoint: String,
     /// Its keys.
     pub jwks_uri: String,
+    /// Where the person's claims are, when the ID token does not carry them all.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
 }
 
 /// Metadata by issuer, cached.
@@ -178,7 +181,7 @@ pub async fn exchange(
     let id_token = tokens["id_token"]
         .as_str()
         .ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
-    verify_id_token(
+    let mut claims = verify_id_token(
         upstreams,
         outbound,
         metadata,
@@ -188,7 +191,38 @@ pub async fn exchange(
         allow_private,
         now,
     )
-    .await
+    .await?;
+    // Providers may release the scopes' claims at userinfo only (OIDC Core §5.4): fetch them
+    // and add what the ID token lacks; a userinfo answer about someone else is refused.
+    if let (Some(endpoint), Some(access_token)) = (
+        metadata.userinfo_endpoint.as_deref(),
+        tokens["access_token"].as_str(),
+    ) {
+        let headers = [(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {access_token}"),
+        )];
+        let info = outbound
+            .get_json_with(endpoint, &headers, allow_private)
+            .await
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        if info["sub"] != claims["sub"] {
+            return Err(UpstreamError::Invalid(
+                "userinfo describes another subject".into(),
+            ));
+        }
+        merge_missing(&mut claims, &info);
+    }
+    Ok(claims)
+}
+
+/// Adds the claims of `extra` that `claims` does not have.
+fn merge_missing(claims: &mut Value, extra: &Value) {
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            claims.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
 }
 
 /// Validates an upstream ID token (OIDC Core §3.1.3.7).
@@ -253,12 +287,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn userinfo_fills_in_but_never_overrides_the_id_token() {
+        let mut claims = serde_json::json!({"sub": "u", "email": "a@x"});
+        merge_missing(
+            &mut claims,
+            &serde_json::json!({"sub": "u", "email": "b@x", "groups": ["g"]}),
+        );
+        assert_eq!(
+            claims,
+            serde_json::json!({"sub": "u", "email": "a@x", "groups": ["g"]})
+        );
+    }
+
+    #[test]
     fn the_upstream_request_carries_pkce_state_and_nonce() {
         let metadata = Metadata {
             issuer: "https://up".into(),
             authorization_endpoint: "https://up/auth?tenant=1".into(),
             token_endpoint: "https://up/token".into(),
             jwks_uri: "https://up/jwks".into(),
+            userinfo_endpoint: None,
         };
         let upstream = OidcUpstream {
             issuer: "https://up".into(),

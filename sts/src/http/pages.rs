@@ -99,11 +99,11 @@ pub struct ErrorPage<'a> {
 
 /// `Content-Security-Policy` of every page. `form-action` also names the client's redirect
 /// origin, because browsers apply it to the redirect that follows a form post.
-fn csp(form_target: Option<&str>) -> String {
-    let target = form_target.map(|t| format!(" {t}")).unwrap_or_default();
+fn csp(form_targets: &[String]) -> String {
+    let targets: String = form_targets.iter().map(|t| format!(" {t}")).collect();
     format!(
         "default-src 'none'; style-src 'self'; img-src 'self' https:; base-uri 'none'; \
-         frame-ancestors 'none'; form-action 'self'{target}"
+         frame-ancestors 'none'; form-action 'self'{targets}"
     )
 }
 
@@ -116,6 +116,16 @@ pub fn origin_of(uri: &str) -> Option<String> {
 
 /// A rendered page with the security headers.
 pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&str>) -> Response {
+    let targets: Vec<String> = form_target.into_iter().map(str::to_owned).collect();
+    page_with_targets(status, template, &targets)
+}
+
+/// A rendered page whose forms' answers may redirect to any of `form_targets` (origins).
+pub fn page_with_targets(
+    status: StatusCode,
+    template: &impl Template,
+    form_targets: &[String],
+) -> Response {
     let html = match template.render() {
         Ok(html) => html,
         Err(error) => {
@@ -129,7 +139,7 @@ pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&s
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    if let Ok(value) = HeaderValue::from_str(&csp(form_target)) {
+    if let Ok(value) = HeaderValue::from_str(&csp(form_targets)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
     security_headers(headers);
@@ -220,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_policy_forbids_framing_and_scripts() {
-        let policy = csp(Some("https://app.example.com"));
+        let policy = csp(&["https://app.example.com".to_owned()]);
         assert!(policy.contains("frame-ancestors 'none'"));
         assert!(policy.starts_with("default-src 'none'"));
         assert!(policy.ends_with("form-action 'self' https://app.example.com"));

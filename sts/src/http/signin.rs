@@ -391,13 +391,46 @@ pub(super) fn providers_for<'a>(
         .collect()
 }
 
-fn login_form(
+/// Where the login page's forms may lead: the client's redirect origin (after a password
+/// sign-in) and each offered upstream's authorization endpoint (after "Sign in with …").
+/// Browsers apply `form-action` to the redirect that answers a form.
+async fn login_form_targets(app: &App, loaded: &Loaded, interaction: &Interaction) -> Vec<String> {
+    let mut targets: Vec<String> = interaction
+        .authorization()
+        .and_then(|r| pages::origin_of(&r.redirect_uri))
+        .into_iter()
+        .collect();
+    let now = now();
+    for provider in providers_for(loaded, interaction) {
+        let signet_crds::snapshot::ProviderSettings::Oidc(upstream) = &provider.settings else {
+            continue;
+        };
+        let allow_private = loaded.snapshot.allow_private_network_targets;
+        // Cached after the first fetch; an unreachable upstream still gets its issuer's origin.
+        let endpoint = match app
+            .upstreams
+            .metadata(&app.outbound, &upstream.issuer, allow_private, now)
+            .await
+        {
+            Ok(metadata) => metadata.authorization_endpoint.clone(),
+            Err(_) => upstream.issuer.clone(),
+        };
+        targets.extend(pages::origin_of(&endpoint));
+    }
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+async fn login_form(
+    app: &App,
     loaded: &Loaded,
     interaction: &Interaction,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let targets = login_form_targets(app, loaded, interaction).await;
     let providers = providers_for(loaded, interaction);
     let password = providers.iter().any(|p| {
         matches!(
@@ -413,7 +446,7 @@ fn login_form(
             title: p.display_name.clone().unwrap_or_else(|| p.name.clone()),
         })
         .collect();
-    pages::page(
+    pages::page_with_targets(
         status,
         &LoginPage {
             brand: Brand::of(Some(loaded)),
@@ -425,10 +458,7 @@ fn login_form(
             password,
             upstreams,
         },
-        interaction
-            .authorization()
-            .and_then(|r| pages::origin_of(&r.redirect_uri))
-            .as_deref(),
+        &targets,
     )
 }
 
@@ -441,7 +471,7 @@ pub async fn login_page(State(app): State<Arc<App>>, RawQuery(query): RawQuery) 
                 .authorization()
                 .and_then(|r| r.login_hint.clone())
                 .unwrap_or_default();
-            login_form(&loaded, &interaction, &hint, None, StatusCode::OK)
+            login_form(&app, &loaded, &interaction, &hint, None, StatusCode::OK).await
         }
         Err(response) => response,
     }
@@ -500,12 +530,14 @@ pub async fn login_submit(
         Err(busy) => {
             tracing::warn!(error = %busy, "sign-in turned away");
             return login_form(
+                &app,
                 &loaded,
                 &interaction,
                 &username,
                 Some("Too many people are signing in right now. Please try again in a moment."),
                 StatusCode::SERVICE_UNAVAILABLE,
-            );
+            )
+            .await;
         }
     };
     let allowed = |idp: &str| {
@@ -516,12 +548,14 @@ pub async fn login_submit(
     let Some((idp, user)) = user.filter(|(idp, _)| matched && allowed(idp)) else {
         app.throttle.failed(&keys, now);
         return login_form(
+            &app,
             &loaded,
             &interaction,
             &username,
             Some("The username or password is not right. Check them and try again."),
             StatusCode::UNAUTHORIZED,
-        );
+        )
+        .await;
     };
     app.throttle.succeeded(&keys[0]);
     start_session(&loaded, &store, &headers, interaction, &user.sub, idp, now).await
