@@ -1,0 +1,359 @@
+//! STS load benchmark driver (`scripts/bench-sts`). Not a test: it prints one markdown table.
+//!
+//! Writes a manifests folder (examples/ plus N client_credentials clients and a reference-token
+//! client, store on a redis it starts), serves it with the release `signet-sts`, issues tokens
+//! ahead, then runs wrk against each endpoint and against the `ceiling` server, measures raw
+//! ES256 rates in-process, and reads the STS's RSS.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use signet_bench::bodies::{self, form};
+use signet_bench::manifests::{self, INTROSPECTOR, REFERENCE_CLIENT, bench_client};
+use signet_bench::report::{self, Results, Run};
+use signet_bench::{cpu, crypto, wrk};
+use signet_tests::{Process, RedisServer, free_port, repo_root, wait_ready};
+
+/// STS load benchmark.
+#[derive(Parser, Debug)]
+struct Args {
+    /// OidcClients generated (client_credentials, client_secret_post).
+    #[arg(long, default_value_t = 10_000)]
+    clients: usize,
+    /// Tokens issued ahead for each introspection run.
+    #[arg(long, default_value_t = 20_000)]
+    tokens: usize,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// wrk connections (keep-alive).
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// After the measured runs, record the STS with `perf record` during one more
+    /// client_credentials run and one more JWT introspection run (not in the table), writing
+    /// `token.perf.data` and `introspect-jwt.perf.data` into this folder.
+    #[arg(long)]
+    perf: Option<PathBuf>,
+    /// Longest wait, in seconds, for a quiet machine before each measurement (0: do not wait).
+    #[arg(long, default_value_t = 120)]
+    quiet_wait: u64,
+    /// Folder for manifests, state and request bodies (default: a fresh temporary folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+/// A binary built next to this one (`cargo build --release -p signet-sts -p signet-bench`).
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no folder", exe.display()))?
+        .join(name);
+    anyhow::ensure!(bin.exists(), "{} is not built", bin.display());
+    Ok(bin)
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
+}
+
+/// Starts `perf record` with call graphs on `pid` for `seconds`, writing `out`.
+fn perf_record(pid: u32, seconds: u32, out: &Path) -> anyhow::Result<std::process::Child> {
+    std::process::Command::new("perf")
+        .args(["record", "-F", "499", "--call-graph", "dwarf", "-o"])
+        .arg(out)
+        .args(["-p", &pid.to_string(), "--", "sleep", &seconds.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("perf: {e} (scripts/bench-sts installs linux-perf)"))
+}
+
+/// Starts `bin` on a free loopback port and waits for /readyz.
+async fn serve(bin: &Path, name: &str, mut args: Vec<String>) -> anyhow::Result<(Process, String)> {
+    let addr = format!("127.0.0.1:{}", free_port());
+    args.push(format!("--listen={addr}"));
+    let process = Process::spawn(bin, name, &args, &[])?;
+    if let Err(error) = wait_ready(&addr).await {
+        let log = process.output();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        anyhow::bail!(
+            "{name}: {error}\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok((process, addr))
+}
+
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, what: &str) {
+        eprintln!("[bench-sts {:5.1}s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let load_average = std::fs::read_to_string("/proc/loadavg")?
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let progress = Progress(Instant::now());
+    let (sts_bin, ceiling_bin) = (sibling("signet-sts")?, sibling("ceiling")?);
+    let work = args.work_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("signet-bench-sts-work-{}", std::process::id()))
+    });
+    let (manifests_dir, state) = (work.join("manifests"), work.join("state"));
+    // Fresh manifests and state: every client's secret is generated, as on a first start. Only
+    // these two subfolders are removed, so a --work-dir given by mistake loses nothing else.
+    for dir in [&manifests_dir, &state] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+    }
+    std::fs::create_dir_all(&work)?;
+
+    let redis = RedisServer::start().await?;
+    manifests::write(
+        &manifests_dir,
+        &repo_root().join("examples"),
+        args.clients,
+        &redis.url(),
+    )?;
+    progress.say(&format!(
+        "starting signet-sts with {} clients",
+        args.clients
+    ));
+    let starting = Instant::now();
+    let (mut sts, addr) = serve(
+        &sts_bin,
+        "bench-signet-sts",
+        vec![
+            format!("--manifests={}", manifests_dir.display()),
+            format!("--state-dir={}", state.display()),
+            "--metrics-addr=127.0.0.1:0".into(),
+        ],
+    )
+    .await?;
+    let startup_seconds = starting.elapsed().as_secs_f64();
+    let rss_loaded_kib = rss_kib(sts.pid())?;
+    progress.say(&format!("ready at {addr}; RSS {} KiB", rss_loaded_kib));
+
+    let mut token_requests = Vec::with_capacity(args.clients);
+    for n in 0..args.clients {
+        let id = bench_client(n);
+        let secret = manifests::client_secret(&state, &id)?;
+        token_requests.push(form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", "orders.read"),
+        ])?);
+    }
+    progress.say(&format!("issuing {} ES256 JWTs ahead", args.tokens));
+    let cycled: Vec<String> = token_requests
+        .iter()
+        .cycle()
+        .take(args.tokens)
+        .cloned()
+        .collect();
+    let jwts = bodies::issue(&addr, &cycled, 32).await?;
+    let introspector = manifests::client_secret(&state, INTROSPECTOR)?;
+    let jwt_bodies = jwts
+        .iter()
+        .map(|t| {
+            form(&[
+                ("client_id", INTROSPECTOR),
+                ("client_secret", &introspector),
+                ("token", t),
+            ])
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    progress.say(&format!("issuing {} reference tokens ahead", args.tokens));
+    let reporter = manifests::client_secret(&state, REFERENCE_CLIENT)?;
+    let reference_request = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", REFERENCE_CLIENT),
+        ("client_secret", &reporter),
+    ])?;
+    let references = bodies::issue(&addr, &vec![reference_request; args.tokens], 32).await?;
+    let reference_bodies = references
+        .iter()
+        .map(|t| {
+            form(&[
+                ("client_id", REFERENCE_CLIENT),
+                ("client_secret", &reporter),
+                ("token", t),
+            ])
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // The load must measure real work: an inactive answer would be a cheaper path.
+    for (what, body) in [
+        ("a JWT", &jwt_bodies[0]),
+        ("a reference token", &reference_bodies[0]),
+    ] {
+        let answer = bodies::post(&addr, "/introspect", body).await?;
+        anyhow::ensure!(answer["active"] == true, "introspecting {what}: {answer}");
+    }
+    let files = [
+        ("token.txt", &token_requests),
+        ("introspect-jwt.txt", &jwt_bodies),
+        ("introspect-reference.txt", &reference_bodies),
+    ];
+    for (name, lines) in files {
+        bodies::write_lines(&work.join(name), lines)?;
+    }
+    let script = work.join("cycle.lua");
+    std::fs::write(&script, wrk::SCRIPT)?;
+
+    let quiet = |what: &str| -> anyhow::Result<()> {
+        if args.quiet_wait > 0 && !cpu::wait_quiet(Duration::from_secs(args.quiet_wait))? {
+            progress.say(&format!(
+                "the machine stayed busy for {} s; measuring {what} anyway",
+                args.quiet_wait
+            ));
+        }
+        Ok(())
+    };
+    quiet("the raw rates")?;
+    progress.say("raw ES256 sign and verify, one core, 2 s each");
+    let raw = tokio::task::spawn_blocking(|| crypto::measure(Duration::from_secs(2))).await??;
+
+    let (ceiling_process, ceiling_addr) = serve(&ceiling_bin, "bench-ceiling", vec![]).await?;
+    let load = wrk::Load {
+        connections: args.connections,
+        threads: args.threads,
+        seconds: args.seconds,
+    };
+    let target = |addr: &str, method, path, bodies: Option<&str>| wrk::Target {
+        addr: addr.to_owned(),
+        method,
+        path,
+        bodies: bodies.map(|b| work.join(b)),
+    };
+    // `profile`: record the server with perf during this run, into that file.
+    let run_profiled = |name: &str,
+                        server: u32,
+                        target: wrk::Target,
+                        profile: Option<&Path>|
+     -> anyhow::Result<Run> {
+        quiet(name)?;
+        let perf = profile
+            .map(|out| perf_record(server, args.seconds, out))
+            .transpose()?;
+        progress.say(&format!("wrk: {name}"));
+        let before = (
+            cpu::seconds(server)?,
+            cpu::children_seconds()?,
+            cpu::machine_seconds()?,
+        );
+        let started = Instant::now();
+        let figures = wrk::run(&load, &target, &script)?;
+        let wall = started.elapsed().as_secs_f64();
+        let server_cores = (cpu::seconds(server)? - before.0) / wall;
+        let wrk_cores = (cpu::children_seconds()? - before.1) / wall;
+        let other_cores = (cpu::machine_seconds()? - before.2) / wall - server_cores - wrk_cores;
+        progress.say(&format!(
+            "  {:.0} req/s, p50 {} us, p99 {} us, non-2xx {}, socket errors {}, cores: server {server_cores:.2}, wrk {wrk_cores:.2}, other {other_cores:.2}",
+            figures.rate, figures.p50_us, figures.p99_us, figures.non_2xx, figures.socket_errors
+        ));
+        if let Some(mut perf) = perf {
+            anyhow::ensure!(perf.wait()?.success(), "perf record failed");
+        }
+        Ok(Run {
+            wrk: figures,
+            server_cores,
+            wrk_cores,
+            other_cores,
+        })
+    };
+    let run =
+        |name: &str, server: u32, target: wrk::Target| run_profiled(name, server, target, None);
+    let sts_pid = sts.pid();
+    let client_credentials = run(
+        "client_credentials",
+        sts_pid,
+        target(&addr, "POST", "/token", Some("token.txt")),
+    )?;
+    // The ceiling right after: the two are compared, so they should see the same machine.
+    let ceiling = run(
+        "ceiling",
+        ceiling_process.pid(),
+        target(&ceiling_addr, "POST", "/token", Some("token.txt")),
+    )?;
+    let introspect_jwt = run(
+        "introspection, JWTs",
+        sts_pid,
+        target(&addr, "POST", "/introspect", Some("introspect-jwt.txt")),
+    )?;
+    let introspect_reference = run(
+        "introspection, reference tokens",
+        sts_pid,
+        target(
+            &addr,
+            "POST",
+            "/introspect",
+            Some("introspect-reference.txt"),
+        ),
+    )?;
+    let jwks = run("jwks", sts_pid, target(&addr, "GET", "/jwks", None))?;
+    let discovery = run(
+        "discovery",
+        sts_pid,
+        target(&addr, "GET", "/.well-known/openid-configuration", None),
+    )?;
+
+    if let Some(dir) = &args.perf {
+        std::fs::create_dir_all(dir)?;
+        let profiled = [
+            ("token", "/token", "token.txt"),
+            ("introspect-jwt", "/introspect", "introspect-jwt.txt"),
+        ];
+        for (name, path, bodies) in profiled {
+            let out = dir.join(format!("{name}.perf.data"));
+            run_profiled(
+                &format!("{path} under perf -> {} (not in the table)", out.display()),
+                sts_pid,
+                target(&addr, "POST", path, Some(bodies)),
+                Some(&out),
+            )?;
+        }
+    }
+
+    let results = Results {
+        load,
+        clients: args.clients,
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average,
+        client_credentials,
+        introspect_jwt,
+        introspect_reference,
+        jwks,
+        discovery,
+        ceiling,
+        raw,
+        startup_seconds,
+        rss_loaded_kib,
+        rss_after_kib: rss_kib(sts.pid())?,
+    };
+    sts.terminate()?;
+    if args.work_dir.is_none() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    println!("{}", report::render(&results));
+    Ok(())
+}

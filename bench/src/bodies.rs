@@ -1,0 +1,77 @@
+//! Request bodies for the load: form bodies, files of one body per line for the Lua script,
+//! and tokens issued ahead of the introspection runs.
+
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use signet_tests::http;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A form body. Every value here (client ids, base64url secrets and tokens) is made of
+/// characters that need no percent-encoding; that is checked, so a format change fails loudly
+/// instead of sending a wrongly encoded body.
+pub fn form(params: &[(&str, &str)]) -> anyhow::Result<String> {
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    let mut pairs = Vec::with_capacity(params.len());
+    for (name, value) in params {
+        anyhow::ensure!(plain(name) && plain(value), "{name} needs percent-encoding");
+        pairs.push(format!("{name}={value}"));
+    }
+    Ok(pairs.join("&"))
+}
+
+/// Writes one body per line.
+pub fn write_lines(path: &Path, bodies: &[String]) -> anyhow::Result<()> {
+    let mut text = bodies.join("\n");
+    text.push('\n');
+    Ok(std::fs::write(path, text)?)
+}
+
+/// POSTs `body` to `path` and returns the JSON answer, failing unless it is a 200.
+pub async fn post(addr: &str, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
+    let response = http::post(addr, path, FORM, body.as_bytes(), &[]).await?;
+    anyhow::ensure!(
+        response.status == 200,
+        "{path} answered {}: {}",
+        response.status,
+        response.body
+    );
+    Ok(response.json())
+}
+
+/// Issues one access token per token-request body, `concurrency` requests at a time.
+pub async fn issue(
+    addr: &str,
+    requests: &[String],
+    concurrency: usize,
+) -> anyhow::Result<Vec<String>> {
+    stream::iter(requests)
+        .map(|body| async move {
+            let answer = post(addr, "/token", body).await?;
+            answer["access_token"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("no access_token in {answer}"))
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_values_that_need_encoding() {
+        assert_eq!(
+            form(&[("client_id", "default.a-1"), ("token", "x.y_z")]).unwrap(),
+            "client_id=default.a-1&token=x.y_z"
+        );
+        assert!(form(&[("scope", "a b")]).is_err());
+    }
+}

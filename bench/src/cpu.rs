@@ -1,0 +1,101 @@
+//! CPU time from /proc: on a small machine the load generator and the server share the cores
+//! (and on a shared one, other work may too), so a rate means little without the cores each
+//! got.
+
+use std::process::Command;
+
+/// Clock ticks per second of /proc's counters.
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The fields of a /proc/PID/stat line after the name (field 3 onwards; the name in field 2
+/// may hold spaces, so split after its closing parenthesis).
+fn stat_fields(stat: &str) -> Option<Vec<u64>> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (the state) is a letter; the numbers start at field 4.
+    Some(
+        after_name
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// Sum of the stat fields numbered `fields` (1-based, as in proc(5)).
+fn stat_sum(path: &str, fields: &[usize]) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    let values = stat_fields(&stat).ok_or_else(|| anyhow::anyhow!("unreadable {path}"))?;
+    let ticks: u64 = fields
+        .iter()
+        .map(|n| values.get(n - 4).copied().unwrap_or(0))
+        .sum();
+    Ok(ticks as f64 / ticks_per_second())
+}
+
+/// User plus system CPU seconds of `pid` so far (utime, stime).
+pub fn seconds(pid: u32) -> anyhow::Result<f64> {
+    stat_sum(&format!("/proc/{pid}/stat"), &[14, 15])
+}
+
+/// CPU seconds of this process's children that have been waited for (cutime, cstime): wrk's,
+/// once it has exited.
+pub fn children_seconds() -> anyhow::Result<f64> {
+    stat_sum("/proc/self/stat", &[16, 17])
+}
+
+/// Busy CPU seconds of the whole machine (every state but idle and iowait).
+pub fn machine_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/stat"))?
+        .split_whitespace()
+        .enumerate()
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .map(|(_, v)| v.parse::<u64>().unwrap_or(0))
+        .sum();
+    Ok(ticks as f64 / ticks_per_second())
+}
+
+/// Waits until the machine has been nearly idle (under a quarter of a core busy) for two
+/// seconds, or until `max` passed; says whether it got quiet. On a shared machine this keeps
+/// another build from landing in a run.
+pub fn wait_quiet(max: std::time::Duration) -> anyhow::Result<bool> {
+    let deadline = std::time::Instant::now() + max;
+    let window = std::time::Duration::from_secs(2);
+    loop {
+        let before = machine_seconds()?;
+        std::thread::sleep(window);
+        if (machine_seconds()? - before) / window.as_secs_f64() < 0.25 {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_numbered_fields() {
+        let stat = "4242 (signet sts) S 1 4242 4242 0 -1 4194560 900 0 0 0 1500 250 30 40 20";
+        let values = stat_fields(stat).unwrap();
+        assert_eq!((values[14 - 4], values[15 - 4]), (1500, 250));
+        assert_eq!((values[16 - 4], values[17 - 4]), (30, 40));
+        assert!(seconds(std::process::id()).is_ok());
+        assert!(children_seconds().is_ok() && machine_seconds().unwrap() > 0.0);
+    }
+}

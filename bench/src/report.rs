@@ -1,0 +1,272 @@
+//! The printed result: one markdown table of the runs, then the ratios and the goals of
+//! issue 6, each marked met or missed.
+
+use std::fmt::Write;
+
+use crate::crypto::Rates;
+use crate::wrk::{Figures, Load};
+
+/// One wrk run and the CPU the server under load used meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// What wrk measured.
+    pub wrk: Figures,
+    /// Server CPU seconds per second of the run (2.0 = two cores busy).
+    pub server_cores: f64,
+    /// wrk's CPU seconds per second.
+    pub wrk_cores: f64,
+    /// The rest of the machine's busy CPU (redis, and anything else running).
+    pub other_cores: f64,
+}
+
+/// Everything one benchmark run measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    /// The wrk settings of every run.
+    pub load: Load,
+    /// Clients in the snapshot.
+    pub clients: usize,
+    /// POST /token, client_credentials, ES256 JWT.
+    pub client_credentials: Run,
+    /// POST /introspect of distinct ES256 JWTs.
+    pub introspect_jwt: Run,
+    /// POST /introspect of reference tokens (redis).
+    pub introspect_reference: Run,
+    /// GET /jwks.
+    pub jwks: Run,
+    /// GET /.well-known/openid-configuration.
+    pub discovery: Run,
+    /// The axum endpoint that only parses the form and signs.
+    pub ceiling: Run,
+    /// In-process ES256 rates of one core.
+    pub raw: Rates,
+    /// CPUs of the machine.
+    pub cpus: usize,
+    /// /proc/loadavg's 1-minute figure when the benchmark started.
+    pub load_average: String,
+    /// Seconds from starting the STS until /readyz answered 200 (manifests compiled, every
+    /// client's secret generated and written).
+    pub startup_seconds: f64,
+    /// STS VmRSS with the clients loaded, before any load, in KiB.
+    pub rss_loaded_kib: u64,
+    /// STS VmRSS after all runs, in KiB.
+    pub rss_after_kib: u64,
+}
+
+/// One goal and whether it was met.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    /// What is measured and its value.
+    pub measured: String,
+    /// The goal.
+    pub goal: &'static str,
+    /// Met or not.
+    pub met: bool,
+}
+
+/// client_credentials rate over the ceiling's.
+pub fn ceiling_ratio(r: &Results) -> f64 {
+    r.client_credentials.wrk.rate / r.ceiling.wrk.rate
+}
+
+/// JWT introspection rate over the raw verify rate of two cores.
+pub fn verify_ratio(r: &Results) -> f64 {
+    r.introspect_jwt.wrk.rate / (2.0 * r.raw.verify)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The goals of issue 6, item 4.
+pub fn goals(r: &Results) -> Vec<Goal> {
+    let cc = &r.client_credentials.wrk;
+    vec![
+        Goal {
+            measured: format!("client_credentials {:.0}/s", cc.rate),
+            goal: ">= 15,000/s",
+            met: cc.rate >= 15_000.0,
+        },
+        Goal {
+            measured: format!(
+                "client_credentials / ceiling = {:.0} / {:.0} = {:.0} %",
+                cc.rate,
+                r.ceiling.wrk.rate,
+                100.0 * ceiling_ratio(r)
+            ),
+            goal: ">= 70 %",
+            met: ceiling_ratio(r) >= 0.70,
+        },
+        Goal {
+            measured: format!(
+                "client_credentials p99 {:.2} ms at {} connections",
+                cc.p99_us as f64 / 1000.0,
+                r.load.connections
+            ),
+            goal: "< 10 ms",
+            met: cc.p99_us < 10_000,
+        },
+        Goal {
+            measured: format!(
+                "JWT introspection / (2 x raw verify) = {:.0} / (2 x {:.0}) = {:.0} %",
+                r.introspect_jwt.wrk.rate,
+                r.raw.verify,
+                100.0 * verify_ratio(r)
+            ),
+            goal: ">= 60 %",
+            met: verify_ratio(r) >= 0.60,
+        },
+        Goal {
+            measured: format!(
+                "reference-token introspection {:.0}/s",
+                r.introspect_reference.wrk.rate
+            ),
+            goal: ">= 20,000/s",
+            met: r.introspect_reference.wrk.rate >= 20_000.0,
+        },
+        Goal {
+            measured: format!(
+                "STS RSS with {} clients loaded {:.1} MiB (ready {:.1} s after start; after the load: {:.1} MiB)",
+                r.clients,
+                mib(r.rss_loaded_kib),
+                r.startup_seconds,
+                mib(r.rss_after_kib)
+            ),
+            goal: "< 100 MiB",
+            met: r.rss_loaded_kib < 100 * 1024,
+        },
+    ]
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+/// The markdown printed at the end.
+pub fn render(r: &Results) -> String {
+    let mut out = String::new();
+    let load = &r.load;
+    let _ = writeln!(
+        out,
+        "wrk: {} connections, {} threads, {} s per run, keep-alive, loopback; {} clients, redis store; {} CPUs, load average {} at the start.\n",
+        load.connections, load.threads, load.seconds, r.clients, r.cpus, r.load_average
+    );
+    out.push_str(
+        "| endpoint | req/s | p50 | p99 | non-2xx / socket errors | CPU cores: server / wrk / other |\n",
+    );
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    let runs = [
+        (
+            "POST /token client_credentials (ES256 JWT)",
+            &r.client_credentials,
+        ),
+        ("POST /introspect, distinct ES256 JWTs", &r.introspect_jwt),
+        (
+            "POST /introspect, reference tokens (redis)",
+            &r.introspect_reference,
+        ),
+        ("GET /jwks", &r.jwks),
+        ("GET /.well-known/openid-configuration", &r.discovery),
+        (
+            "ceiling: axum POST /token, form + ES256 sign only",
+            &r.ceiling,
+        ),
+    ];
+    for (name, run) in runs {
+        let f = &run.wrk;
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {} | {} | {} / {} | {:.2} / {:.2} / {:.2} |",
+            f.rate,
+            ms(f.p50_us),
+            ms(f.p99_us),
+            f.non_2xx,
+            f.socket_errors,
+            run.server_cores,
+            run.wrk_cores,
+            run.other_cores
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| in-process ES256 sign (Signer::sign), 1 core | {:.0} | | | | 1 / 0 / 0 |",
+        r.raw.sign
+    );
+    let _ = writeln!(
+        out,
+        "| in-process ES256 verify (as introspection), 1 core | {:.0} | | | | 1 / 0 / 0 |",
+        r.raw.verify
+    );
+    out.push('\n');
+    for g in goals(r) {
+        let verdict = if g.met { "met" } else { "MISSED" };
+        let _ = writeln!(out, "- {} (goal {}): {verdict}", g.measured, g.goal);
+    }
+    // Not goals: the same runs per core the server actually got, which separates the
+    // server's own cost from the machine it shares with wrk and with anything else.
+    let per_core = |run: &Run| run.wrk.rate / run.server_cores;
+    let _ = writeln!(
+        out,
+        "\nPer core of server CPU: client_credentials {:.0}/s, ceiling {:.0}/s ({:.0} %); JWT introspection {:.0}/s = {:.0} % of raw verify.",
+        per_core(&r.client_credentials),
+        per_core(&r.ceiling),
+        100.0 * per_core(&r.client_credentials) / per_core(&r.ceiling),
+        per_core(&r.introspect_jwt),
+        100.0 * per_core(&r.introspect_jwt) / r.raw.verify
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(rate: f64, p99_us: u64) -> Run {
+        Run {
+            wrk: Figures {
+                rate,
+                p50_us: p99_us / 2,
+                p99_us,
+                non_2xx: 0,
+                socket_errors: 0,
+            },
+            server_cores: 1.5,
+            wrk_cores: 0.4,
+            other_cores: 0.05,
+        }
+    }
+
+    #[test]
+    fn goals_compare_with_the_right_bounds() {
+        let r = Results {
+            load: Load {
+                connections: 64,
+                threads: 2,
+                seconds: 10,
+            },
+            clients: 10_000,
+            cpus: 2,
+            load_average: "0.10".into(),
+            client_credentials: figures(16_000.0, 12_000),
+            introspect_jwt: figures(10_000.0, 5_000),
+            introspect_reference: figures(19_999.0, 5_000),
+            jwks: figures(50_000.0, 1_000),
+            discovery: figures(50_000.0, 1_000),
+            ceiling: figures(20_000.0, 5_000),
+            raw: Rates {
+                sign: 40_000.0,
+                verify: 8_000.0,
+            },
+            startup_seconds: 3.0,
+            rss_loaded_kib: 99 * 1024,
+            rss_after_kib: 120 * 1024,
+        };
+        let met: Vec<bool> = goals(&r).iter().map(|g| g.met).collect();
+        // 16k >= 15k; 80 % of ceiling; p99 12 ms; 10k / 16k = 62.5 %; 19,999 < 20k; 99 MiB.
+        assert_eq!(met, [true, true, false, true, false, true]);
+        assert!(
+            render(&r)
+                .contains("| GET /jwks | 50000 | 0.50 ms | 1.00 ms | 0 / 0 | 1.50 / 0.40 / 0.05 |")
+        );
+    }
+}
