@@ -2,12 +2,11 @@
 //! verification page where a person enters (or confirms) the user code, signs in if needed,
 //! and allows or denies. Wrong codes slow down further guesses from the same address (§5.1).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -16,16 +15,15 @@ use signet_crds::v1alpha1::GrantType;
 use super::App;
 use super::error::OAuthError;
 use super::form::Form;
-use super::pages::{self, Brand, ScopeLine, error_page};
+use super::pages::{self, Brand, ScopeLine};
 use super::signin::{
-    client_name, current_session, interaction_of, now, query_param, scope_lines, see_other,
-    unavailable_page,
+    client_address, client_name, current_session, now, query_param, scope_lines, see_other,
+    submitted, unavailable_page,
 };
 use crate::device::{self, DeviceRecord, Status, TOMBSTONE_SECS};
 use crate::grants::user_tokens::{Grant, unavailable};
 use crate::loaded::Loaded;
 use crate::signin::interaction::{Interaction, Purpose};
-use crate::signin::source_address::source_address;
 use crate::store::{Kind, Records, Store};
 
 #[derive(Template)]
@@ -190,14 +188,9 @@ pub async fn verification_page(
     };
     let store = app.store.load_full();
     // Guessing is slowed per source address: each wrong code adds delay (RFC 8628 §5.1).
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let keys = [format!(
         "device:{}",
-        source_address(peer, forwarded, &app.trusted_proxies)
+        client_address(&app, &headers, &extensions)
     )];
     let delay = app.throttle.delay(&keys, now);
     if !delay.is_zero() {
@@ -262,30 +255,21 @@ pub async fn verification_submit(
     body: Bytes,
 ) -> Response {
     let now = now();
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            app.loaded.load_full().as_deref(),
-            StatusCode::BAD_REQUEST,
-            "The form was malformed.",
-            "bad form",
-        );
+    let (form, loaded, store, interaction) = match submitted(
+        &app,
+        &body,
+        now,
+        "/device",
+        "This form has expired. Enter the code again.",
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    let (loaded, store, interaction) =
-        match interaction_of(&app, form.get("interaction").map(str::to_owned), now).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
     let Purpose::Device { user_code, .. } = &interaction.purpose else {
         return super::signin::expired_page(&loaded);
     };
-    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
-        return error_page(
-            Some(&loaded),
-            StatusCode::FORBIDDEN,
-            "This form has expired. Enter the code again.",
-            "CSRF token missing or wrong on /device",
-        );
-    }
     let session = match current_session(&store, &headers, now).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),

@@ -13,11 +13,10 @@ use serde_json::json;
 use signet_crds::snapshot::{OidcUpstream, ProviderSettings};
 
 use super::App;
-use super::form::Form;
 use super::pages::error_page;
 use super::signin::{
-    expired_page, interaction_of, now, providers_for, query_param, see_other, start_session,
-    unavailable_page,
+    FORM_EXPIRED, expired_page, interaction_of, now, providers_for, query_param, see_other,
+    start_session, submitted, unavailable_page,
 };
 use crate::federation::{self, Pending};
 use crate::loaded::Loaded;
@@ -65,27 +64,11 @@ fn upstream<'a>(
 /// POST `/federate`: off to the upstream.
 pub async fn begin(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let now = now();
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            app.loaded.load_full().as_deref(),
-            StatusCode::BAD_REQUEST,
-            "The form was malformed.",
-            "bad form",
-        );
-    };
-    let (loaded, store, interaction) =
-        match interaction_of(&app, form.get("interaction").map(str::to_owned), now).await {
+    let (form, loaded, store, interaction) =
+        match submitted(&app, &body, now, "/federate", FORM_EXPIRED).await {
             Ok(found) => found,
             Err(response) => return response,
         };
-    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
-        return error_page(
-            Some(&loaded),
-            StatusCode::FORBIDDEN,
-            "This form has expired. Go back to the application and start again.",
-            "CSRF token missing or wrong on /federate",
-        );
-    }
     let name = form.get("idp").unwrap_or_default();
     let Some((title, upstream)) = upstream(&loaded, &interaction, name) else {
         return error_page(

@@ -14,7 +14,7 @@ use axum::response::Response;
 use super::App;
 use super::form::Form;
 use super::pages::{self, Brand, error_page};
-use super::signin::{current_session, interaction_of, now, see_other, unavailable_page};
+use super::signin::{current_session, now, see_other, submitted, unavailable_page};
 use crate::loaded::Loaded;
 use crate::signin::interaction::{Interaction, LogoutRequest, Purpose};
 use crate::signin::{logout, session};
@@ -109,30 +109,21 @@ async fn end_session(app: &Arc<App>, headers: &HeaderMap, params: &[u8]) -> Resp
 /// POST `/end_session/confirm`: the person confirmed.
 pub async fn confirm(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = now();
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            app.loaded.load_full().as_deref(),
-            StatusCode::BAD_REQUEST,
-            "The form was malformed.",
-            "bad form",
-        );
+    let (_, loaded, store, interaction) = match submitted(
+        &app,
+        &body,
+        now,
+        "/end_session/confirm",
+        "This form has expired. Sign out again from the application.",
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    let (loaded, store, interaction) =
-        match interaction_of(&app, form.get("interaction").map(str::to_owned), now).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
     let Purpose::Logout(request) = &interaction.purpose else {
         return super::signin::expired_page(&loaded);
     };
-    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
-        return error_page(
-            Some(&loaded),
-            StatusCode::FORBIDDEN,
-            "This form has expired. Sign out again from the application.",
-            "CSRF token missing or wrong on /end_session/confirm",
-        );
-    }
     let _ = interaction.finish(&store, now).await;
     let session = match current_session(&store, &headers, now).await {
         Ok(session) => session,

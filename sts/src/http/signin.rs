@@ -2,7 +2,7 @@
 //! step loads what it needs (snapshot, interaction, session), lets `signin::flow::decide` say
 //! what comes next, and answers with a page or a redirect.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -352,6 +352,51 @@ pub(super) fn client_name<'a>(loaded: &'a Loaded, client_id: &'a str) -> &'a str
         .unwrap_or(client_id)
 }
 
+/// The common start of every form post of an interaction: the form, the snapshot, the store
+/// and the interaction it names, with its CSRF token checked. `expired` is what the person
+/// reads when the token is missing or wrong; `endpoint` names the form in the log.
+pub(super) async fn submitted(
+    app: &App,
+    body: &[u8],
+    now: i64,
+    endpoint: &str,
+    expired: &str,
+) -> Result<(Form, Arc<Loaded>, Arc<Store>, Interaction), Response> {
+    let Ok(form) = Form::parse(body) else {
+        return Err(error_page(
+            app.loaded.load_full().as_deref(),
+            StatusCode::BAD_REQUEST,
+            "The form was malformed.",
+            "bad form",
+        ));
+    };
+    let (loaded, store, interaction) =
+        interaction_of(app, form.get("interaction").map(str::to_owned), now).await?;
+    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
+        return Err(error_page(
+            Some(&loaded),
+            StatusCode::FORBIDDEN,
+            expired,
+            &format!("CSRF token missing or wrong on {endpoint}"),
+        ));
+    }
+    Ok((form, loaded, store, interaction))
+}
+
+/// Where a request comes from, for throttling (see `signin::source_address`).
+pub(super) fn client_address(app: &App, headers: &HeaderMap, extensions: &Extensions) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    source_address(peer, forwarded, &app.trusted_proxies)
+}
+
+/// What a person reads when an interaction's form comes back without its CSRF token.
+pub(super) const FORM_EXPIRED: &str =
+    "This form has expired. Go back to the application and start again.";
+
 /// Loads the snapshot and the interaction named by a page's parameter.
 pub(super) async fn interaction_of(
     app: &App,
@@ -486,35 +531,14 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let now = now();
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            app.loaded.load_full().as_deref(),
-            StatusCode::BAD_REQUEST,
-            "The form was malformed.",
-            "bad form",
-        );
-    };
-    let (loaded, store, interaction) =
-        match interaction_of(&app, form.get("interaction").map(str::to_owned), now).await {
+    let (form, loaded, store, interaction) =
+        match submitted(&app, &body, now, "/login", FORM_EXPIRED).await {
             Ok(found) => found,
             Err(response) => return response,
         };
-    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
-        return error_page(
-            Some(&loaded),
-            StatusCode::FORBIDDEN,
-            "This form has expired. Go back to the application and start again.",
-            "CSRF token missing or wrong on /login",
-        );
-    }
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let source = source_address(peer, forwarded, &app.trusted_proxies);
+    let source = client_address(&app, &headers, &extensions);
     let keys = [format!("user:{username}"), format!("ip:{source}")];
     let delay = app.throttle.delay(&keys, now);
     if !delay.is_zero() {
@@ -717,27 +741,11 @@ pub async fn consent_submit(
     body: Bytes,
 ) -> Response {
     let now = now();
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            app.loaded.load_full().as_deref(),
-            StatusCode::BAD_REQUEST,
-            "The form was malformed.",
-            "bad form",
-        );
-    };
-    let (loaded, store, interaction) =
-        match interaction_of(&app, form.get("interaction").map(str::to_owned), now).await {
+    let (form, loaded, store, interaction) =
+        match submitted(&app, &body, now, "/consent", FORM_EXPIRED).await {
             Ok(found) => found,
             Err(response) => return response,
         };
-    if !interaction.csrf_matches(form.get("csrf").unwrap_or_default()) {
-        return error_page(
-            Some(&loaded),
-            StatusCode::FORBIDDEN,
-            "This form has expired. Go back to the application and start again.",
-            "CSRF token missing or wrong on /consent",
-        );
-    }
     let session = match current_session(&store, &headers, now).await {
         Ok(Some(session)) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
