@@ -98,6 +98,31 @@ impl Person {
             .await
     }
 
+    /// Posts one of the STS's interaction forms shown on `page` to `action`: its hidden
+    /// `interaction` and `csrf` fields plus `fields`.
+    async fn submit(
+        &mut self,
+        addr: &str,
+        page: &Response,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        anyhow::ensure!(
+            page.status == 200,
+            "{action} page: {} {}",
+            page.status,
+            page.body
+        );
+        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
+        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
+        let mut form = vec![
+            ("interaction", interaction.as_str()),
+            ("csrf", csrf.as_str()),
+        ];
+        form.extend_from_slice(fields);
+        self.post(addr, action, &form).await
+    }
+
     /// Submits the login page at `location` (a /login URL).
     pub async fn log_in(
         &mut self,
@@ -107,23 +132,11 @@ impl Person {
         password: &str,
     ) -> anyhow::Result<Response> {
         let page = self.get(addr, location).await?;
-        anyhow::ensure!(
-            page.status == 200,
-            "login page: {} {}",
-            page.status,
-            page.body
-        );
-        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
-        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
-        self.post(
+        self.submit(
             addr,
+            &page,
             "/login",
-            &[
-                ("interaction", &interaction),
-                ("csrf", &csrf),
-                ("username", username),
-                ("password", password),
-            ],
+            &[("username", username), ("password", password)],
         )
         .await
     }
@@ -136,24 +149,8 @@ impl Person {
         decision: &str,
     ) -> anyhow::Result<Response> {
         let page = self.get(addr, location).await?;
-        anyhow::ensure!(
-            page.status == 200,
-            "consent page: {} {}",
-            page.status,
-            page.body
-        );
-        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
-        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
-        self.post(
-            addr,
-            "/consent",
-            &[
-                ("interaction", &interaction),
-                ("csrf", &csrf),
-                ("decision", decision),
-            ],
-        )
-        .await
+        self.submit(addr, &page, "/consent", &[("decision", decision)])
+            .await
     }
 
     /// The whole flow for `params`: logs in as `username` if asked, allows consent if asked,
@@ -212,23 +209,7 @@ impl Person {
             );
             page = self.get(addr, &back).await?;
         }
-        anyhow::ensure!(
-            page.status == 200,
-            "device page: {} {}",
-            page.status,
-            page.body
-        );
-        let interaction = hidden(&page.body, "interaction").unwrap_or_default();
-        let csrf = hidden(&page.body, "csrf").unwrap_or_default();
-        self.post(
-            addr,
-            "/device",
-            &[
-                ("interaction", &interaction),
-                ("csrf", &csrf),
-                ("decision", decision),
-            ],
-        )
-        .await
+        self.submit(addr, &page, "/device", &[("decision", decision)])
+            .await
     }
 }
