@@ -1,7 +1,6 @@
 //! The STS through an API server outage: it keeps serving its last snapshot while the API
 //! server is unreachable, and watches again by itself once it is back (as does the operator).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -9,10 +8,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use signet_tests::{
-    PrivateCluster, Process, TestNamespace, http, namespaced_service_account_kubeconfig,
-    signet_api, signet_object, wait_for,
-};
+mod common;
+
+use common::cluster::{Deployed, credentials, deploy, token};
+use signet_tests::{PrivateCluster, TestNamespace, signet_api, signet_object, wait_for};
 use tokio::time::Instant;
 
 /// How long the API server stays down: the requirement itself, not a wait.
@@ -25,30 +24,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a client created after the outage may take to be served.
 const RECOVERY: Duration = Duration::from_secs(60);
-
-async fn token(addr: &str, id: &str, secret: &str) -> anyhow::Result<http::Response> {
-    http::post_form(
-        addr,
-        "/token",
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ],
-        &[],
-    )
-    .await
-}
-
-async fn credentials(secrets: &Api<Secret>, name: &str) -> anyhow::Result<(String, String)> {
-    let secret = wait_for(&format!("Secret {name}"), TIMEOUT, || async {
-        Ok(secrets.get_opt(name).await?)
-    })
-    .await?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
-    Ok((text("client_id"), text("client_secret")))
-}
 
 /// One request of the load: when it was sent, and its status or what went wrong.
 struct Outcome {
@@ -83,52 +58,21 @@ async fn tokens_are_served_through_an_api_server_outage_and_watching_resumes() -
     let ns = TestNamespace::create(&client, "api-server-outage")
         .await?
         .name;
-    let out = cluster
-        .kubectl()
-        .args(["apply", "--server-side", "-n", &ns, "-f"])
-        .arg(signet_tests::repo_root().join("examples"))
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let kubeconfig = cluster.kubeconfig.to_string_lossy().into_owned();
-    let operator = Process::spawn(
-        &signet_tests::workspace_bin("signet-operator"),
-        "operator-api-outage",
-        &[
-            format!("--namespaces={ns}"),
-            format!("--lease-namespace={ns}"),
-            "--lease-name=op".into(),
-            "--metrics-addr=127.0.0.1:0".into(),
-        ],
-        &[("KUBECONFIG", &kubeconfig)],
-    )?;
-
-    let mut names = vec!["signet-snapshot".to_owned()];
-    names.extend((0..8).map(|i| format!("signet-snapshot-{i}")));
-    let rules = json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": names}]);
-    let sts_kubeconfig =
-        namespaced_service_account_kubeconfig(&client, &cluster.kubeconfig, &ns, "sts", rules)
-            .await?;
-    let addr = format!("127.0.0.1:{}", signet_tests::free_port());
-    let sts = Process::spawn(
-        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
-        "sts-api-outage",
-        &[
-            "--token-service=signet".into(),
-            format!("--namespace={ns}"),
-            format!("--listen={addr}"),
-            "--metrics-addr=127.0.0.1:0".into(),
-        ],
-        &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
-    )?;
-    signet_tests::wait_ready(&addr).await?;
+    let Deployed {
+        operator,
+        sts,
+        addr,
+    } = deploy(
+        cluster.kubectl(),
+        &cluster.kubeconfig,
+        &client,
+        &ns,
+        "api-outage",
+    )
+    .await?;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let (id, secret) = credentials(&secrets, "orders-worker-oidc").await?;
+    let (id, secret) = credentials(&secrets, "orders-worker-oidc", TIMEOUT).await?;
     wait_for("a first token", TIMEOUT, || async {
         Ok((token(&addr, &id, &secret).await?.status == 200).then_some(()))
     })
@@ -158,7 +102,7 @@ async fn tokens_are_served_through_an_api_server_outage_and_watching_resumes() -
             &signet_object("OidcClient", "after-outage", spec),
         )
         .await?;
-    let (late_id, late_secret) = credentials(&secrets, "after-outage-oidc").await?;
+    let (late_id, late_secret) = credentials(&secrets, "after-outage-oidc", TIMEOUT).await?;
     wait_for(
         "a token for the client created after the outage",
         RECOVERY,

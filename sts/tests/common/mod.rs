@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 
 use signet_tests::{Process, free_port, repo_root};

@@ -1,0 +1,109 @@
+//! The operator and the STS as processes against a test control plane: the examples applied in
+//! a namespace, the operator scoped to it, the STS with a ServiceAccount that may read only
+//! its snapshot Secrets, by name.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::json;
+use signet_tests::{Process, http, namespaced_service_account_kubeconfig, wait_for};
+
+/// The two processes and the STS's address.
+pub struct Deployed {
+    /// signet-operator.
+    pub operator: Process,
+    /// signet-sts.
+    pub sts: Process,
+    /// Where the STS listens.
+    pub addr: String,
+}
+
+/// Applies `examples/` in `ns` with `kubectl`, then starts the operator and the STS (named
+/// after `test` in their logs) and waits until the STS is ready.
+pub async fn deploy(
+    mut kubectl: Command,
+    kubeconfig: &Path,
+    client: &kube::Client,
+    ns: &str,
+    test: &str,
+) -> anyhow::Result<Deployed> {
+    let out = kubectl
+        .args(["apply", "--server-side", "-n", ns, "-f"])
+        .arg(signet_tests::repo_root().join("examples"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let admin = kubeconfig.to_string_lossy().into_owned();
+    let operator = Process::spawn(
+        &signet_tests::workspace_bin("signet-operator"),
+        &format!("operator-{test}"),
+        &[
+            format!("--namespaces={ns}"),
+            format!("--lease-namespace={ns}"),
+            "--lease-name=op".into(),
+            "--metrics-addr=127.0.0.1:0".into(),
+        ],
+        &[("KUBECONFIG", &admin)],
+    )?;
+
+    // The STS's identity may read its snapshot Secrets by name and nothing else.
+    let names = signet_sts::source::cluster::secret_names("signet");
+    let rules = json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": names}]);
+    let sts_kubeconfig =
+        namespaced_service_account_kubeconfig(client, kubeconfig, ns, "sts", rules).await?;
+    let addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let sts = Process::spawn(
+        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+        &format!("sts-{test}"),
+        &[
+            "--token-service=signet".into(),
+            format!("--namespace={ns}"),
+            format!("--listen={addr}"),
+            "--metrics-addr=127.0.0.1:0".into(),
+        ],
+        &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
+    )?;
+    signet_tests::wait_ready(&addr).await?;
+    Ok(Deployed {
+        operator,
+        sts,
+        addr,
+    })
+}
+
+/// A client_credentials token request.
+pub async fn token(addr: &str, id: &str, secret: &str) -> anyhow::Result<http::Response> {
+    http::post_form(
+        addr,
+        "/token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ],
+        &[],
+    )
+    .await
+}
+
+/// The client id and secret the operator delivered in Secret `name`, once it exists.
+pub async fn credentials(
+    secrets: &Api<Secret>,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<(String, String)> {
+    let secret = wait_for(&format!("Secret {name}"), timeout, || async {
+        Ok(secrets.get_opt(name).await?)
+    })
+    .await?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    Ok((text("client_id"), text("client_secret")))
+}
