@@ -87,6 +87,23 @@ impl Sts {
         param(&location, "code").ok_or_else(|| anyhow::anyhow!("no code in {location}"))
     }
 
+    /// Signs alice in to the web app and redeems the code: the token response.
+    async fn tokens(
+        &self,
+        person: &mut Person,
+        scope: &'static str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let code = self.code(person, scope).await?;
+        let form = [
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ];
+        let response = self.redeem(WEB, &form).await?;
+        anyhow::ensure!(response.status == 200, "{}", response.body);
+        Ok(response.json())
+    }
+
     async fn redeem(
         &self,
         client_id: &str,
@@ -458,18 +475,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() -> anyhow::
 async fn userinfo_gives_claims_by_scope_and_refuses_other_tokens() -> anyhow::Result<()> {
     let sts = start("userinfo").await?;
     let mut alice = Person::default();
-    let code = sts.code(&mut alice, "openid email").await?;
-    let tokens = sts
-        .redeem(
-            WEB,
-            &[
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await?
-        .json();
+    let tokens = sts.tokens(&mut alice, "openid email").await?;
     let access = tokens["access_token"].as_str().unwrap();
     let bearer = format!("Bearer {access}");
     let info = http::get_with(&sts.addr, "/userinfo", &[("Authorization", &bearer)]).await?;
@@ -532,18 +538,7 @@ async fn userinfo_gives_claims_by_scope_and_refuses_other_tokens() -> anyhow::Re
 async fn revoking_a_refresh_token_ends_its_family_and_only_its_client_may() -> anyhow::Result<()> {
     let sts = start("revoke-refresh").await?;
     let mut alice = Person::default();
-    let code = sts.code(&mut alice, "openid offline_access").await?;
-    let tokens = sts
-        .redeem(
-            WEB,
-            &[
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await?
-        .json();
+    let tokens = sts.tokens(&mut alice, "openid offline_access").await?;
     let first = tokens["refresh_token"].as_str().unwrap().to_owned();
     let auth = sts.basic(WEB);
     let refresh = |token: String| {
@@ -578,17 +573,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_only_its_client_may() -> a
     assert_eq!(refresh(rotated.clone()).await?.status, 200, "still usable");
     let current = {
         // That use rotated it again; revoke the newest through its own client.
-        let code = sts.code(&mut alice, "openid offline_access").await?;
-        sts.redeem(
-            WEB,
-            &[
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await?
-        .json()["refresh_token"]
+        sts.tokens(&mut alice, "openid offline_access").await?["refresh_token"]
             .as_str()
             .unwrap()
             .to_owned()
