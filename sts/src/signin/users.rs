@@ -83,16 +83,6 @@ impl Directory {
     pub fn by_sub(&self, sub: &str) -> Option<&Arc<User>> {
         self.by_sub.get(sub)
     }
-
-    /// Number of users.
-    pub fn len(&self) -> usize {
-        self.by_sub.len()
-    }
-
-    /// No users at all.
-    pub fn is_empty(&self) -> bool {
-        self.by_sub.is_empty()
-    }
 }
 
 /// An argon2id hash of a random password with the cost of the example users (m=64 MiB, t=3,
