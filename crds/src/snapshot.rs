@@ -3,6 +3,19 @@
 //! `schemaVersion` is `major.minor`. A minor bump only adds optional fields, which an older STS
 //! ignores; a major bump is refused by an older STS, which keeps its last good snapshot. So the
 //! operator and the STS can be upgraded in either order within a major version.
+//!
+//! # The hashed form (schema 1.1 and later)
+//! What travels is a [`Wire`]: the snapshot's JSON bytes, exactly as the writer serialised them,
+//! and a content hash that lives *outside* those bytes (in the `signet.dev/snapshot-hash`
+//! annotation of every snapshot Secret). The hash is the lower-case hex SHA-256 of the JSON
+//! bytes as received, after gzip is undone, with nothing removed, added or re-ordered; the JSON
+//! holds no `hash` member. A reader verifies the bytes it got, then parses them, ignoring
+//! members it does not know. It never re-serialises before hashing: a re-serialisation by an
+//! older reader would drop a newer minor's fields and change the hash.
+//!
+//! Schema 1.0 (before this rule) carried the hash inside the JSON, as its second member, over
+//! the same bytes with that member's value empty. [`Wire::verify`] still accepts exactly that
+//! form, so an STS of this build can serve the snapshot of a 1.0 operator during an upgrade.
 
 use std::fmt;
 
@@ -12,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -20,7 +33,10 @@ pub const SCHEMA_VERSION: &str = "1.0";
 pub struct Snapshot {
     /// `major.minor` of this format.
     pub schema_version: String,
-    /// Hex SHA-256 of the content with this field empty; see [`Snapshot::seal`].
+    /// Hex SHA-256 of [`Snapshot::to_json`]; see [`Wire`]. Never part of the hashed bytes:
+    /// set by [`Snapshot::seal`] on the writer's side and from the verified [`Wire`] on the
+    /// reader's.
+    #[serde(default, skip_serializing)]
     pub hash: String,
     /// The issuer URL.
     pub issuer: String,
@@ -58,15 +74,119 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Computes and stores the content hash. The hash covers every field but itself, over the
-    /// canonical JSON (lists are sorted by the compiler, maps are ordered), so equal content
-    /// gives an equal hash whatever order the inputs came in.
+    /// The hashed form: this snapshot as compact JSON, without its hash. Deterministic: lists
+    /// are sorted by the compiler and maps are ordered, so equal content gives equal bytes
+    /// whatever order the inputs came in.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a snapshot serializes")
+    }
+
+    /// The bytes to send and the hash that names them.
+    pub fn to_wire(&self) -> Wire {
+        Wire::of(self.to_json())
+    }
+
+    /// Computes and stores the content hash.
     pub fn seal(mut self) -> Self {
-        self.hash = String::new();
-        let bytes = serde_json::to_vec(&self).expect("a snapshot serializes");
-        self.hash = hex(&Sha256::digest(&bytes));
+        self.hash = content_hash(&self.to_json());
         self
     }
+}
+
+/// A snapshot as it travels: the exact JSON bytes and the hash claimed for them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Wire {
+    /// Hex SHA-256 of `json` (schema 1.1 and later).
+    pub hash: String,
+    /// The JSON bytes, decompressed, exactly as written.
+    pub json: Vec<u8>,
+}
+
+impl fmt::Debug for Wire {
+    // The bytes hold private keys and secret hashes: only their size is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wire")
+            .field("hash", &self.hash)
+            .field("bytes", &self.json.len())
+            .finish()
+    }
+}
+
+/// What a reader needs to know before it trusts the bytes.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionOnly {
+    schema_version: String,
+}
+
+/// The beginning of a schema 1.0 snapshot, whose hash sat inside the hashed JSON.
+const LEGACY_PREFIX: &[u8] = br#"{"schemaVersion":"1.0","hash":""#;
+
+impl Wire {
+    /// `json` named by its own content hash, as a writer sends it.
+    pub fn of(json: Vec<u8>) -> Self {
+        Self {
+            hash: content_hash(&json),
+            json,
+        }
+    }
+
+    /// The `schemaVersion` the bytes declare, read without trusting the rest.
+    pub fn schema_version(&self) -> Result<String, serde_json::Error> {
+        serde_json::from_slice::<VersionOnly>(&self.json).map(|v| v.schema_version)
+    }
+
+    /// Whether the bytes are what the hash names: SHA-256 of the bytes as received, or, for a
+    /// schema 1.0 snapshot, of the bytes with the embedded hash's value emptied (the rule of
+    /// that version, which is a byte-exact inverse of how 1.0 writers sealed).
+    pub fn verify(&self) -> bool {
+        let expected = self.hash.as_bytes();
+        if content_hash(&self.json).as_bytes() == expected {
+            return true;
+        }
+        let legacy = self.json.strip_prefix(LEGACY_PREFIX).and_then(|rest| {
+            let (embedded, rest) = rest.split_at_checked(expected.len())?;
+            (embedded == expected && rest.starts_with(b"\"")).then_some(rest)
+        });
+        legacy.is_some_and(|rest| {
+            let mut hasher = Sha256::new();
+            hasher.update(LEGACY_PREFIX);
+            hasher.update(rest);
+            hex(&hasher.finalize()).as_bytes() == expected
+        })
+    }
+
+    /// Parses verified bytes, ignoring members this build does not know, and names the
+    /// snapshot by the verified hash.
+    pub fn parse(&self) -> Result<Snapshot, serde_json::Error> {
+        let mut snapshot: Snapshot = serde_json::from_slice(&self.json)?;
+        snapshot.hash = self.hash.clone();
+        Ok(snapshot)
+    }
+}
+
+/// Hex SHA-256 of the hashed form.
+pub fn content_hash(json: &[u8]) -> String {
+    hex(&Sha256::digest(json))
+}
+
+/// `snapshot` as the next minor version of this schema would write it: members this build does
+/// not know at the top level, in every client and in every key, sealed under the hashing rule.
+/// Tests use it, and the operator writes it when `SIGNET_TESTING_NEWER_MINOR=1`, to prove that a
+/// reader ignores what it does not know.
+pub fn as_newer_minor(snapshot: &Snapshot) -> Wire {
+    let mut value = serde_json::to_value(snapshot).expect("a snapshot serializes");
+    let (major, minor) = SCHEMA_VERSION.split_once('.').expect("major.minor");
+    let minor: u32 = minor.parse().expect("a numeric minor");
+    value["schemaVersion"] = format!("{major}.{}", minor + 1).into();
+    value["futureSetting"] = serde_json::json!({"mode": "strict", "limits": [1, 2, 3]});
+    for client in value["clients"].as_array_mut().into_iter().flatten() {
+        client["futureClientField"] = serde_json::json!({"enabled": true});
+    }
+    for key in value["keys"].as_array_mut().into_iter().flatten() {
+        key["futureKeyField"] = "hsm-backed".into();
+    }
+    Wire::of(serde_json::to_vec(&value).expect("JSON serializes"))
 }
 
 /// Lifetimes in seconds.
@@ -284,4 +404,58 @@ pub struct Key {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_names_the_bytes_as_received() {
+        let wire = Wire::of(br#"{"schemaVersion":"1.1","issuer":"https://id.example"}"#.to_vec());
+        assert!(wire.verify());
+        let mut reordered = wire.clone();
+        reordered.json = br#"{"issuer":"https://id.example","schemaVersion":"1.1"}"#.to_vec();
+        assert!(
+            !reordered.verify(),
+            "the same members in another order are other bytes"
+        );
+        let mut spaced = wire.clone();
+        spaced.json.insert(1, b' ');
+        assert!(!spaced.verify());
+    }
+
+    #[test]
+    fn the_legacy_rule_needs_the_embedded_hash_to_be_the_claimed_one() {
+        let body = br#","issuer":"https://id.example"}"#;
+        let hashed = [LEGACY_PREFIX, br#"""#, body].concat();
+        let hash = content_hash(&hashed);
+        let sent = |embedded: &str| [LEGACY_PREFIX, embedded.as_bytes(), br#"""#, body].concat();
+        let good = Wire {
+            hash: hash.clone(),
+            json: sent(&hash),
+        };
+        assert!(good.verify());
+        let other = "a".repeat(64);
+        assert!(
+            !Wire {
+                hash: other.clone(),
+                json: sent(&hash)
+            }
+            .verify()
+        );
+        assert!(
+            !Wire {
+                hash: other.clone(),
+                json: sent(&other)
+            }
+            .verify()
+        );
+        let mut newer = good.clone();
+        newer.json = String::from_utf8(newer.json)
+            .unwrap()
+            .replacen("1.0", "1.1", 1)
+            .into_bytes();
+        assert!(!newer.verify(), "only schema 1.0 was sealed this way");
+    }
 }

@@ -145,7 +145,7 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
 
     let mut next_wake = key_due.map(|t| t.as_second());
     let wrote = ensure_client_secrets(ctx, &mut inputs, &first, &mut next_wake).await?;
-    let out = if wrote {
+    let mut out = if wrote {
         compile::compile(&inputs)
     } else {
         first
@@ -154,11 +154,14 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
 
     let mut snapshot_bytes = 0;
     let mut snapshot_conflicts = BTreeSet::new();
-    for (ts_key, snapshot) in &out.snapshots {
+    for (ts_key, snapshot) in &mut out.snapshots {
         let Some(ts) = ctx.token_services.get(ts_key) else {
             continue;
         };
-        match write_snapshot(ctx, &inputs, &ts, snapshot).await? {
+        let wire = snapshot_secret::wire(snapshot);
+        // Status and logs name the snapshot by the hash of the bytes written.
+        snapshot.hash.clone_from(&wire.hash);
+        match write_snapshot(ctx, &inputs, &ts, snapshot, &wire).await? {
             Some(bytes) => snapshot_bytes += bytes,
             None => {
                 snapshot_conflicts.insert(ts_key.clone());
@@ -462,18 +465,19 @@ async fn write_snapshot(
     inputs: &Inputs,
     ts: &TokenService,
     snapshot: &signet_crds::snapshot::Snapshot,
+    wire: &signet_crds::snapshot::Wire,
 ) -> Result<Option<usize>, Error> {
     let ts_key = key(ts);
-    let bytes = snapshot_secret::compress(snapshot);
+    let bytes = snapshot_secret::compress(&wire.json);
     let shards = snapshot_secret::shards(&ts_key.name, &bytes, snapshot_secret::SHARD_BYTES);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ts_key.namespace);
     for shard in &shards {
         let shard_key = ObjectKey::new(&ts_key.namespace, &shard.name);
         let annotations = BTreeMap::from([
-            (HASH_ANNOTATION.to_owned(), snapshot.hash.clone()),
+            (HASH_ANNOTATION.to_owned(), wire.hash.clone()),
             (
                 SCHEMA_ANNOTATION.to_owned(),
-                snapshot.schema_version.clone(),
+                wire.schema_version().unwrap_or_default(),
             ),
             (SHARD_ANNOTATION.to_owned(), shard.position.clone()),
         ]);

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use signet_crds::snapshot::Snapshot;
+use signet_crds::snapshot::{Snapshot, Wire};
 
 /// Largest payload per Secret, leaving room for metadata under the 1 MiB limit.
 pub const SHARD_BYTES: usize = 900 * 1024;
@@ -31,12 +31,25 @@ pub struct Shard {
     pub position: String,
 }
 
-/// The compressed snapshot. Deterministic: the same snapshot gives the same bytes, so an
+/// The bytes to write for `snapshot` and the hash that names them (the hash annotation).
+/// `SIGNET_TESTING_NEWER_MINOR=1` writes it as the next minor schema would, with fields this
+/// build does not know, so tests can prove an STS serves a newer minor.
+pub fn wire(snapshot: &Snapshot) -> Wire {
+    static NEWER_MINOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let newer = *NEWER_MINOR
+        .get_or_init(|| std::env::var("SIGNET_TESTING_NEWER_MINOR").is_ok_and(|v| v == "1"));
+    if newer {
+        signet_crds::snapshot::as_newer_minor(snapshot)
+    } else {
+        snapshot.to_wire()
+    }
+}
+
+/// The compressed JSON. Deterministic: the same snapshot gives the same bytes, so an
 /// unchanged snapshot is recognised by comparing bytes, and a Secret edited by hand differs.
-pub fn compress(snapshot: &Snapshot) -> Vec<u8> {
-    let json = serde_json::to_vec(snapshot).expect("a snapshot serializes");
+pub fn compress(json: &[u8]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::new(6));
-    gz.write_all(&json).expect("writing to memory");
+    gz.write_all(json).expect("writing to memory");
     gz.finish().expect("writing to memory")
 }
 

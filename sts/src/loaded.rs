@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
-use signet_crds::snapshot::{self, Snapshot};
+use signet_crds::snapshot::{self, Snapshot, Wire};
 use signet_crds::v1alpha1::{Algorithm, KeyPhase};
 
 use crate::jose::{KeyError, Signer};
@@ -22,6 +22,9 @@ pub enum Refused {
     /// The content does not match its hash.
     #[error("content hash mismatch")]
     Hash,
+    /// The bytes are not a snapshot this STS can read.
+    #[error("snapshot JSON: {0}")]
+    Json(#[from] serde_json::Error),
     /// A key does not parse.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -58,19 +61,21 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Verifies and prepares `snapshot`.
-    pub fn new(snapshot: Snapshot) -> Result<Self, Refused> {
-        let major = snapshot
-            .schema_version
-            .split('.')
-            .next()
-            .unwrap_or_default();
-        if major != SCHEMA_MAJOR {
-            return Err(Refused::Schema(snapshot.schema_version.clone()));
+    /// Verifies the bytes as received (see [`Wire`]: never a re-serialisation, so a newer
+    /// minor's fields count in the hash and are then ignored), and prepares what they hold.
+    pub fn open(wire: &Wire) -> Result<Self, Refused> {
+        let version = wire.schema_version()?;
+        if version.split('.').next() != Some(SCHEMA_MAJOR) {
+            return Err(Refused::Schema(version));
         }
-        if snapshot.clone().seal().hash != snapshot.hash {
+        if !wire.verify() {
             return Err(Refused::Hash);
         }
+        Self::new(wire.parse()?)
+    }
+
+    /// Prepares a snapshot whose bytes were verified (or that this process compiled).
+    pub fn new(snapshot: Snapshot) -> Result<Self, Refused> {
         let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();
         for key in &snapshot.keys {

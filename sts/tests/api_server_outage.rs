@@ -62,6 +62,7 @@ async fn tokens_are_served_through_an_api_server_outage_and_watching_resumes() -
         operator,
         sts,
         addr,
+        ..
     } = deploy(
         cluster.kubectl(),
         &cluster.kubeconfig,

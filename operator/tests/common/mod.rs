@@ -67,16 +67,31 @@ pub fn apply_examples(cluster: &signet_tests::SharedCluster, ns: &str) {
     );
 }
 
-/// The snapshot of TokenService `ts`, joined from its shards and decompressed.
+/// The snapshot of TokenService `ts`, decompressed, verified against its hash annotation the
+/// way the STS verifies it, and named by that hash; `None` while there is none or it does not
+/// verify (a Secret edited by hand).
 pub async fn snapshot(client: &Client, ns: &str, ts: &str) -> anyhow::Result<Option<Snapshot>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let Some(secret) = secrets.get_opt(&format!("{ts}-snapshot")).await? else {
         return Ok(None);
     };
+    let hash = secret
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .remove("signet.dev/snapshot-hash")
+        .unwrap_or_default();
     let gz = &secret.data.unwrap_or_default()["snapshot.json.gz"].0;
     let mut json = Vec::new();
-    flate2_read(gz, &mut json)?;
-    Ok(Some(serde_json::from_slice(&json)?))
+    if flate2_read(gz, &mut json).is_err() {
+        return Ok(None);
+    }
+    let wire = signet_crds::snapshot::Wire { hash, json };
+    Ok(if wire.verify() {
+        Some(wire.parse()?)
+    } else {
+        None
+    })
 }
 
 fn flate2_read(gz: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {

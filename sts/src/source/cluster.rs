@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use signet_crds::snapshot::Snapshot;
+use signet_crds::snapshot::Wire;
 
 use crate::http::App;
 
@@ -45,11 +45,11 @@ pub struct Part {
 /// The snapshot Secrets seen so far, by name.
 type Seen = BTreeMap<String, Part>;
 
-/// The compressed snapshot, if the Secrets seen make a whole one: the single Secret, or all
-/// shards `0..n` with one hash.
-pub fn assemble(token_service: &str, seen: &Seen) -> Option<Vec<u8>> {
+/// The hash and the compressed snapshot, if the Secrets seen make a whole one: the single
+/// Secret, or all shards `0..n` with one hash.
+pub fn assemble(token_service: &str, seen: &Seen) -> Option<(String, Vec<u8>)> {
     if let Some(single) = seen.get(&format!("{token_service}-snapshot")) {
-        return Some(single.bytes.clone());
+        return Some((single.hash.clone(), single.bytes.clone()));
     }
     let first = seen.get(&format!("{token_service}-snapshot-0"))?;
     let mut joined = Vec::new();
@@ -60,7 +60,7 @@ pub fn assemble(token_service: &str, seen: &Seen) -> Option<Vec<u8>> {
         }
         joined.extend_from_slice(&part.bytes);
     }
-    Some(joined)
+    Some((first.hash.clone(), joined))
 }
 
 fn shard_position(secret: &Secret) -> (usize, usize) {
@@ -88,14 +88,14 @@ pub fn retry_backoff() -> watcher::ExponentialBackoff {
         .into()
 }
 
-/// Decompresses and parses a snapshot.
-pub fn decode(gz: &[u8]) -> Result<Snapshot, String> {
+/// Decompresses a snapshot; the hash annotation names the decompressed bytes.
+pub fn decode(hash: String, gz: &[u8]) -> Result<Wire, String> {
     let mut json = Vec::new();
     flate2::read::GzDecoder::new(gz)
         .take(256 << 20)
         .read_to_end(&mut json)
         .map_err(|e| format!("gzip: {e}"))?;
-    serde_json::from_slice(&json).map_err(|e| format!("snapshot JSON: {e}"))
+    Ok(Wire { hash, json })
 }
 
 /// Watches the snapshot Secrets of `namespace/token_service` for ever, installing each whole
@@ -148,9 +148,9 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
                 continue;
             }
         }
-        if let Some(gz) = assemble(&token_service, &seen) {
-            match decode(&gz) {
-                Ok(snapshot) => super::install(&app, snapshot).await,
+        if let Some((hash, gz)) = assemble(&token_service, &seen) {
+            match decode(hash, &gz) {
+                Ok(wire) => super::install(&app, wire).await,
                 Err(reason) => {
                     app.metrics.snapshots_refused.inc();
                     tracing::warn!(%reason, "snapshot refused; the last good one keeps serving");
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn a_single_secret_is_the_snapshot() {
         let seen = Seen::from([part("ts-snapshot", "h", 0, 1, b"abc")]);
-        assert_eq!(assemble("ts", &seen), Some(b"abc".to_vec()));
+        assert_eq!(assemble("ts", &seen), Some(("h".into(), b"abc".to_vec())));
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
             part("ts-snapshot-0", "h", 0, 2, b"ab"),
             part("ts-snapshot-1", "h", 1, 2, b"cd"),
         ]);
-        assert_eq!(assemble("ts", &whole), Some(b"abcd".to_vec()));
+        assert_eq!(assemble("ts", &whole), Some(("h".into(), b"abcd".to_vec())));
         let torn = Seen::from([
             part("ts-snapshot-0", "new", 0, 2, b"ab"),
             part("ts-snapshot-1", "old", 1, 2, b"cd"),

@@ -32,7 +32,7 @@ async fn swaps_under_load_fail_no_request_and_never_mix_snapshots() {
             .unwrap();
         worker.claims.insert("version".into(), i.to_string());
         worker.lifetimes.access_token = 600 + i;
-        s.seal()
+        s.to_wire()
     };
     let variants: Vec<_> = (0..=100).map(variant).collect();
     let last_hash = variants[100].hash.clone();

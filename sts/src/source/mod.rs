@@ -8,25 +8,25 @@ pub mod standalone;
 
 use std::sync::Arc;
 
-use signet_crds::snapshot::{Snapshot, StoreSettings};
+use signet_crds::snapshot::{StoreSettings, Wire};
 use signet_crds::v1alpha1::StoreType;
 
 use crate::http::App;
 use crate::loaded::Loaded;
 use crate::store::{MemoryStore, RedisStore, Store};
 
-/// Verifies `snapshot` and, when good and new, swaps it in; a bad one is refused and the
-/// last good one keeps serving.
-pub async fn install(app: &App, snapshot: Snapshot) {
+/// Verifies the snapshot `wire` carries and, when good and new, swaps it in; a bad one is
+/// refused and the last good one keeps serving.
+pub async fn install(app: &App, wire: Wire) {
     let current = app.loaded.load();
     if current
         .as_ref()
-        .is_some_and(|c| c.snapshot.hash == snapshot.hash)
+        .is_some_and(|c| c.snapshot.hash == wire.hash)
     {
         return;
     }
-    let hash = snapshot.hash.clone();
-    let loaded = match Loaded::new(snapshot) {
+    let hash = wire.hash.clone();
+    let loaded = match Loaded::open(&wire) {
         Ok(loaded) => match ensure_store(app, &loaded.snapshot.store).await {
             Ok(()) => Ok(loaded),
             Err(reason) => Err(reason),
@@ -81,62 +81,143 @@ async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signet_crds::snapshot::{Snapshot, as_newer_minor, content_hash};
+
+    fn examples_snapshot(tag: &str) -> Snapshot {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let state = std::env::temp_dir().join(format!("signet-{tag}-{}", std::process::id()));
+        standalone::compile_dir(&examples, &state, None)
+            .unwrap()
+            .snapshot
+    }
+
+    async fn readyz(app: &Arc<App>) -> (u16, String) {
+        let response = crate::http::endpoints::readyz(axum::extract::State(app.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status.as_u16(), String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn serving(app: &App) -> String {
+        app.loaded.load().as_ref().unwrap().snapshot.hash.clone()
+    }
 
     #[tokio::test]
     async fn a_bad_snapshot_is_refused_and_the_last_good_one_keeps_serving() {
-        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        let state = std::env::temp_dir().join(format!("signet-refusal-{}", std::process::id()));
-        let good = standalone::compile_dir(&examples, &state, None)
-            .unwrap()
-            .snapshot;
+        let good = examples_snapshot("refusal");
         let app = App::new();
-        let readyz = |app: Arc<App>| async move {
-            let response = crate::http::endpoints::readyz(axum::extract::State(app)).await;
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 4096)
-                .await
-                .unwrap();
-            (status.as_u16(), String::from_utf8(body.to_vec()).unwrap())
-        };
         assert_eq!(
-            readyz(app.clone()).await.0,
+            readyz(&app).await.0,
             503,
             "not ready before a first snapshot"
         );
-        install(&app, good.clone()).await;
-        assert_eq!(readyz(app.clone()).await.0, 200);
+        install(&app, good.to_wire()).await;
+        assert_eq!(readyz(&app).await.0, 200);
 
         let mut newer_major = good.clone();
         newer_major.schema_version = "2.0".into();
-        let mut tampered = good.clone().seal();
-        tampered.issuer = "https://evil.example".into(); // the content no longer matches its hash
-        tampered.hash = "0".repeat(64);
+        let mut tampered = good.to_wire();
+        tampered.hash = "0".repeat(64); // the content no longer matches its hash
         let mut keyless = good.clone();
         keyless.keys.clear();
-        for (i, bad) in [newer_major.seal(), tampered, keyless.seal()]
-            .into_iter()
-            .enumerate()
-        {
+        let refusals = [
+            (newer_major.to_wire(), "unknown schema version 2.0"),
+            (tampered, "content hash mismatch"),
+            (keyless.to_wire(), "no active"),
+        ];
+        for (i, (bad, reason)) in refusals.into_iter().enumerate() {
             install(&app, bad).await;
-            assert_eq!(
-                app.loaded.load().as_ref().unwrap().snapshot.hash,
-                good.hash,
-                "the last good snapshot serves"
-            );
+            assert_eq!(serving(&app), good.hash, "the last good snapshot serves");
             assert_eq!(app.metrics.snapshots_refused.get(), i as u64 + 1);
-            let (status, body) = readyz(app.clone()).await;
+            let (status, body) = readyz(&app).await;
             assert_eq!(status, 200, "still ready: {body}");
-            assert!(body.contains("refused"), "{body}");
+            assert!(body.contains("refused") && body.contains(reason), "{body}");
         }
-        // A minor version bump is fine: an older STS ignores what it does not know.
-        let mut minor = good.clone();
-        minor.schema_version = "1.7".into();
-        let minor = minor.seal();
-        install(&app, minor.clone()).await;
+    }
+
+    /// What a newer minor adds is hashed as sent and then ignored; a changed byte is refused.
+    #[tokio::test]
+    async fn a_newer_minor_with_unknown_fields_at_every_depth_serves() {
+        let good = examples_snapshot("newer-minor");
+        let newer = as_newer_minor(&good);
+        let text = String::from_utf8(newer.json.clone()).unwrap();
+        for field in ["futureSetting", "futureClientField", "futureKeyField"] {
+            assert!(text.contains(field), "the test snapshot carries {field}");
+        }
+        assert_ne!(newer.schema_version().unwrap(), good.schema_version);
+        assert_eq!(newer.hash, content_hash(&newer.json));
+
+        let app = App::new();
+        install(&app, good.to_wire()).await;
+        install(&app, newer.clone()).await;
+        assert_eq!(serving(&app), newer.hash, "the newer minor serves");
+        assert_eq!(app.metrics.snapshots_refused.get(), 0);
+        let (status, body) = readyz(&app).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("ok: snapshot {}", newer.hash));
+        let loaded = app.loaded.load_full().unwrap();
+        assert_eq!(loaded.clients.len(), good.clients.len());
         assert_eq!(
-            app.loaded.load().as_ref().unwrap().snapshot.hash,
-            minor.hash
+            loaded.signers.len(),
+            good.keys
+                .iter()
+                .filter(|k| k.private_pem.is_some()
+                    && k.phase == signet_crds::v1alpha1::KeyPhase::Active)
+                .count()
         );
-        assert!(!readyz(app.clone()).await.1.contains("refused"));
+
+        // One content byte changed (inside a client id), the claimed hash kept: refused, and
+        // the good snapshot keeps serving.
+        let app = App::new();
+        install(&app, good.to_wire()).await;
+        let mut flipped = newer.clone();
+        let at = text.find("default.orders-worker").unwrap();
+        flipped.json[at] = b'x';
+        install(&app, flipped).await;
+        assert_eq!(serving(&app), good.hash);
+        assert_eq!(app.metrics.snapshots_refused.get(), 1);
+        assert!(readyz(&app).await.1.contains("content hash mismatch"));
+
+        // The same bytes as a newer major: refused for its schema, whatever its hash.
+        let major = text.replacen(&newer.schema_version().unwrap(), "2.0", 1);
+        install(&app, Wire::of(major.into_bytes())).await;
+        assert_eq!(serving(&app), good.hash);
+        assert!(readyz(&app).await.1.contains("unknown schema version 2.0"));
+    }
+
+    /// An operator of schema 1.0 sealed with the hash inside the JSON; this STS serves its
+    /// snapshot during an upgrade, and refuses it when a byte changed.
+    #[tokio::test]
+    async fn a_schema_1_0_snapshot_from_an_older_operator_serves() {
+        let mut good = examples_snapshot("legacy");
+        good.schema_version = "1.0".into();
+        let json = String::from_utf8(good.to_json()).unwrap();
+        let body = json.strip_prefix(r#"{"schemaVersion":"1.0","#).unwrap();
+        // Exactly what a 1.0 writer hashed (hash member empty), then what it sent.
+        let unsealed = format!(r#"{{"schemaVersion":"1.0","hash":"",{body}"#);
+        let hash = content_hash(unsealed.as_bytes());
+        let sent = format!(r#"{{"schemaVersion":"1.0","hash":"{hash}",{body}"#);
+        let legacy = Wire {
+            hash: hash.clone(),
+            json: sent.into_bytes(),
+        };
+
+        let app = App::new();
+        install(&app, legacy.clone()).await;
+        assert_eq!(serving(&app), hash);
+        assert_eq!(app.metrics.snapshots_refused.get(), 0);
+
+        // The embedded and the claimed hash kept, one content byte changed.
+        let mut tampered = legacy;
+        let at = body.find("default.orders-worker").unwrap();
+        let i = tampered.json.len() - body.len() + at;
+        tampered.json[i] = b'x';
+        let app = App::new();
+        install(&app, tampered).await;
+        assert!(app.loaded.load().is_none());
+        assert_eq!(app.metrics.snapshots_refused.get(), 1);
+        assert!(readyz(&app).await.1.contains("content hash mismatch"));
     }
 }

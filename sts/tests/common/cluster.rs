@@ -19,16 +19,30 @@ pub struct Deployed {
     pub sts: Process,
     /// Where the STS listens.
     pub addr: String,
+    /// Where the STS serves /metrics.
+    pub metrics_addr: String,
 }
 
 /// Applies `examples/` in `ns` with `kubectl`, then starts the operator and the STS (named
 /// after `test` in their logs) and waits until the STS is ready.
 pub async fn deploy(
+    kubectl: Command,
+    kubeconfig: &Path,
+    client: &kube::Client,
+    ns: &str,
+    test: &str,
+) -> anyhow::Result<Deployed> {
+    deploy_with(kubectl, kubeconfig, client, ns, test, &[]).await
+}
+
+/// [`deploy`], with extra environment for the operator (its test switches).
+pub async fn deploy_with(
     mut kubectl: Command,
     kubeconfig: &Path,
     client: &kube::Client,
     ns: &str,
     test: &str,
+    operator_env: &[(&str, &str)],
 ) -> anyhow::Result<Deployed> {
     let out = kubectl
         .args(["apply", "--server-side", "-n", ns, "-f"])
@@ -50,7 +64,7 @@ pub async fn deploy(
             "--lease-name=op".into(),
             "--metrics-addr=127.0.0.1:0".into(),
         ],
-        &[("KUBECONFIG", &admin)],
+        &[&[("KUBECONFIG", admin.as_str())], operator_env].concat(),
     )?;
 
     // The STS's identity may read its snapshot Secrets by name and nothing else.
@@ -59,6 +73,7 @@ pub async fn deploy(
     let sts_kubeconfig =
         namespaced_service_account_kubeconfig(client, kubeconfig, ns, "sts", rules).await?;
     let addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let metrics_addr = format!("127.0.0.1:{}", signet_tests::free_port());
     let sts = Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-sts")),
         &format!("sts-{test}"),
@@ -66,7 +81,7 @@ pub async fn deploy(
             "--token-service=signet".into(),
             format!("--namespace={ns}"),
             format!("--listen={addr}"),
-            "--metrics-addr=127.0.0.1:0".into(),
+            format!("--metrics-addr={metrics_addr}"),
         ],
         &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
     )?;
@@ -75,6 +90,7 @@ pub async fn deploy(
         operator,
         sts,
         addr,
+        metrics_addr,
     })
 }
 
