@@ -258,3 +258,112 @@ async fn tenants_are_kept_apart_with_a_condition_for_each_refusal() -> anyhow::R
     .await?;
     Ok(())
 }
+
+/// A squatter cannot win a scope name or an audience by waiting for its holder to be deleted
+/// and re-created: the platform's `apiOwners` gives them to the owner's namespace only.
+#[tokio::test]
+async fn a_squatter_never_inherits_an_owned_scope_name_or_audience() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let platform = TestNamespace::create(&client, "squat-platform").await?.name;
+    let owner = TestNamespace::create(&client, "squat-owner").await?.name;
+    let squatter = TestNamespace::create(&client, "squat-squatter").await?.name;
+    let tenant = format!("tenant-{owner}");
+    for ns in [&owner, &squatter] {
+        label(
+            &client,
+            ns,
+            BTreeMap::from([("signet.dev/tenant-of", tenant.as_str())]),
+        )
+        .await?;
+    }
+    let name = format!("{owner}.payments.read");
+    let audience = format!("https://{owner}.payments.example.com");
+    create(
+        &client,
+        &platform,
+        "TokenService",
+        "signet",
+        json!({
+            "issuer": "https://id.example.com",
+            "clientNamespaceSelector": {"matchLabels": {"signet.dev/tenant-of": tenant}},
+            "apiOwners": [{"namespace": owner, "scopePrefixes": [format!("{owner}.payments.")], "audiencePrefixes": [audience]}],
+        }),
+    )
+    .await?;
+    let owned = json!({"name": name, "audience": audience});
+    create(&client, &owner, "ApiScope", "payments", owned.clone()).await?;
+    let squat_audience = format!("https://{squatter}.example.com");
+    create(
+        &client,
+        &squatter,
+        "ApiScope",
+        "name",
+        json!({"name": name, "audience": squat_audience}),
+    )
+    .await?;
+    create(
+        &client,
+        &squatter,
+        "ApiScope",
+        "audience",
+        json!({"name": format!("{squatter}.pay"), "audience": audience}),
+    )
+    .await?;
+    let _operator = start_operator(
+        &cluster.kubeconfig,
+        &[&platform, &owner, &squatter],
+        &platform,
+    )?;
+
+    let holds = |s: &signet_crds::snapshot::Snapshot, aud: &str| {
+        s.scopes.iter().any(|x| x.audience.as_deref() == Some(aud))
+    };
+    let owner_serves = |s: &signet_crds::snapshot::Snapshot| {
+        s.scopes
+            .iter()
+            .any(|x| x.name == name && x.audience.as_deref() == Some(audience.as_str()))
+    };
+    wait_for_snapshot(&client, &platform, "the owner's scope", owner_serves).await?;
+
+    // The owner deletes and re-creates its scope; the squatter is there all along.
+    signet_api(&client, &owner, "ApiScope")
+        .delete("payments", &Default::default())
+        .await?;
+    let between = wait_for_snapshot(&client, &platform, "the owner's scope gone", |s| {
+        !owner_serves(s)
+    })
+    .await?;
+    assert!(
+        !between.scopes.iter().any(|x| x.name == name),
+        "the squatter took the scope name: {:?}",
+        between.scopes
+    );
+    assert!(
+        !holds(&between, &audience),
+        "the squatter took the audience: {:?}",
+        between.scopes
+    );
+    for object in ["name", "audience"] {
+        let reason = if object == "name" {
+            "ScopeNameOwned"
+        } else {
+            "AudienceOwned"
+        };
+        wait_for_condition(
+            &client,
+            &squatter,
+            "ApiScope",
+            object,
+            "Conflict",
+            "True",
+            Some(reason),
+        )
+        .await?;
+    }
+    create(&client, &owner, "ApiScope", "payments", owned).await?;
+    let after =
+        wait_for_snapshot(&client, &platform, "the owner's scope back", owner_serves).await?;
+    assert!(!holds(&after, &squat_audience), "{:?}", after.scopes);
+    Ok(())
+}
