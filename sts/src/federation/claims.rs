@@ -9,7 +9,7 @@ use signet_crds::snapshot::OidcUpstream;
 use crate::signin::users::User;
 
 /// Why an upstream person is not admitted (shown to the person).
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// The upstream ID token lacks the subject claim.
     #[error("the identity provider did not say who you are")]
@@ -58,34 +58,7 @@ pub fn map(upstream: &OidcUpstream, claims: &Value) -> Result<User, Refused> {
         Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     };
-    if !upstream.allowed_email_domains.is_empty() {
-        // Only a verified address proves the domain.
-        let domain = email
-            .as_deref()
-            .filter(|_| email_verified)
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d.to_ascii_lowercase());
-        if !domain.is_some_and(|d| {
-            upstream
-                .allowed_email_domains
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&d))
-        }) {
-            return Err(Refused::Domain);
-        }
-    }
-    let groups = if upstream.allowed_groups.is_empty() {
-        groups
-    } else {
-        let kept: Vec<String> = groups
-            .into_iter()
-            .filter(|g| upstream.allowed_groups.contains(g))
-            .collect();
-        if kept.is_empty() {
-            return Err(Refused::Group);
-        }
-        kept
-    };
+    let groups = admit(upstream, email.as_deref(), email_verified, groups)?;
     let username = string(claims, "preferred_username")
         .or_else(|| email.clone())
         .unwrap_or_else(|| upstream_sub.clone());
@@ -98,6 +71,54 @@ pub fn map(upstream: &OidcUpstream, claims: &Value) -> Result<User, Refused> {
         name: string(claims, names.name.as_deref().unwrap_or("name")),
         groups,
     })
+}
+
+/// The provider's rules on a person: a verified email address in an allowed domain, and
+/// membership of an allowed group. Returns the groups the provider lets through.
+fn admit(
+    upstream: &OidcUpstream,
+    email: Option<&str>,
+    email_verified: bool,
+    groups: Vec<String>,
+) -> Result<Vec<String>, Refused> {
+    if !upstream.allowed_email_domains.is_empty() {
+        // Only a verified address proves the domain.
+        let domain = email
+            .filter(|_| email_verified)
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if !domain.is_some_and(|d| {
+            upstream
+                .allowed_email_domains
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&d))
+        }) {
+            return Err(Refused::Domain);
+        }
+    }
+    if upstream.allowed_groups.is_empty() {
+        return Ok(groups);
+    }
+    let kept: Vec<String> = groups
+        .into_iter()
+        .filter(|g| upstream.allowed_groups.contains(g))
+        .collect();
+    if kept.is_empty() {
+        return Err(Refused::Group);
+    }
+    Ok(kept)
+}
+
+/// Whether a person mapped at an earlier sign-in still passes the provider's rules as they
+/// are now (the rules may have changed since).
+pub fn still_admitted(upstream: &OidcUpstream, person: &User) -> Result<(), Refused> {
+    admit(
+        upstream,
+        person.email.as_deref(),
+        person.email_verified,
+        person.groups.clone(),
+    )
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use signet_crds::v1alpha1::GrantType;
 use super::user_tokens::{self, RefreshRecord, Rotation, revoke_family, unavailable};
 use crate::http::error::OAuthError;
 use crate::loaded::Loaded;
+use crate::signin;
 use crate::store::{Kind, Records, ReplayCache, Store};
 
 /// The request parameters.
@@ -65,15 +66,38 @@ pub async fn redeem(
     if record.grant.client_id != client.client_id {
         return Err(invalid());
     }
+    // The person and the permissions are checked against the current snapshot, not the one
+    // of the first sign-in: a removed person's family ends here.
+    let admitted = signin::admission::check(
+        loaded,
+        store,
+        client,
+        record.grant.idp.as_deref(),
+        &record.grant.sub,
+        now,
+    )
+    .await
+    .map_err(unavailable)?;
+    if let Err(why) = admitted {
+        tracing::info!(client = %client.client_id, reason = %why, "refresh refused: the person is no longer admitted");
+        revoke_family(store, &record.family, record.absolute_expiry, now).await?;
+        return Err(invalid());
+    }
+    // Scopes the client lost since (its own list, or an API owner's namespace selector) are
+    // gone from this family for good.
+    let mut family_grant = record.grant.clone();
+    family_grant
+        .scopes
+        .retain(|s| client.allowed_scopes.contains(s));
     // Scope is checked before the token is spent: a refused request leaves it usable.
-    let mut grant = record.grant.clone();
+    let mut grant = family_grant.clone();
     if let Some(scope) = &request.scope {
         let asked: Vec<String> = scope
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        if let Some(extra) = asked.iter().find(|s| !record.grant.scopes.contains(s)) {
+        if let Some(extra) = asked.iter().find(|s| !family_grant.scopes.contains(s)) {
             return Err(OAuthError::invalid_scope(format!(
                 "{extra} was not granted"
             )));
@@ -106,7 +130,7 @@ pub async fn redeem(
         Some(Rotation {
             family: &record.family,
             end: record.absolute_expiry,
-            grant: &record.grant,
+            grant: &family_grant,
         }),
         now,
     )

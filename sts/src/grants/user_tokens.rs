@@ -31,6 +31,10 @@ pub struct Grant {
     pub auth_time: i64,
     /// Session id (`sid`).
     pub sid: Option<String>,
+    /// The identity provider the person signed in with, re-checked at every refresh. Absent
+    /// in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// A refresh token's record: the grant, its family and the family's absolute end.

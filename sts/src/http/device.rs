@@ -24,7 +24,8 @@ use crate::device::{self, DeviceRecord, Status, TOMBSTONE_SECS};
 use crate::grants::user_tokens::{Grant, unavailable};
 use crate::loaded::Loaded;
 use crate::signin::interaction::{Interaction, Purpose};
-use crate::store::{Kind, Records, Store};
+use crate::signin::session::Session;
+use crate::store::{Kind, Records, Store, Unavailable};
 
 #[derive(Template)]
 #[template(path = "device_entry.html")]
@@ -222,7 +223,7 @@ pub async fn verification_page(
         Ok(interaction) => interaction,
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let session = match current_session(&store, &headers, now).await {
+    let session = match session_for(&loaded, &store, &headers, &record.client_id, now).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
@@ -230,6 +231,7 @@ pub async fn verification_page(
     let username = loaded
         .users
         .by_sub(&session.sub)
+        .map(|(_, u)| u)
         .map(|u| u.username.clone())
         .unwrap_or_else(|| session.sub.clone());
     let shown = format!("{}-{}", &record.user_code[..4], &record.user_code[4..]);
@@ -246,6 +248,19 @@ pub async fn verification_page(
         },
         None,
     )
+}
+
+/// The browser's session, if it may approve a device of `client_id` (see
+/// `signin::admission`).
+async fn session_for(
+    loaded: &Loaded,
+    store: &Store,
+    headers: &HeaderMap,
+    client_id: &str,
+    now: i64,
+) -> Result<Option<(String, Session)>, Unavailable> {
+    let session = current_session(store, headers, now).await?;
+    super::signin::admitted(loaded, store, client_id, session, now).await
 }
 
 /// POST `/device`: the person allows or denies.
@@ -267,10 +282,14 @@ pub async fn verification_submit(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let Purpose::Device { user_code, .. } = &interaction.purpose else {
+    let Purpose::Device {
+        user_code,
+        client_id,
+    } = &interaction.purpose
+    else {
         return super::signin::expired_page(&loaded);
     };
-    let session = match current_session(&store, &headers, now).await {
+    let session = match session_for(&loaded, &store, &headers, client_id, now).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
@@ -296,6 +315,7 @@ pub async fn verification_submit(
                 scopes: record.scopes.clone(),
                 auth_time: session.auth_time,
                 sid: Some(session.sid.clone()),
+                idp: Some(session.idp.clone()),
             },
         }
     } else {

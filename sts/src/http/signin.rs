@@ -17,6 +17,7 @@ use super::pages::{self, Brand, ConsentPage, LoginPage, ScopeLine, error_page};
 use crate::grants::authorization_code::CodeRecord;
 use crate::grants::user_tokens::Grant;
 use crate::loaded::Loaded;
+use crate::signin::admission;
 use crate::signin::flow::{self, Done, Step};
 use crate::signin::interaction::{self, Interaction, Purpose};
 use crate::signin::request::{self, AuthorizationRequest, ErrorRedirect, Rejected};
@@ -128,6 +129,28 @@ pub(super) async fn current_session(
         .map(|s| (cookie.to_owned(), s)))
 }
 
+/// `session`, if the person behind it may still get tokens for `client_id` through the
+/// provider they signed in with (see `signin::admission`); otherwise none, so they sign in
+/// again.
+pub(super) async fn admitted(
+    loaded: &Loaded,
+    store: &Store,
+    client_id: &str,
+    session: Option<(String, Session)>,
+    now: i64,
+) -> Result<Option<(String, Session)>, Unavailable> {
+    let (Some((cookie, s)), Some(client)) = (session, loaded.clients.get(client_id)) else {
+        return Ok(None);
+    };
+    match admission::check(loaded, store, client, Some(&s.idp), &s.sub, now).await? {
+        Ok(()) => Ok(Some((cookie, s))),
+        Err(why) => {
+            tracing::info!(client = client_id, reason = %why, "session does not serve this client: sign in again");
+            Ok(None)
+        }
+    }
+}
+
 /// The next step for `request`: a page, a code, or an error for the client.
 async fn proceed(
     loaded: &Loaded,
@@ -146,6 +169,10 @@ async fn proceed(
             "The application is no longer registered.",
             "client removed during the interaction",
         );
+    };
+    let session = match admitted(loaded, store, &client.client_id, session, now).await {
+        Ok(session) => session,
+        Err(error) => return redirect_unavailable(loaded, &request, &error),
     };
     let remembered = match &session {
         Some((_, s)) if flow::needs_consent(client, &request) => {
@@ -250,6 +277,7 @@ async fn issue_code(
             scopes: request.scopes.clone(),
             auth_time: session.auth_time,
             sid: Some(session.sid.clone()),
+            idp: Some(session.idp.clone()),
         },
         redirect_uri: request.redirect_uri.clone(),
         code_challenge: request.code_challenge.clone(),
@@ -717,6 +745,7 @@ pub async fn consent_page(
     let username = loaded
         .users
         .by_sub(&session.sub)
+        .map(|(_, u)| u)
         .map(|u| u.username.clone())
         .unwrap_or_else(|| session.sub.clone());
     pages::page(

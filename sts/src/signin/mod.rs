@@ -1,6 +1,7 @@
 //! Signing people in: the authorization request, static users, sessions, consent, and the
 //! decision of what comes next.
 
+pub mod admission;
 pub mod claims;
 pub mod flow;
 pub mod interaction;

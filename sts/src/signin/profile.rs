@@ -20,7 +20,7 @@ pub async fn person(
     sub: &str,
     now: i64,
 ) -> Result<Option<Arc<User>>, Unavailable> {
-    if let Some(user) = loaded.users.by_sub(sub) {
+    if let Some((_, user)) = loaded.users.by_sub(sub) {
         return Ok(Some(user.clone()));
     }
     Ok(store

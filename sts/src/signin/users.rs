@@ -37,7 +37,7 @@ pub struct User {
 #[derive(Default)]
 pub struct Directory {
     by_username: HashMap<String, (String, Arc<User>)>,
-    by_sub: HashMap<String, Arc<User>>,
+    by_sub: HashMap<String, (String, Arc<User>)>,
 }
 
 impl Directory {
@@ -53,7 +53,9 @@ impl Directory {
                 Ok(users) => {
                     for user in users {
                         let user = Arc::new(user);
-                        directory.by_sub.insert(user.sub.clone(), user.clone());
+                        directory
+                            .by_sub
+                            .insert(user.sub.clone(), (provider.to_owned(), user.clone()));
                         directory
                             .by_username
                             .insert(user.username.clone(), (provider.to_owned(), user));
@@ -79,9 +81,11 @@ impl Directory {
             .map(|(provider, user)| (provider.as_str(), user))
     }
 
-    /// The user with subject `sub`.
-    pub fn by_sub(&self, sub: &str) -> Option<&Arc<User>> {
-        self.by_sub.get(sub)
+    /// The user with subject `sub` and its provider.
+    pub fn by_sub(&self, sub: &str) -> Option<(&str, &Arc<User>)> {
+        self.by_sub
+            .get(sub)
+            .map(|(provider, user)| (provider.as_str(), user))
     }
 }
 
@@ -187,7 +191,7 @@ mod tests {
         let directory =
             Directory::parse([("local", "- {username: a, passwordHash: 'x', sub: s1}\n")]).0;
         assert_eq!(directory.by_username("a").unwrap().0, "local");
-        assert_eq!(directory.by_sub("s1").unwrap().username, "a");
+        assert_eq!(directory.by_sub("s1").unwrap().1.username, "a");
         let (_, errors) = Directory::parse([("broken", "- [")]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("broken"));
