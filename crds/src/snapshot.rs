@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -207,6 +207,63 @@ pub struct LifetimeSecs {
     pub device_code: u64,
 }
 
+impl LifetimeSecs {
+    const NAMES: [&'static str; 6] = [
+        "accessToken",
+        "idToken",
+        "refreshTokenAbsolute",
+        "refreshTokenSliding",
+        "authorizationCode",
+        "deviceCode",
+    ];
+
+    fn fields(&self) -> [u64; 6] {
+        [
+            self.access_token,
+            self.id_token,
+            self.refresh_token_absolute,
+            self.refresh_token_sliding,
+            self.authorization_code,
+            self.device_code,
+        ]
+    }
+
+    fn from_fields(f: [u64; 6]) -> Self {
+        Self {
+            access_token: f[0],
+            id_token: f[1],
+            refresh_token_absolute: f[2],
+            refresh_token_sliding: f[3],
+            authorization_code: f[4],
+            device_code: f[5],
+        }
+    }
+
+    fn zip(self, other: Self, pick: fn(u64, u64) -> u64) -> Self {
+        let (a, b) = (self.fields(), other.fields());
+        Self::from_fields(std::array::from_fn(|i| pick(a[i], b[i])))
+    }
+
+    /// Each lifetime no longer than `ceiling`'s.
+    pub fn at_most(self, ceiling: Self) -> Self {
+        self.zip(ceiling, u64::min)
+    }
+
+    /// Each lifetime no shorter than `floor`'s.
+    pub fn at_least(self, floor: Self) -> Self {
+        self.zip(floor, u64::max)
+    }
+
+    /// The API names of the lifetimes longer than `ceiling`'s.
+    pub fn longer_than(&self, ceiling: &Self) -> Vec<&'static str> {
+        let (a, b) = (self.fields(), ceiling.fields());
+        (0..6)
+            .filter(|&i| a[i] > b[i])
+            .map(|i| Self::NAMES[i])
+            .collect()
+    }
+}
+
 /// Operational store settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -336,6 +393,10 @@ pub struct Scope {
     pub required: bool,
     /// Highlighted.
     pub emphasize: bool,
+    /// Client ids of the API's declared resource servers: besides a token's own client, only
+    /// these learn about a token for this audience at introspection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_servers: Vec<String>,
 }
 
 /// An identity provider with its secret material.

@@ -11,6 +11,7 @@ fn specific(kind: Kind) -> &'static [ConditionType] {
             ConditionType::Conflict,
             ConditionType::Ambiguous,
             ConditionType::ScopesResolved,
+            ConditionType::Restricted,
         ],
         Kind::ApiScope => &[ConditionType::Conflict, ConditionType::Ambiguous],
         Kind::TokenService | Kind::IdentityProvider | Kind::SigningKey => &[],
@@ -24,6 +25,7 @@ fn name(condition: ConditionType) -> &'static str {
         ConditionType::Ambiguous => "Ambiguous",
         ConditionType::ScopesResolved => "ScopesResolved",
         ConditionType::SecretReady => "SecretReady",
+        ConditionType::Restricted => "Restricted",
     }
 }
 
@@ -35,6 +37,7 @@ fn all_clear(condition: ConditionType) -> &'static str {
         ConditionType::Ambiguous => "Unambiguous",
         ConditionType::ScopesResolved => "ScopesResolved",
         ConditionType::SecretReady => "SecretReady",
+        ConditionType::Restricted => "AsDeclared",
     }
 }
 
@@ -43,7 +46,7 @@ fn all_clear(condition: ConditionType) -> &'static str {
 fn true_is_bad(condition: ConditionType) -> bool {
     matches!(
         condition,
-        ConditionType::Conflict | ConditionType::Ambiguous
+        ConditionType::Conflict | ConditionType::Ambiguous | ConditionType::Restricted
     )
 }
 
@@ -90,10 +93,24 @@ pub fn conditions(
     ));
 
     for &ctype in specific(kind) {
-        let problem = report.problems.iter().find(|p| p.condition == ctype);
+        // Several problems of one type (a clamped lifetime and a refused trust): the first
+        // gives the reason, the message tells them all.
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .filter(|p| p.condition == ctype)
+            .collect();
         let bad = true_is_bad(ctype);
-        let (status, reason, message) = match problem {
-            Some(p) => (bad, p.reason.to_owned(), p.message.clone()),
+        let (status, reason, message) = match problems.first() {
+            Some(p) => (
+                bad,
+                p.reason.to_owned(),
+                problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             None => (!bad, all_clear(ctype).to_owned(), String::new()),
         };
         out.push(condition(

@@ -26,7 +26,10 @@ pub fn access_claims(
     audiences: &[String],
     now: i64,
 ) -> Value {
-    let mut claims = json!({
+    // Static claims first, so nothing a tenant wrote can replace a claim the issuer sets
+    // (compile() already drops reserved names; this holds even if it did not).
+    let mut claims = json!(client.claims);
+    let issued = json!({
         "iss": loaded.issuer(),
         "sub": sub,
         "aud": if audiences.len() == 1 { json!(audiences[0]) } else { json!(audiences) },
@@ -37,8 +40,8 @@ pub fn access_claims(
         "exp": now + client.lifetimes.access_token as i64,
         "jti": random_token(),
     });
-    for (name, value) in &client.claims {
-        claims[name] = json!(value);
+    if let (Value::Object(claims), Value::Object(issued)) = (&mut claims, issued) {
+        claims.extend(issued);
     }
     claims
 }
@@ -131,4 +134,37 @@ pub fn verify_own_id_token(loaded: &Loaded, token: &str) -> Option<Value> {
         .claims;
     // An access token is not an ID token.
     (header.typ.as_deref() != Some("at+jwt")).then_some(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Even a client whose static claims bypassed compile() cannot replace a claim the issuer
+    /// sets (iss, sub, aud, client_id, scope, exp, jti).
+    #[test]
+    fn static_claims_never_replace_the_issuers_claims() {
+        let loaded = crate::testing::examples("access-claims");
+        let mut client = loaded.clients["default.orders-worker"].clone();
+        for name in ["iss", "sub", "aud", "client_id", "scope", "exp", "jti"] {
+            client.claims.insert(name.into(), "forged".into());
+        }
+        client.claims.insert("team".into(), "orders".into());
+        let claims = access_claims(
+            &loaded,
+            &client,
+            "default.orders-worker",
+            &["orders.read".into()],
+            &["https://orders.example.com".into()],
+            1_800_000_000,
+        );
+        assert_eq!(claims["iss"], loaded.issuer());
+        assert_eq!(claims["sub"], "default.orders-worker");
+        assert_eq!(claims["aud"], "https://orders.example.com");
+        assert_eq!(claims["client_id"], "default.orders-worker");
+        assert_eq!(claims["scope"], "orders.read");
+        assert_eq!(claims["exp"], 1_800_000_000 + client.lifetimes.access_token);
+        assert_ne!(claims["jti"], "forged");
+        assert_eq!(claims["team"], "orders");
+    }
 }

@@ -19,7 +19,7 @@ pub use selector::matches as selector_matches;
 
 use crate::snapshot::{self, LifetimeSecs, Redacted, SecretHash, Snapshot, StoreSettings};
 use crate::v1alpha1::{
-    ApiScope, AuthMethod, ClientType, IdentityProvider, KeyPhase, Lifetimes, OidcClient,
+    ApiOwner, ApiScope, AuthMethod, ClientType, IdentityProvider, KeyPhase, Lifetimes, OidcClient,
     SigningKey, StoreType, TokenService,
 };
 
@@ -136,6 +136,9 @@ pub enum ConditionType {
     ScopesResolved,
     /// `SecretReady=False`: the client secret is missing or invalid.
     SecretReady,
+    /// `Restricted=True`: the TokenService's policy overrode part of the spec (trust not
+    /// granted to the namespace, a lifetime clamped, a reserved static claim dropped).
+    Restricted,
 }
 
 /// Why an object is (partly) not in effect.
@@ -440,11 +443,25 @@ fn compile_scopes(
             ..Default::default()
         };
         let name = &scope.spec.name;
+        let owner_of = |prefixes: fn(&ApiOwner) -> &[String], value: &str| {
+            ts.spec
+                .api_owners
+                .iter()
+                .find(|o| prefixes(o).iter().any(|p| value.starts_with(p.as_str())))
+                .map(|o| o.namespace.as_str())
+                .filter(|owner| *owner != key.namespace)
+        };
         if IDENTITY_SCOPES.contains(&name.as_str()) {
             report.exclude(
                 ConditionType::Ready,
                 "ReservedName",
                 format!("{name} is a built-in identity scope"),
+            );
+        } else if let Some(owner) = owner_of(|o| &o.scope_prefixes, name) {
+            report.exclude(
+                ConditionType::Conflict,
+                "ScopeNameOwned",
+                format!("scope name {name} belongs to namespace {owner} (TokenService apiOwners)"),
             );
         } else if let Some((_, holder)) = table.get(name) {
             report.exclude(
@@ -457,7 +474,15 @@ fn compile_scopes(
             );
         }
         if let Some(audience) = &scope.spec.audience {
-            if audience == &ts.spec.issuer {
+            if let Some(owner) = owner_of(|o| &o.audience_prefixes, audience) {
+                report.exclude(
+                    ConditionType::Conflict,
+                    "AudienceOwned",
+                    format!(
+                        "audience {audience} belongs to namespace {owner} (TokenService apiOwners)"
+                    ),
+                );
+            } else if audience == &ts.spec.issuer {
                 report.exclude(
                     ConditionType::Ready,
                     "AudienceIsIssuer",
@@ -489,6 +514,7 @@ fn compile_scopes(
                 user_claims: scope.spec.user_claims.clone(),
                 required: scope.spec.required,
                 emphasize: scope.spec.emphasize,
+                resource_servers: resource_servers(inputs, scope, &key),
             };
             let reference = ApiScopeRef {
                 namespace: key.namespace.clone(),
@@ -499,6 +525,26 @@ fn compile_scopes(
         out.reports.insert((Kind::ApiScope, key), report);
     }
     table
+}
+
+/// The client ids of a scope's declared resource servers that exist, sorted.
+fn resource_servers(inputs: &Inputs, scope: &ApiScope, key: &ObjectKey) -> Vec<String> {
+    let mut ids: Vec<String> = scope
+        .spec
+        .resource_servers
+        .iter()
+        .filter_map(|r| {
+            let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
+            inputs
+                .clients
+                .iter()
+                .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == r.name)
+                .map(|c| default_client_id(c))
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// The client id an OidcClient asks for: its own, or `<namespace>.<name>`.
@@ -604,6 +650,16 @@ fn compile_clients(
         }
 
         let allowed_scopes = resolve_scopes(inputs, client, &key, scopes, &mut report);
+        let trusted = client.spec.trusted && may_trust(inputs, ts, &key.namespace);
+        if client.spec.trusted && !trusted {
+            report.warn(
+                ConditionType::Restricted,
+                "TrustNotGranted",
+                format!("trusted is ignored: the TokenService does not allow trusted clients in namespace {} (trustedClientNamespaces)", key.namespace),
+            );
+        }
+        let lifetimes = client_lifetimes(ts, client.spec.lifetimes.as_ref(), &mut report);
+        let claims = static_claims(&client.spec.claims, &mut report);
         let auth_method = auth_method(client);
         let secret_hashes = match auth_method {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
@@ -630,7 +686,7 @@ fn compile_clients(
                 require_pkce: client.spec.require_pkce
                     || client.spec.client_type == ClientType::Public,
                 require_consent: client.spec.require_consent,
-                trusted: client.spec.trusted,
+                trusted,
                 id_token_signing_alg: client
                     .spec
                     .id_token_signing_alg
@@ -641,17 +697,85 @@ fn compile_clients(
                     .as_ref()
                     .map(|j| serde_json::to_value(j).expect("JWKS serializes")),
                 jwks_uri: client.spec.jwks_uri.clone(),
-                lifetimes: effective_lifetimes(&ts.spec.lifetimes, client.spec.lifetimes.as_ref()),
+                lifetimes,
                 access_token_format: client.spec.access_token_format,
                 back_channel_logout_uri: client.spec.back_channel_logout_uri.clone(),
                 allowed_identity_providers: client.spec.allowed_identity_providers.clone(),
-                claims: client.spec.claims.clone(),
+                claims,
             });
         }
         out.reports.insert((Kind::OidcClient, key), report);
     }
     compiled.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     compiled
+}
+
+/// Whether clients in `namespace` may be trusted: the TokenService's own namespace, and those
+/// its `trustedClientNamespaces` selects.
+fn may_trust(inputs: &Inputs, ts: &TokenService, namespace: &str) -> bool {
+    ts.namespace().as_deref() == Some(namespace)
+        || ts
+            .spec
+            .trusted_client_namespaces
+            .as_ref()
+            .is_some_and(|selector| {
+                inputs
+                    .namespaces
+                    .get(namespace)
+                    .is_some_and(|labels| selector.matches_labels(labels))
+            })
+}
+
+/// A client's lifetimes, each clamped to the TokenService's ceiling: `maxClientLifetimes`, or
+/// the TokenService's own default where no ceiling is set (a client may only shorten it).
+fn client_lifetimes(
+    ts: &TokenService,
+    client: Option<&Lifetimes>,
+    report: &mut Report,
+) -> LifetimeSecs {
+    let wanted = effective_lifetimes(&ts.spec.lifetimes, client);
+    let defaults = effective_lifetimes(&ts.spec.lifetimes, None);
+    let ceiling = ts
+        .spec
+        .max_client_lifetimes
+        .as_ref()
+        .map_or(defaults, |max| {
+            effective_lifetimes(max, None).at_least(defaults)
+        });
+    let clamped = wanted.at_most(ceiling);
+    if clamped != wanted {
+        let names = wanted.longer_than(&ceiling).join(", ");
+        report.warn(
+            ConditionType::Restricted,
+            "LifetimeClamped",
+            format!("lifetimes above the TokenService's maximum were shortened to it: {names}"),
+        );
+    }
+    clamped
+}
+
+/// The static claims a client may set: reserved names are dropped with a condition (the CRD's
+/// CEL rule refuses them at apply; standalone manifests and older objects meet this check).
+fn static_claims(
+    claims: &BTreeMap<String, String>,
+    report: &mut Report,
+) -> BTreeMap<String, String> {
+    let (reserved, allowed): (BTreeMap<_, _>, BTreeMap<_, _>) = claims
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(name, _)| crate::v1alpha1::is_registered_claim(name));
+    if !reserved.is_empty() {
+        let names: Vec<&str> = reserved.keys().map(String::as_str).collect();
+        report.warn(
+            ConditionType::Restricted,
+            "ReservedClaim",
+            format!(
+                "static claims with registered or identity names are ignored: {}",
+                names.join(", ")
+            ),
+        );
+    }
+    allowed
 }
 
 /// The client's scopes that exist and that it may use. A scope from another namespace needs

@@ -792,3 +792,181 @@ fn a_second_signing_key_of_the_same_algorithm_is_left_out() {
         vec!["DuplicateAlgorithm"]
     );
 }
+
+fn compiled_client<'a>(out: &'a Output, id: &str) -> &'a snapshot::Client {
+    out.snapshots
+        .values()
+        .flat_map(|s| &s.clients)
+        .find(|c| c.client_id == id)
+        .unwrap()
+}
+
+#[test]
+fn trust_is_granted_only_to_the_token_services_namespace_and_those_it_selects() {
+    let trusted = json!({"trusted": true});
+    let clients = vec![
+        client(
+            "idp-system",
+            "portal",
+            "2026-01-02T00:00:00Z",
+            trusted.clone(),
+        ),
+        client("team-a", "self", "2026-01-02T00:00:00Z", trusted.clone()),
+        client("team-b", "chosen", "2026-01-02T00:00:00Z", trusted),
+    ];
+    let mut ts = tenants_selector();
+    merge(
+        &mut ts,
+        json!({"trustedClientNamespaces": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}}),
+    );
+    let mut inputs = inputs(
+        vec![token_service("idp-system", "signet", ts)],
+        clients,
+        vec![],
+    );
+    inputs
+        .namespaces
+        .get_mut("team-b")
+        .unwrap()
+        .insert("kubernetes.io/metadata.name".into(), "team-b".into());
+    let out = compile(&inputs);
+    assert!(compiled_client(&out, "idp-system.portal").trusted);
+    assert!(compiled_client(&out, "team-b.chosen").trusted);
+    let self_trusted = compiled_client(&out, "team-a.self");
+    assert!(!self_trusted.trusted, "a tenant cannot trust itself");
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-a", "self"),
+        vec!["TrustNotGranted"]
+    );
+    assert!(
+        out.report(Kind::OidcClient, "team-a", "self")
+            .unwrap()
+            .included(),
+        "the client still serves, without trust"
+    );
+}
+
+#[test]
+fn client_lifetimes_are_clamped_to_the_token_services_maximum() {
+    let long = json!({"lifetimes": {"accessToken": "24h", "refreshTokenAbsolute": "8760h", "idToken": "10m"}});
+    let clients = vec![client("idp-system", "app", "2026-01-02T00:00:00Z", long)];
+    let defaults = json!({"lifetimes": {"accessToken": "15m"}});
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", defaults.clone())],
+        clients.clone(),
+        vec![],
+    ));
+    let lifetimes = compiled_client(&out, "idp-system.app").lifetimes;
+    assert_eq!(lifetimes.access_token, 900, "no longer than the default");
+    assert_eq!(lifetimes.refresh_token_absolute, 30 * 86400);
+    assert_eq!(lifetimes.id_token, 600, "shortening is always allowed");
+    let report = out.report(Kind::OidcClient, "idp-system", "app").unwrap();
+    assert_eq!(report.problems[0].reason, "LifetimeClamped");
+    assert!(
+        report.problems[0]
+            .message
+            .contains("accessToken, refreshTokenAbsolute"),
+        "{}",
+        report.problems[0].message
+    );
+
+    let mut raised = defaults;
+    merge(
+        &mut raised,
+        json!({"maxClientLifetimes": {"accessToken": "2h"}}),
+    );
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", raised)],
+        clients,
+        vec![],
+    ));
+    let lifetimes = compiled_client(&out, "idp-system.app").lifetimes;
+    assert_eq!(lifetimes.access_token, 7200, "up to the platform's ceiling");
+    assert_eq!(lifetimes.refresh_token_absolute, 30 * 86400);
+}
+
+#[test]
+fn static_claims_with_identity_names_are_dropped_in_any_case() {
+    let claims = json!({"claims": {"team": "a", "email": "ceo@example.com", "Preferred_Username": "ceo", "iss": "https://evil", "upn": "x"}});
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", json!({}))],
+        vec![client("idp-system", "app", "2026-01-02T00:00:00Z", claims)],
+        vec![],
+    ));
+    let kept = &compiled_client(&out, "idp-system.app").claims;
+    assert_eq!(kept.keys().collect::<Vec<_>>(), vec!["team"]);
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "idp-system", "app"),
+        vec!["ReservedClaim"]
+    );
+}
+
+#[test]
+fn owned_scope_names_and_audiences_go_only_to_their_namespace_whatever_the_age() {
+    let owners = json!({"apiOwners": [{"namespace": "team-b", "scopePrefixes": ["payments."], "audiencePrefixes": ["https://payments.example.com"]}]});
+    let mut ts = tenants_selector();
+    merge(&mut ts, owners);
+    let scopes = vec![
+        // The squatter is older than the owner's scope.
+        scope(
+            "team-a",
+            "squat",
+            "2026-01-01T00:00:00Z",
+            json!({"name": "payments.read", "audience": "https://elsewhere.example.com"}),
+        ),
+        scope(
+            "team-a",
+            "squat-audience",
+            "2026-01-01T00:00:00Z",
+            json!({"name": "a.pay", "audience": "https://payments.example.com/v2"}),
+        ),
+        scope(
+            "team-b",
+            "owner",
+            "2026-01-03T00:00:00Z",
+            json!({"name": "payments.read", "audience": "https://payments.example.com"}),
+        ),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", ts)],
+        vec![],
+        scopes,
+    ));
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-a", "squat"),
+        vec!["ScopeNameOwned"]
+    );
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-a", "squat-audience"),
+        vec!["AudienceOwned"]
+    );
+    assert!(
+        out.report(Kind::ApiScope, "team-b", "owner")
+            .unwrap()
+            .included()
+    );
+}
+
+#[test]
+fn resource_servers_resolve_to_client_ids() {
+    let scopes = vec![scope(
+        "team-a",
+        "api",
+        "2026-01-02T00:00:00Z",
+        json!({"name": "a.read", "audience": "https://a", "resourceServers": [{"name": "api"}, {"name": "gateway", "namespace": "team-b"}, {"name": "missing"}]}),
+    )];
+    let clients = vec![
+        client("team-a", "api", "2026-01-02T00:00:00Z", json!({})),
+        client("team-b", "gateway", "2026-01-02T00:00:00Z", json!({})),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        scopes,
+    ));
+    let snapshot = out.snapshots.values().next().unwrap();
+    assert_eq!(
+        snapshot.scopes[0].resource_servers,
+        vec!["team-a.api".to_owned(), "team-b.gateway".to_owned()]
+    );
+}

@@ -65,11 +65,32 @@ pub struct ApiScopeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_client_namespaces: Option<LabelSelector>,
 
+    /// The API's own clients (its resource servers), by OidcClient name and namespace (default:
+    /// this scope's namespace). Only these, and a token's own client, learn anything about a
+    /// token for this audience at introspection (RFC 7662 §4); everyone else is told
+    /// `{"active": false}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub resource_servers: Vec<ClientRef>,
+
     /// The TokenService (`name` or `namespace/name`) that serves this scope; needed only when
     /// several select it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub token_service_ref: Option<String>,
+}
+
+/// An OidcClient by name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientRef {
+    /// Name of the OidcClient.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace. Default: the referring object's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
 }
 
 /// Observed state of an ApiScope.

@@ -10,9 +10,13 @@ use super::cel;
 use super::common::{CommonStatus, KubeDuration, Lifetimes, SecretKeyRef};
 use super::signing_key::Algorithm;
 
-/// Claim names that a static client claim may not take: the STS sets them itself, and letting
-/// a tenant set them would let it forge identity or audience (RFC 7519, RFC 9068, OIDC Core).
+/// Claim names that a static client claim may not take: the STS sets them itself, or an API
+/// reads them as the identity of a person or a tenant, so a tenant that set them could forge
+/// identity or audience. Token claims (RFC 7519, RFC 9068, RFC 8693, OIDC Core §2), the
+/// standard claims of OIDC Core §5.1, and identity claims other issuers made common (Entra ID's
+/// `upn`/`oid`/`tid`, Google's `hd`). The CEL rule and `compile()` both read this one list.
 pub const REGISTERED_CLAIMS: &[&str] = &[
+    // JWT, access token and ID token claims.
     "iss",
     "sub",
     "aud",
@@ -35,10 +39,46 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "act",
     "may_act",
     "typ",
+    "events",
     "groups",
     "roles",
     "entitlements",
+    // OIDC Core §5.1 standard claims.
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "email",
+    "email_verified",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+    // Identity claims of other issuers that APIs commonly trust.
+    "upn",
+    "oid",
+    "tid",
+    "hd",
+    "idp",
+    "unique_name",
 ];
+
+/// Whether a static claim may not use `name` (compared without case, as some verifiers map
+/// claims case-insensitively).
+pub fn is_registered_claim(name: &str) -> bool {
+    REGISTERED_CLAIMS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+}
 
 /// An OAuth 2.0 / OpenID Connect client. Apply it in the app's namespace; the operator
 /// registers it with the TokenService and, for a confidential client, writes its credentials
@@ -194,12 +234,13 @@ pub struct OidcClientSpec {
     #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
     pub allowed_identity_providers: Vec<String>,
 
-    /// Static claims added to this client's access tokens. Registered claim names (iss, sub,
-    /// aud, exp, client_id, scope, groups, ...) are refused.
+    /// Static claims added to this client's access tokens. Registered and identity claim names
+    /// (iss, sub, aud, exp, client_id, scope, groups, email, preferred_username, name, upn,
+    /// ...) are refused, in any letter case.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 32), inner(length(max = 1024)))]
-    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 128 && !(k in {}))", registered_claims_cel()))
-        .message("static claims may not use registered claim names (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, groups, ...) or names over 128 characters"))]
+    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 128 && !(k.lowerAscii() in {}))", registered_claims_cel()))
+        .message("static claims may not use registered or identity claim names (iss, sub, aud, exp, client_id, scope, groups, email, preferred_username, name, upn, ...) or names over 128 characters"))]
     pub claims: BTreeMap<String, String>,
 }
 

@@ -66,6 +66,28 @@ pub struct TokenServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_client_id_namespaces: Option<LabelSelector>,
 
+    /// Namespaces, besides this TokenService's own, whose OidcClients may be `trusted` (skip
+    /// consent, offline_access included). Trust is the platform's to give: elsewhere a
+    /// client's `trusted` is ignored and its `Restricted` condition says so. Unset: only this
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_client_namespaces: Option<LabelSelector>,
+
+    /// The longest lifetimes a client may set for itself; a longer client value is clamped to
+    /// this, and its `Restricted` condition says so. Unset: a client may only shorten the
+    /// defaults in `lifetimes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_client_lifetimes: Option<Lifetimes>,
+
+    /// Which namespace owns which scope names and audiences. An ApiScope whose name starts
+    /// with one of an owner's `scopePrefixes`, or whose audience starts with one of its
+    /// `audiencePrefixes`, is served only from that owner's namespace, so no one can take the
+    /// name while its holder is deleted and re-created. Names no owner declares go to the
+    /// oldest ApiScope that claims them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub api_owners: Vec<ApiOwner>,
+
     /// Allow outbound calls chosen by tenants (a client's jwksUri or backChannelLogoutUri, an
     /// upstream identity provider) to reach private and loopback addresses. Off by default:
     /// those calls are an SSRF surface.
@@ -100,6 +122,24 @@ pub struct TokenServiceSpec {
     /// Look of the login, consent and device pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<Branding>,
+}
+
+/// A namespace that owns scope names and audiences (see `apiOwners`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiOwner {
+    /// The owning namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Scope names starting with one of these belong to the namespace (e.g. `payments.`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    pub scope_prefixes: Vec<String>,
+    /// Audiences starting with one of these belong to the namespace (e.g.
+    /// `https://payments.example.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 2048)))]
+    pub audience_prefixes: Vec<String>,
 }
 
 fn default_id_token_alg() -> Algorithm {

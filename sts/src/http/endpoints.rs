@@ -150,6 +150,9 @@ pub async fn token(
 /// audience is the audience of a scope it may use (a resource server introspecting tokens
 /// meant for it).
 fn may_introspect(loaded: &Loaded, caller: &signet_crds::snapshot::Client, claims: &Value) -> bool {
+    // RFC 7662 §4: only a caller entitled to the token learns about it: the token's own
+    // client, or a resource server that an audience's owner declared on its ApiScope. Being
+    // allowed to *request* a scope for that audience is not enough.
     if claims["client_id"].as_str() == Some(caller.client_id.as_str()) {
         return true;
     }
@@ -158,11 +161,13 @@ fn may_introspect(loaded: &Loaded, caller: &signet_crds::snapshot::Client, claim
         Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
         _ => vec![],
     };
-    caller
-        .allowed_scopes
-        .iter()
-        .filter_map(|s| loaded.scopes.get(s)?.audience.as_deref())
-        .any(|aud| audiences.contains(&aud))
+    loaded.snapshot.scopes.iter().any(|scope| {
+        scope
+            .audience
+            .as_deref()
+            .is_some_and(|aud| audiences.contains(&aud))
+            && scope.resource_servers.contains(&caller.client_id)
+    })
 }
 
 /// The common start of introspection and revocation: the snapshot, the time, the
