@@ -122,7 +122,12 @@ async fn start(test: &str) -> anyhow::Result<Sts> {
 fn edit(path: &Path, change: impl Fn(&str) -> String) {
     let before = std::fs::read_to_string(path).unwrap();
     let after = change(&before);
-    assert_ne!(before, after, "the edit of {} changed nothing", path.display());
+    assert_ne!(
+        before,
+        after,
+        "the edit of {} changed nothing",
+        path.display()
+    );
     std::fs::write(path, after).unwrap();
 }
 
@@ -229,11 +234,15 @@ impl Sts {
     async fn change(&self, file: &str, change: impl Fn(&str) -> String) -> anyhow::Result<()> {
         let before = http::get(&self.addr, "/readyz").await?.body;
         edit(&self.manifests.join(file), change);
-        wait_for("the changed manifests served", Duration::from_secs(30), || async {
-            let now = http::get(&self.addr, "/readyz").await?.body;
-            anyhow::ensure!(!now.contains("refused"), "{now}");
-            Ok((now != before).then_some(()))
-        })
+        wait_for(
+            "the changed manifests served",
+            Duration::from_secs(30),
+            || async {
+                let now = http::get(&self.addr, "/readyz").await?.body;
+                anyhow::ensure!(!now.contains("refused"), "{now}");
+                Ok((now != before).then_some(()))
+            },
+        )
         .await
     }
 }
@@ -249,8 +258,7 @@ fn basic(id: &str, secret: &str) -> String {
 /// Item 1: a session made through one provider gives no code, and approves no device, for a
 /// client that allows only another provider; the person is asked to sign in again.
 #[tokio::test]
-async fn a_session_of_another_provider_gets_no_code_and_approves_no_device() -> anyhow::Result<()>
-{
+async fn a_session_of_another_provider_gets_no_code_and_approves_no_device() -> anyhow::Result<()> {
     let sts = start("tenancy-idp").await?;
     let mut alice = Person::default();
     sts.web_tokens(&mut alice).await?;
@@ -289,7 +297,9 @@ async fn a_session_of_another_provider_gets_no_code_and_approves_no_device() -> 
         page.body
     );
     assert!(
-        page.header("location").unwrap_or_default().starts_with("/login"),
+        page.header("location")
+            .unwrap_or_default()
+            .starts_with("/login"),
         "{:?}",
         page.headers
     );
@@ -368,7 +378,9 @@ async fn introspection_answers_only_callers_entitled_to_the_token() -> anyhow::R
         serde_json::json!({"active": false}),
         "a client that merely may request orders.read learns nothing"
     );
-    let own = sts.introspect("default.orders-worker", worker_token).await?;
+    let own = sts
+        .introspect("default.orders-worker", worker_token)
+        .await?;
     assert_eq!(own["active"], true, "{own}");
 
     // The orders API's declared resource server (orders-worker, examples/api-scope.yaml)
