@@ -5,6 +5,7 @@ pub mod crd;
 pub mod keygen;
 pub mod reference;
 pub mod v1alpha1;
+pub mod validation;
 
 /// The API group of every Signet kind.
 pub const GROUP: &str = "signet.dev";

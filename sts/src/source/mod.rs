@@ -5,6 +5,8 @@ pub mod cluster;
 #[cfg(test)]
 mod hot_swap_tests;
 pub mod standalone;
+#[cfg(test)]
+mod standalone_tests;
 
 use std::sync::Arc;
 

@@ -1,6 +1,11 @@
 //! Standalone mode: compile a folder of manifests with the operator's own `compile`, with the
 //! material a cluster would hold (key versions, generated client secrets) kept in a state
 //! folder instead.
+//!
+//! Every Signet object is first admitted as the API server would admit it (the CRDs' own
+//! schemas and CEL rules, run in process by `signet_crds::validation`): an object that
+//! `kubectl apply` would refuse is logged and left out, and never stops the others. An
+//! invalid TokenService refuses the whole folder: nothing could be served without it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,7 @@ use signet_crds::compile::{
 };
 use signet_crds::keygen;
 use signet_crds::snapshot::Snapshot;
+use signet_crds::validation::{Validator, Violation};
 
 /// Namespace of manifests that name none.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -34,6 +40,37 @@ pub enum Error {
     /// The manifests hold no TokenService.
     #[error("no TokenService in {0}")]
     NoTokenService(PathBuf),
+    /// A TokenService that the API server would refuse: there is nothing to serve.
+    #[error("{}: TokenService {} is invalid: {}", .0.file.display(), .0.object, .0.reasons())]
+    InvalidTokenService(Box<Refused>),
+}
+
+/// An object left out because the API server would refuse it.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    /// Its kind.
+    pub kind: String,
+    /// `namespace/name`.
+    pub object: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Each field and what is wrong with it.
+    pub violations: Vec<Violation>,
+}
+
+impl Refused {
+    fn reasons(&self) -> String {
+        let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
+        reasons.join("; ")
+    }
+}
+
+/// The compile inputs of a folder, and the objects left out of them.
+pub struct Manifests {
+    /// Every object that was admitted, and the Secrets and Namespaces beside them.
+    pub inputs: Inputs,
+    /// Objects the API server would refuse.
+    pub refused: Vec<Refused>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -58,18 +95,35 @@ pub struct Compiled {
     pub snapshot: Snapshot,
     /// Credential files written, by client id.
     pub credential_files: BTreeMap<String, PathBuf>,
+    /// Objects left out because the API server would refuse them.
+    pub refused: Vec<Refused>,
 }
 
 /// Compiles the manifests in `dir`, generating what a cluster would hold into `state`.
-/// `issuer` overrides the TokenService's issuer.
+/// `issuer` overrides the TokenService's issuer (and is validated like one written there).
 pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Compiled, Error> {
-    let mut inputs = read_manifests(dir)?;
-    let Some(ts) = inputs.token_services.first_mut() else {
+    let Manifests {
+        mut inputs,
+        refused,
+    } = read_manifests(dir, issuer)?;
+    for object in &refused {
+        for violation in &object.violations {
+            tracing::warn!(
+                kind = %object.kind,
+                object = %object.object,
+                file = %object.file.display(),
+                field = %violation.field,
+                problem = %violation.message,
+                "object refused as the API server would refuse it; left out"
+            );
+        }
+    }
+    if let Some(ts) = refused.iter().find(|r| r.kind == "TokenService") {
+        return Err(Error::InvalidTokenService(Box::new(ts.clone())));
+    }
+    let Some(ts) = inputs.token_services.first() else {
         return Err(Error::NoTokenService(dir.to_owned()));
     };
-    if let Some(issuer) = issuer {
-        Arc::make_mut(ts).spec.issuer = issuer.to_owned();
-    }
     let issuer = ts.spec.issuer.clone();
     std::fs::create_dir_all(state.join("keys")).map_err(io(state))?;
     std::fs::create_dir_all(state.join("clients")).map_err(io(state))?;
@@ -200,6 +254,7 @@ pub fn compile_dir(dir: &Path, state: &Path, issuer: Option<&str>) -> Result<Com
     Ok(Compiled {
         snapshot,
         credential_files,
+        refused,
     })
 }
 
@@ -229,8 +284,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// Reads every `.yaml`/`.yml` file of `dir` (not recursive) into compile inputs. Objects get
-/// a namespace (`default` when unset), a uid and a creation time, as the API server would give.
-pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
+/// a namespace (`default` when unset), a uid and a creation time, as the API server would give,
+/// and Signet objects are admitted as the API server would admit them (defaults applied) or
+/// left out. `issuer` replaces every TokenService's issuer before it is validated.
+pub fn read_manifests(dir: &Path, issuer: Option<&str>) -> Result<Manifests, Error> {
+    let validator = Validator::new();
+    let mut refused = Vec::new();
     let mut inputs = Inputs {
         now: k8s_openapi::jiff::Timestamp::now().as_second(),
         ..Default::default()
@@ -269,10 +328,25 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
                 value["metadata"]["creationTimestamp"] = json!("1970-01-01T00:00:00Z");
             }
             let kind = value["kind"].as_str().unwrap_or_default().to_owned();
-            match (
-                value["apiVersion"].as_str().unwrap_or_default(),
-                kind.as_str(),
-            ) {
+            let api_version = value["apiVersion"].as_str().unwrap_or_default().to_owned();
+            if validator.knows(&api_version, &kind) {
+                if let (Some(issuer), "TokenService") = (issuer, kind.as_str())
+                    && value["spec"].is_object()
+                {
+                    value["spec"]["issuer"] = json!(issuer);
+                }
+                let violations = validator.admit(&mut value);
+                if !violations.is_empty() {
+                    refused.push(Refused {
+                        kind,
+                        object: format!("{ns}/{name}"),
+                        file: path.clone(),
+                        violations,
+                    });
+                    continue;
+                }
+            }
+            match (api_version.as_str(), kind.as_str()) {
                 ("signet.dev/v1alpha1", "TokenService") => inputs
                     .token_services
                     .push(Arc::new(parse(&path, &kind, &name, value)?)),
@@ -327,7 +401,7 @@ pub fn read_manifests(dir: &Path) -> Result<Inputs, Error> {
             }
         }
     }
-    Ok(inputs)
+    Ok(Manifests { inputs, refused })
 }
 
 /// Names, sizes and modification times of the manifests in `dir`.
