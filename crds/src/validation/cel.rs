@@ -16,7 +16,8 @@ use super::go_url;
 
 /// The functions and operators the rules may call, each exercised by the validation tests. The
 /// macros `has`, `all` and `exists` are expanded by the parser and call none of their own.
-/// `isURL` is Kubernetes' (k8s.io/apiserver/pkg/cel/library) and is added here; the rest come
+/// `isURL` is Kubernetes' (k8s.io/apiserver/pkg/cel/library) and `lowerAscii` is CEL's strings
+/// extension, which Kubernetes enables; both are added here; the rest come
 /// with the crate's standard library. A rule that calls anything else fails the test
 /// `every_rule_compiles_and_calls_only_supported_functions`.
 pub const SUPPORTED_FUNCTIONS: &[&str] = &[
@@ -43,6 +44,7 @@ pub const SUPPORTED_FUNCTIONS: &[&str] = &[
     "duration",
     // Kubernetes library
     "isURL",
+    "lowerAscii",
 ];
 
 /// What a rule said about a value.
@@ -171,6 +173,23 @@ fn kubernetes_env() -> Env {
         },
     )
     .expect("isURL is declared once");
+    // `s.lowerAscii()`: ASCII letters lowered, every other character kept (cel-go ext/strings).
+    env.add_member_overload(
+        "lowerAscii",
+        "string_lower_ascii",
+        types::STRING_TYPE,
+        vec![],
+        |args| {
+            let text = args
+                .first()
+                .and_then(|a| a.downcast_ref::<CelString>())
+                .ok_or_else(|| ExecutionError::function_error("lowerAscii", "needs a string"))?;
+            Ok(CowVal::owned(CelString::from(
+                text.inner().to_ascii_lowercase(),
+            )))
+        },
+    )
+    .expect("lowerAscii is declared once");
     env
 }
 

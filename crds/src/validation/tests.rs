@@ -120,6 +120,7 @@ fn the_functions_the_rules_call_behave_as_in_kubernetes() {
         "has(self.u) && !has(self.missing) && has(self.m.k)",
         "self.l.all(x, x.size() == 1) && self.l.exists(x, x == 'b') && !self.l.exists(x, x == 'c')",
         "self.m.all(k, size(k) <= 128 && !(k in ['iss', 'sub']))",
+        "'Email-É'.lowerAscii() == 'email-É' && !('ISS'.lowerAscii() in ['sub'])",
         "size(self.l) == 2 && size(self.u) == 19 && 'a' in self.l",
         "self.u.contains('#') == false && self.u.startsWith('https://') && self.u.endsWith('/x')",
         "self.b && self.n == 3 && self.n > 2 && self.n >= 3 && self.n != 4",
