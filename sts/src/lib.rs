@@ -14,6 +14,7 @@ pub mod jose;
 pub mod loaded;
 pub mod metrics;
 pub mod outbound;
+pub mod public_ip;
 pub mod signin;
 pub mod source;
 pub mod store;

@@ -1,8 +1,8 @@
 //! Outbound calls to addresses that tenants choose (a client's `jwksUri`; later back-channel
 //! logout and upstream providers) are an SSRF surface. Rules: https only; every resolved
 //! address checked at connect time (so DNS rebinding gains nothing), private, loopback,
-//! link-local and other non-public addresses refused unless the TokenService allows them;
-//! short timeouts; response size capped.
+//! link-local and other non-public addresses (`public_ip`) refused unless the TokenService
+//! allows them; short timeouts; response size capped.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -34,37 +34,7 @@ pub enum OutboundError {
     Failed { url: String, message: String },
 }
 
-/// Whether `ip` is a public unicast address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-        }
-    }
-}
+pub use crate::public_ip::is_public;
 
 /// A resolver that drops addresses the policy refuses.
 #[derive(Clone)]
