@@ -270,15 +270,13 @@ mod tests {
     const ISSUER: &str = "http://127.0.0.1:1";
     const NOW: i64 = 1_800_000_000;
 
-    /// The examples' snapshot plus a private_key_jwt client; returns it and the client's signer.
-    fn setup() -> (Loaded, Signer, Signer) {
+    /// The examples' snapshot plus a private_key_jwt client whose inline JWK Set is `keys`.
+    fn loaded_with_keys(keys: Vec<Value>) -> Loaded {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let state = std::env::temp_dir().join(format!("signet-assertion-{}", std::process::id()));
         let mut snapshot = crate::source::standalone::compile_dir(&examples, &state, Some(ISSUER))
             .unwrap()
             .snapshot;
-        let key = keygen::generate(Algorithm::ES256, None).unwrap();
-        let other = keygen::generate(Algorithm::ES256, None).unwrap();
         let mut client = snapshot
             .clients
             .iter()
@@ -289,13 +287,40 @@ mod tests {
         client.auth_method = AuthMethod::PrivateKeyJwt;
         client.secret_hashes.clear();
         client.grant_types = vec![GrantType::ClientCredentials];
-        client.jwks = Some(json!({"keys": [key.public_jwk]}));
+        client.jwks = Some(json!({ "keys": keys }));
         snapshot.clients.push(client);
-        let loaded = Loaded::new(snapshot.seal()).unwrap();
+        Loaded::new(snapshot.seal()).unwrap()
+    }
+
+    /// The snapshot with a client of one key; returns it, the client's signer and a forger.
+    fn setup() -> (Loaded, Signer, Signer) {
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        let other = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![key.public_jwk]);
         let signer = Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem).unwrap();
         // Same kid, wrong key: a forger who knows the kid.
         let forger = Signer::from_pem(&key.kid, Algorithm::ES256, &other.private_pem).unwrap();
         (loaded, signer, forger)
+    }
+
+    /// Signs with an ES256 `key` under a header of the test's choosing (no kid, another typ).
+    fn sign_raw(
+        key: &keygen::Generated,
+        kid: Option<&str>,
+        typ: Option<&str>,
+        claims: &Value,
+    ) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        header.typ = typ.map(str::to_owned);
+        let der: String = key
+            .private_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, der).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
     }
 
     fn claims(aud: &str, exp: i64, iat: i64, jti: &str) -> Value {
@@ -332,6 +357,127 @@ mod tests {
                 "{name} was accepted"
             );
         }
+    }
+
+    /// The 2025 audience-injection research: an assertion a client made for some other party
+    /// that lists us too must not authenticate it here (draft-ietf-oauth-rfc7523bis §4).
+    #[test]
+    fn an_assertion_that_also_names_another_audience_is_refused() {
+        let (loaded, signer, _) = setup();
+        let token_endpoint = format!("{ISSUER}/token");
+        for aud in [
+            json!([ISSUER, "https://other.example"]),
+            json!(["https://other.example", ISSUER]),
+            json!([ISSUER, ISSUER]),
+            json!([ISSUER, token_endpoint]),
+            json!([token_endpoint]),
+            json!([]),
+            json!(null),
+        ] {
+            let mut claims = claims(ISSUER, NOW + 60, NOW, "a");
+            claims["aud"] = aud.clone();
+            let assertion = signer.sign("JWT", &claims);
+            assert!(
+                check(&loaded, &assertion, None, NOW).is_err(),
+                "aud {aud} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_issuer_as_a_string_or_a_one_element_array_is_the_audience_with_or_without_typ() {
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![key.public_jwk.clone()]);
+        for (aud, typ) in [
+            (json!(ISSUER), Some("client-authentication+jwt")),
+            (json!([ISSUER]), Some("client-authentication+jwt")),
+            (json!(ISSUER), Some("application/client-authentication+jwt")),
+            (json!(ISSUER), Some("JWT")),
+            (json!([ISSUER]), None),
+        ] {
+            let mut claims = claims(ISSUER, NOW + 60, NOW, "a");
+            claims["aud"] = aud.clone();
+            let assertion = sign_raw(&key, Some(&key.kid), typ, &claims);
+            assert!(
+                check(&loaded, &assertion, None, NOW).is_ok(),
+                "aud {aud} typ {typ:?} was refused"
+            );
+        }
+    }
+
+    /// Every endpoint that authenticates clients applies the audience rule: driven over HTTP,
+    /// each refuses the two-audience assertion and accepts (gets past authentication with)
+    /// the same assertion made for us alone.
+    #[tokio::test]
+    async fn every_client_authenticating_endpoint_refuses_an_assertion_for_two_audiences() {
+        use std::future::IntoFuture;
+        let (loaded, signer, _) = setup();
+        let app = App::new();
+        app.loaded.store(Some(std::sync::Arc::new(loaded)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(axum::serve(listener, crate::http::router(app)).into_future());
+        // The endpoints read the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let endpoints = [
+            ("/token", ("grant_type", "client_credentials")),
+            ("/introspect", ("token", "x")),
+            ("/revoke", ("token", "x")),
+            ("/device_authorization", ("scope", "openid")),
+        ];
+        for (path, parameter) in endpoints {
+            for (aud, refused) in [
+                (json!([ISSUER, "https://other.example"]), true),
+                (json!(ISSUER), false),
+            ] {
+                let mut claims = claims(ISSUER, now + 60, now, &format!("{path}{refused}"));
+                claims["aud"] = aud.clone();
+                let assertion = signer.sign("JWT", &claims);
+                let form = [
+                    parameter,
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.as_str()),
+                ];
+                let response = signet_tests::http::post_form(&addr, path, &form, &[])
+                    .await
+                    .unwrap();
+                let invalid_client =
+                    response.status == 401 && response.json()["error"] == "invalid_client";
+                assert_eq!(
+                    invalid_client, refused,
+                    "{path} with aud {aud}: {} {}",
+                    response.status, response.body
+                );
+            }
+        }
+    }
+
+    /// An assertion without `kid` is tried against every key that fits its algorithm, not
+    /// only the first of the set.
+    #[test]
+    fn an_assertion_without_kid_is_checked_against_every_key_of_its_type() {
+        let first = keygen::generate(Algorithm::ES256, None).unwrap();
+        let rsa = keygen::generate(Algorithm::RS256, None).unwrap();
+        let signing = keygen::generate(Algorithm::ES256, None).unwrap();
+        let stranger = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![
+            first.public_jwk.clone(),
+            rsa.public_jwk.clone(),
+            signing.public_jwk.clone(),
+        ]);
+        let assertion = sign_raw(&signing, None, None, &claims(ISSUER, NOW + 60, NOW, "a"));
+        assert!(
+            check(&loaded, &assertion, None, NOW).is_ok(),
+            "the third key was not tried"
+        );
+        let forged = sign_raw(&stranger, None, None, &claims(ISSUER, NOW + 60, NOW, "b"));
+        assert!(
+            check(&loaded, &forged, None, NOW).is_err(),
+            "a key not in the set verified"
+        );
     }
 
     #[tokio::test]
