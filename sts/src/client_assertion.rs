@@ -1,7 +1,8 @@
 //! private_key_jwt (RFC 7523 §2.2, OIDC Core §9): the client signs a JWT with its own key.
-//! `iss` and `sub` are the client_id, `aud` is the issuer (an assertion made for another
-//! audience, the token endpoint URL included, is refused), `exp` at most five minutes ahead,
-//! and `jti` used once.
+//! `iss` and `sub` are the client_id, `aud` is the issuer and nothing else (a string or a
+//! one-element array, draft-ietf-oauth-rfc7523bis §4: an assertion that also names another
+//! party, or names the token endpoint URL, is refused), `exp` at most five minutes ahead, and
+//! `jti` used once. The header may say `typ: client-authentication+jwt`; nothing requires it.
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
@@ -89,7 +90,8 @@ fn verify(
         .ok_or_else(OAuthError::invalid_client)?;
     let iss = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[loaded.issuer()]);
+    // Checked below: jsonwebtoken accepts an aud array that holds the issuer among others.
+    validation.validate_aud = false;
     validation.set_issuer(&[iss]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 0;
@@ -104,7 +106,8 @@ fn verify(
     let not_future = ["iat", "nbf"]
         .iter()
         .all(|c| claims[*c].as_i64().is_none_or(|t| t <= now + SKEW));
-    if claims["sub"].as_str() != Some(iss) || !fresh || !not_future {
+    let for_us_alone = sole_audience(&claims["aud"], loaded.issuer());
+    if claims["sub"].as_str() != Some(iss) || !for_us_alone || !fresh || !not_future {
         return Err(OAuthError::invalid_client());
     }
     let jti = claims["jti"]
@@ -116,6 +119,17 @@ fn verify(
         jti: jti.to_owned(),
         exp,
     })
+}
+
+/// Whether `aud` is `issuer` alone: the string, or an array of just it. An assertion that
+/// also names another party could have been made for that party, which could replay it here
+/// (the 2025 audience-injection research behind draft-ietf-oauth-rfc7523bis).
+fn sole_audience(aud: &Value, issuer: &str) -> bool {
+    match aud {
+        Value::String(aud) => aud == issuer,
+        Value::Array(auds) => matches!(auds.as_slice(), [Value::String(aud)] if aud == issuer),
+        _ => false,
+    }
 }
 
 /// Verifies an assertion of a client with inline `jwks` (pure: no store, no network).
