@@ -11,6 +11,7 @@ use signet_crds::v1alpha1::AuthMethod;
 
 use crate::http::App;
 use crate::http::error::OAuthError;
+use crate::jwks::{self, PublicKey};
 use crate::loaded::Loaded;
 use crate::outbound::Outbound;
 use crate::store::ReplayCache;
@@ -79,15 +80,10 @@ fn verify(
     loaded: &Loaded,
     client: &Client,
     header: &jsonwebtoken::Header,
-    keys: &[ClientKey],
+    keys: &[PublicKey],
     assertion: &str,
     now: i64,
 ) -> Result<Checked, OAuthError> {
-    let key = keys
-        .iter()
-        .find(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-        .map(|(_, key)| key)
-        .ok_or_else(OAuthError::invalid_client)?;
     let iss = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
     // Checked below: jsonwebtoken accepts an aud array that holds the issuer among others.
@@ -96,8 +92,10 @@ fn verify(
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 0;
     validation.validate_exp = false; // checked below against `now`, not the wall clock
-    let claims = jsonwebtoken::decode::<Value>(assertion, key, &validation)
-        .map_err(|_| OAuthError::invalid_client())?
+    // Without a kid, each key that fits the algorithm is tried, not only the first.
+    let claims = jwks::candidates(keys, header)
+        .find_map(|key| jsonwebtoken::decode::<Value>(assertion, &key.key, &validation).ok())
+        .ok_or_else(OAuthError::invalid_client)?
         .claims;
     let exp = claims["exp"]
         .as_i64()
@@ -200,27 +198,8 @@ pub async fn authenticate<'a>(
     }
 }
 
-/// A client's public key: its kid and the parsed key.
-pub type ClientKey = (Option<String>, jsonwebtoken::DecodingKey);
-
-/// Parses a JWK Set; keys that do not parse are skipped (that client cannot use them).
-pub fn parse_jwks(jwks: &Value) -> Vec<ClientKey> {
-    jwks["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
-        .filter_map(|jwk| {
-            Some((
-                jwk.common.key_id.clone(),
-                jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?,
-            ))
-        })
-        .collect()
-}
-
 /// Keys of one jwks_uri and when they were fetched.
-type CachedKeys = (i64, std::sync::Arc<Vec<ClientKey>>);
+type CachedKeys = (i64, std::sync::Arc<Vec<PublicKey>>);
 
 /// Keys fetched from clients' `jwksUri`, cached for five minutes; an unknown kid refetches
 /// at most every 30 s (a client that just rotated is served; a flood of made-up kids is not).
@@ -238,7 +217,7 @@ impl RemoteJwks {
         allow_private: bool,
         kid: Option<&str>,
         now: i64,
-    ) -> Result<std::sync::Arc<Vec<ClientKey>>, OAuthError> {
+    ) -> Result<std::sync::Arc<Vec<PublicKey>>, OAuthError> {
         let cached = self
             .cache
             .lock()
@@ -246,14 +225,15 @@ impl RemoteJwks {
             .get(uri)
             .cloned();
         if let Some((fetched, keys)) = &cached {
-            let knows_kid = kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
+            let knows_kid =
+                kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
             if now - fetched < 300 && (knows_kid || now - fetched < 30) {
                 return Ok(keys.clone());
             }
         }
         match outbound.get_json(uri, allow_private).await {
             Ok(jwks) => {
-                let keys = std::sync::Arc::new(parse_jwks(&jwks));
+                let keys = std::sync::Arc::new(jwks::parse(&jwks));
                 self.cache
                     .lock()
                     .expect("jwks cache lock")

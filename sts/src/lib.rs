@@ -11,6 +11,7 @@ pub mod grants;
 pub mod http;
 pub mod id_token;
 pub mod jose;
+pub mod jwks;
 pub mod loaded;
 pub mod metrics;
 pub mod outbound;

@@ -270,10 +270,8 @@ async fn verify_id_token(
     validation.set_issuer(&[&metadata.issuer]);
     validation.set_audience(&[&upstream.client_id]);
     validation.leeway = LEEWAY_SECS;
-    let claims = keys
-        .iter()
-        .filter(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-        .find_map(|(_, key)| jsonwebtoken::decode::<Value>(id_token, key, &validation).ok())
+    let claims = crate::jwks::candidates(&keys, &header)
+        .find_map(|key| jsonwebtoken::decode::<Value>(id_token, &key.key, &validation).ok())
         .ok_or_else(|| invalid("ID token signature or claims"))?
         .claims;
     if claims["nonce"].as_str() != Some(nonce) {
