@@ -13,7 +13,6 @@ use crate::http::App;
 use crate::http::error::OAuthError;
 use crate::jwks::{self, PublicKey};
 use crate::loaded::Loaded;
-use crate::outbound::Outbound;
 use crate::store::ReplayCache;
 
 /// The assertion type RFC 7523 defines.
@@ -170,7 +169,7 @@ pub async fn authenticate<'a>(
         (None, Some(uri)) => {
             let allow_private = loaded.snapshot.allow_private_network_targets;
             let keys = app
-                .remote_jwks
+                .jwks
                 .keys(
                     &app.outbound,
                     uri,
@@ -178,7 +177,11 @@ pub async fn authenticate<'a>(
                     header.kid.as_deref(),
                     now,
                 )
-                .await?;
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, client = %client.client_id, "no keys at the client's jwksUri");
+                    OAuthError::invalid_client()
+                })?;
             verify(loaded, client, &header, &keys, assertion, now)?
         }
         (None, None) => return Err(OAuthError::invalid_client()),
@@ -195,59 +198,6 @@ pub async fn authenticate<'a>(
         Ok(client)
     } else {
         Err(OAuthError::invalid_client())
-    }
-}
-
-/// Keys of one jwks_uri and when they were fetched.
-type CachedKeys = (i64, std::sync::Arc<Vec<PublicKey>>);
-
-/// Keys fetched from clients' `jwksUri`, cached for five minutes; an unknown kid refetches
-/// at most every 30 s (a client that just rotated is served; a flood of made-up kids is not).
-#[derive(Default)]
-pub struct RemoteJwks {
-    cache: std::sync::Mutex<std::collections::HashMap<String, CachedKeys>>,
-}
-
-impl RemoteJwks {
-    /// The keys at `uri` (cached; refetched for an unknown `kid`, rate-limited).
-    pub async fn keys(
-        &self,
-        outbound: &Outbound,
-        uri: &str,
-        allow_private: bool,
-        kid: Option<&str>,
-        now: i64,
-    ) -> Result<std::sync::Arc<Vec<PublicKey>>, OAuthError> {
-        let cached = self
-            .cache
-            .lock()
-            .expect("jwks cache lock")
-            .get(uri)
-            .cloned();
-        if let Some((fetched, keys)) = &cached {
-            let knows_kid =
-                kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
-            if now - fetched < 300 && (knows_kid || now - fetched < 30) {
-                return Ok(keys.clone());
-            }
-        }
-        match outbound.get_json(uri, allow_private).await {
-            Ok(jwks) => {
-                let keys = std::sync::Arc::new(jwks::parse(&jwks));
-                self.cache
-                    .lock()
-                    .expect("jwks cache lock")
-                    .insert(uri.to_owned(), (now, keys.clone()));
-                Ok(keys)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "fetching a client's jwks_uri failed");
-                // A stale copy is better than failing the client outright.
-                cached
-                    .map(|(_, keys)| keys)
-                    .ok_or_else(OAuthError::invalid_client)
-            }
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod loaded;
 pub mod metrics;
 pub mod outbound;
 pub mod public_ip;
+pub mod remote_jwks;
 pub mod signin;
 pub mod source;
 pub mod store;

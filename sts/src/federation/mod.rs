@@ -15,8 +15,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use signet_crds::snapshot::OidcUpstream;
 
-use crate::client_assertion::RemoteJwks;
 use crate::outbound::Outbound;
+use crate::remote_jwks::{Fetch, RemoteJwks};
 
 /// How long upstream metadata is reused.
 const METADATA_SECS: i64 = 300;
@@ -50,12 +50,10 @@ pub struct Metadata {
     pub userinfo_endpoint: Option<String>,
 }
 
-/// Metadata by issuer, cached.
+/// Metadata by issuer, cached (their keys are in the shared `RemoteJwks`).
 #[derive(Default)]
 pub struct Upstreams {
     cache: Mutex<HashMap<String, (i64, Arc<Metadata>)>>,
-    /// Keys of upstream providers.
-    pub keys: RemoteJwks,
 }
 
 impl Upstreams {
@@ -145,7 +143,7 @@ pub fn authorization_url(
 /// claims.
 #[allow(clippy::too_many_arguments)] // each is one piece of the exchange
 pub async fn exchange(
-    upstreams: &Upstreams,
+    jwks: &RemoteJwks,
     outbound: &Outbound,
     metadata: &Metadata,
     upstream: &OidcUpstream,
@@ -182,7 +180,7 @@ pub async fn exchange(
         .as_str()
         .ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
     let mut claims = verify_id_token(
-        upstreams,
+        jwks,
         outbound,
         metadata,
         upstream,
@@ -228,8 +226,8 @@ fn merge_missing(claims: &mut Value, extra: &Value) {
 /// Validates an upstream ID token (OIDC Core §3.1.3.7).
 #[allow(clippy::too_many_arguments)] // each is one piece of the check
 async fn verify_id_token(
-    upstreams: &Upstreams,
-    outbound: &Outbound,
+    jwks: &RemoteJwks,
+    fetch: &impl Fetch,
     metadata: &Metadata,
     upstream: &OidcUpstream,
     id_token: &str,
@@ -255,17 +253,16 @@ async fn verify_id_token(
     ) {
         return Err(invalid("ID token algorithm"));
     }
-    let keys = upstreams
-        .keys
+    let keys = jwks
         .keys(
-            outbound,
+            fetch,
             &metadata.jwks_uri,
             allow_private,
             header.kid.as_deref(),
             now,
         )
         .await
-        .map_err(|_| UpstreamError::Unreachable("upstream JWKS".into()))?;
+        .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_issuer(&[&metadata.issuer]);
     validation.set_audience(&[&upstream.client_id]);

@@ -1,0 +1,288 @@
+//! JWK Sets fetched by URL (clients' `jwksUri`, upstream providers' `jwks_uri`), shared by
+//! every user of remote keys. Fetched under the outbound SSRF rules and cached per URL for
+//! `ttl`; a JWS naming a `kid` the cache does not know refetches, at most once per
+//! `unknown_kid_interval` (a client that just rotated is served; a flood of made-up kids is
+//! not). A failed fetch serves the last good keys.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::jwks::{self, PublicKey};
+use crate::outbound::{Outbound, OutboundError};
+
+/// Fetches a JWK Set document (the seam that lets tests count and fail fetches).
+pub trait Fetch: Sync {
+    /// GETs `url` as JSON, refusing non-public addresses unless `allow_private`.
+    fn fetch(
+        &self,
+        url: &str,
+        allow_private: bool,
+    ) -> impl Future<Output = Result<Value, OutboundError>> + Send;
+}
+
+impl Fetch for Outbound {
+    fn fetch(
+        &self,
+        url: &str,
+        allow_private: bool,
+    ) -> impl Future<Output = Result<Value, OutboundError>> + Send {
+        self.get_json(url, allow_private)
+    }
+}
+
+/// How long keys are trusted, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Keys fetched this long ago are refetched.
+    pub ttl: i64,
+    /// An unknown kid refetches only if the keys are at least this old.
+    pub unknown_kid_interval: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            ttl: 300,
+            unknown_kid_interval: 30,
+        }
+    }
+}
+
+/// Why no keys could be had (the URL and the cause, for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// The fetch failed and no keys were fetched before.
+    #[error("fetching {url} failed: {cause}")]
+    Unreachable {
+        /// The JWK Set URL.
+        url: String,
+        /// Why.
+        cause: String,
+    },
+}
+
+/// Parsed keys, shared by every request that uses them.
+pub type Keys = Arc<Vec<PublicKey>>;
+
+/// What is known of one URL.
+#[derive(Default)]
+struct State {
+    /// The last good keys and when they were fetched.
+    keys: Option<(i64, Keys)>,
+}
+
+/// What a request does, given the state and its time.
+enum Step {
+    Use(Keys),
+    Fetch,
+}
+
+impl State {
+    /// Pure: cached, or due for a fetch.
+    fn step(&self, policy: &Policy, kid: Option<&str>, now: i64) -> Step {
+        if let Some((fetched, keys)) = &self.keys {
+            let age = now - fetched;
+            let knows_kid =
+                kid.is_none_or(|k| keys.iter().any(|key| key.kid.as_deref() == Some(k)));
+            if age < policy.ttl && (knows_kid || age < policy.unknown_kid_interval) {
+                return Step::Use(keys.clone());
+            }
+        }
+        Step::Fetch
+    }
+
+    /// Records a fetch made at `now`; the keys the request gets.
+    fn record(
+        &mut self,
+        url: &str,
+        result: Result<Value, OutboundError>,
+        now: i64,
+    ) -> Result<Keys, JwksError> {
+        match result {
+            Ok(document) => {
+                let keys = Arc::new(jwks::parse(&document));
+                self.keys = Some((now, keys.clone()));
+                Ok(keys)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "fetching a JWK Set failed");
+                match &self.keys {
+                    Some((_, keys)) => Ok(keys.clone()),
+                    None => Err(JwksError::Unreachable {
+                        url: url.to_owned(),
+                        cause: error.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// One URL.
+#[derive(Default)]
+struct Entry {
+    state: Mutex<State>,
+}
+
+/// The JWK Sets of every URL in use, by URL and by whether private targets were allowed (a
+/// snapshot that stops allowing them does not reuse keys fetched from a private address).
+#[derive(Default)]
+pub struct RemoteJwks {
+    policy: Policy,
+    entries: Mutex<HashMap<(String, bool), Arc<Entry>>>,
+}
+
+impl RemoteJwks {
+    /// A cache with its own timing (`default()` has the timing the STS uses).
+    pub fn with_policy(policy: Policy) -> Self {
+        Self {
+            policy,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The keys at `url` for a JWS naming `kid` (if any), at `now`: cached, or fetched with
+    /// `fetch`.
+    pub async fn keys(
+        &self,
+        fetch: &impl Fetch,
+        url: &str,
+        allow_private: bool,
+        kid: Option<&str>,
+        now: i64,
+    ) -> Result<Keys, JwksError> {
+        let entry = self
+            .entries
+            .lock()
+            .expect("jwks entries lock")
+            .entry((url.to_owned(), allow_private))
+            .or_default()
+            .clone();
+        let step = entry
+            .state
+            .lock()
+            .expect("jwks state lock")
+            .step(&self.policy, kid, now);
+        if let Step::Use(keys) = step {
+            return Ok(keys);
+        }
+        let result = fetch.fetch(url, allow_private).await;
+        entry
+            .state
+            .lock()
+            .expect("jwks state lock")
+            .record(url, result, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+    use signet_crds::keygen;
+    use signet_crds::v1alpha1::Algorithm;
+
+    use super::*;
+
+    const URL: &str = "https://keys.example/jwks";
+
+    /// Counts fetches; answers `document`, or fails while it is `None`.
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+        document: Mutex<Option<Value>>,
+    }
+
+    impl Counting {
+        fn serving(document: Option<Value>) -> Self {
+            Self {
+                document: Mutex::new(document),
+                ..Self::default()
+            }
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Fetch for Counting {
+        async fn fetch(&self, url: &str, _: bool) -> Result<Value, OutboundError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.document
+                .lock()
+                .unwrap()
+                .clone()
+                .ok_or_else(|| OutboundError::Failed {
+                    url: url.to_owned(),
+                    message: "status 503".into(),
+                })
+        }
+    }
+
+    fn document() -> (String, Value) {
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        (key.kid, json!({"keys": [key.public_jwk]}))
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_for_the_ttl_and_an_unknown_kid_refetches_at_most_every_interval() {
+        let (kid, doc) = document();
+        let fetch = Counting::serving(Some(doc));
+        let cache = RemoteJwks::default();
+        let kid = Some(kid.as_str());
+        assert_eq!(
+            cache.keys(&fetch, URL, false, kid, 0).await.unwrap().len(),
+            1
+        );
+        cache.keys(&fetch, URL, false, kid, 299).await.unwrap();
+        cache.keys(&fetch, URL, false, None, 299).await.unwrap();
+        assert_eq!(fetch.calls(), 1, "cached within the TTL");
+        cache
+            .keys(&fetch, URL, false, Some("new"), 29)
+            .await
+            .unwrap();
+        assert_eq!(
+            fetch.calls(),
+            1,
+            "an unknown kid within 30 s of a fetch waits"
+        );
+        cache
+            .keys(&fetch, URL, false, Some("new"), 30)
+            .await
+            .unwrap();
+        assert_eq!(fetch.calls(), 2, "an unknown kid after 30 s refetches");
+        cache.keys(&fetch, URL, false, kid, 329).await.unwrap();
+        assert_eq!(fetch.calls(), 2);
+        cache.keys(&fetch, URL, false, kid, 330).await.unwrap();
+        assert_eq!(fetch.calls(), 3, "refetched after the TTL");
+        cache.keys(&fetch, URL, true, kid, 330).await.unwrap();
+        assert_eq!(
+            fetch.calls(),
+            4,
+            "keys fetched under the other rule are not reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_refetch_serves_the_last_good_keys() {
+        let (kid, doc) = document();
+        let fetch = Counting::serving(Some(doc));
+        let cache = RemoteJwks::default();
+        cache.keys(&fetch, URL, false, None, 0).await.unwrap();
+        *fetch.document.lock().unwrap() = None;
+        let stale = cache.keys(&fetch, URL, false, None, 300).await.unwrap();
+        assert_eq!(stale[0].kid.as_deref(), Some(kid.as_str()));
+        assert!(
+            cache
+                .keys(&fetch, "https://other.example/jwks", false, None, 300)
+                .await
+                .is_err(),
+            "a URL never fetched has no keys to fall back on"
+        );
+    }
+}
