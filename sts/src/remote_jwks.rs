@@ -190,11 +190,13 @@ mod tests {
 
     const URL: &str = "https://keys.example/jwks";
 
-    /// Counts fetches; answers `document`, or fails while it is `None`.
+    /// Counts fetches; answers `document`, or fails while it is `None`; with a `gate`, each
+    /// fetch waits for a permit of it.
     #[derive(Default)]
     struct Counting {
         calls: AtomicUsize,
         document: Mutex<Option<Value>>,
+        gate: Option<tokio::sync::Semaphore>,
     }
 
     impl Counting {
@@ -213,6 +215,9 @@ mod tests {
     impl Fetch for Counting {
         async fn fetch(&self, url: &str, _: bool) -> Result<Value, OutboundError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.expect("the gate stays open").forget();
+            }
             self.document
                 .lock()
                 .unwrap()
@@ -284,5 +289,90 @@ mod tests {
                 .is_err(),
             "a URL never fetched has no keys to fall back on"
         );
+    }
+
+    /// A jwksUri that stops answering is not asked again on every request once its keys are
+    /// stale: each failure doubles the wait (5 s, 10 s, ... up to 5 minutes), the last good
+    /// keys are served meanwhile, and a success starts over.
+    #[tokio::test]
+    async fn a_failing_url_backs_off_exponentially_serving_the_last_good_keys() {
+        let (kid, doc) = document();
+        let fetch = Counting::serving(Some(doc.clone()));
+        let cache = RemoteJwks::default();
+        cache.keys(&fetch, URL, false, None, 0).await.unwrap();
+        *fetch.document.lock().unwrap() = None;
+        let mut calls = 1;
+        let mut failed_at = 300;
+        for retry_at in [305, 315, 335, 375, 455, 615, 915, 1215] {
+            let keys = cache
+                .keys(&fetch, URL, false, None, failed_at)
+                .await
+                .unwrap();
+            assert_eq!(
+                keys[0].kid.as_deref(),
+                Some(kid.as_str()),
+                "the last good keys"
+            );
+            calls += 1;
+            assert_eq!(fetch.calls(), calls, "fetched at {failed_at}");
+            for t in [failed_at + 1, retry_at - 1] {
+                cache.keys(&fetch, URL, false, None, t).await.unwrap();
+                cache
+                    .keys(&fetch, URL, false, Some("new"), t)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(fetch.calls(), calls, "not fetched again before {retry_at}");
+            failed_at = retry_at;
+        }
+        *fetch.document.lock().unwrap() = Some(doc);
+        cache.keys(&fetch, URL, false, None, 1215).await.unwrap();
+        cache.keys(&fetch, URL, false, None, 1216).await.unwrap();
+        assert_eq!(
+            fetch.calls(),
+            calls + 1,
+            "fetched once when due, then cached"
+        );
+        *fetch.document.lock().unwrap() = None;
+        cache.keys(&fetch, URL, false, None, 1515).await.unwrap();
+        cache.keys(&fetch, URL, false, None, 1519).await.unwrap();
+        cache.keys(&fetch, URL, false, None, 1520).await.unwrap();
+        assert_eq!(
+            fetch.calls(),
+            calls + 3,
+            "a success resets the backoff to 5 s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_that_never_answered_fails_without_a_fetch_while_backing_off() {
+        let fetch = Counting::serving(None);
+        let cache = RemoteJwks::default();
+        assert!(cache.keys(&fetch, URL, false, None, 0).await.is_err());
+        assert!(cache.keys(&fetch, URL, false, None, 4).await.is_err());
+        assert_eq!(fetch.calls(), 1);
+        assert!(cache.keys(&fetch, URL, false, None, 5).await.is_err());
+        assert_eq!(fetch.calls(), 2);
+    }
+
+    /// Many requests at once for keys that are not cached: one outbound fetch, whose result
+    /// (keys, or a failure and its backoff) every one of them gets.
+    #[tokio::test]
+    async fn concurrent_requests_for_one_url_make_one_fetch() {
+        for document in [Some(document().1), None] {
+            let fetch = Counting {
+                gate: Some(tokio::sync::Semaphore::new(0)),
+                ..Counting::serving(document.clone())
+            };
+            let cache = RemoteJwks::default();
+            let requests = (0..50).map(|_| cache.keys(&fetch, URL, false, None, 0));
+            let mut all = std::pin::pin!(futures::future::join_all(requests));
+            // One poll runs every request until it fetches or waits for the fetch.
+            assert!(futures::poll!(all.as_mut()).is_pending());
+            fetch.gate.as_ref().unwrap().add_permits(50);
+            let results = all.await;
+            assert_eq!(fetch.calls(), 1, "one fetch for 50 requests");
+            assert!(results.iter().all(|r| r.is_ok() == document.is_some()));
+        }
     }
 }
