@@ -2,7 +2,8 @@
 //! every user of remote keys. Fetched under the outbound SSRF rules and cached per URL for
 //! `ttl`; a JWS naming a `kid` the cache does not know refetches, at most once per
 //! `unknown_kid_interval` (a client that just rotated is served; a flood of made-up kids is
-//! not). A failed fetch serves the last good keys.
+//! not). A failed fetch backs off exponentially, serving the last good keys meanwhile, and
+//! concurrent requests for one URL share one fetch.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,13 +34,17 @@ impl Fetch for Outbound {
     }
 }
 
-/// How long keys are trusted, in seconds.
+/// How long keys are trusted and how retries are paced, in seconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     /// Keys fetched this long ago are refetched.
     pub ttl: i64,
     /// An unknown kid refetches only if the keys are at least this old.
     pub unknown_kid_interval: i64,
+    /// The wait after a first failed fetch; doubled with each further failure...
+    pub first_backoff: i64,
+    /// ...up to this.
+    pub max_backoff: i64,
 }
 
 impl Default for Policy {
@@ -47,7 +52,21 @@ impl Default for Policy {
         Self {
             ttl: 300,
             unknown_kid_interval: 30,
+            // A key set that fails is asked again within seconds at first (a blip), then every
+            // five minutes: soon enough to notice it is back, too rarely to hammer it.
+            first_backoff: 5,
+            max_backoff: 300,
         }
+    }
+}
+
+impl Policy {
+    /// The wait after `failures` consecutive failures (at least one).
+    fn backoff(&self, failures: u32) -> i64 {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.first_backoff
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_backoff)
     }
 }
 
@@ -62,6 +81,14 @@ pub enum JwksError {
         /// Why.
         cause: String,
     },
+    /// An earlier fetch failed, no keys were fetched before, and the next try is not due.
+    #[error("{url} failed recently; next try at {retry_at}")]
+    BackingOff {
+        /// The JWK Set URL.
+        url: String,
+        /// When a request may fetch it again.
+        retry_at: i64,
+    },
 }
 
 /// Parsed keys, shared by every request that uses them.
@@ -72,17 +99,22 @@ pub type Keys = Arc<Vec<PublicKey>>;
 struct State {
     /// The last good keys and when they were fetched.
     keys: Option<(i64, Keys)>,
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// While failing, no fetch before this.
+    retry_at: i64,
 }
 
 /// What a request does, given the state and its time.
 enum Step {
     Use(Keys),
+    Fail(JwksError),
     Fetch,
 }
 
 impl State {
-    /// Pure: cached, or due for a fetch.
-    fn step(&self, policy: &Policy, kid: Option<&str>, now: i64) -> Step {
+    /// Pure: cached, backing off, or due for a fetch.
+    fn step(&self, policy: &Policy, url: &str, kid: Option<&str>, now: i64) -> Step {
         if let Some((fetched, keys)) = &self.keys {
             let age = now - fetched;
             let knows_kid =
@@ -91,12 +123,23 @@ impl State {
                 return Step::Use(keys.clone());
             }
         }
+        if self.failures > 0 && now < self.retry_at {
+            // A stale copy is better than failing every client of a key set that is down.
+            return match &self.keys {
+                Some((_, keys)) => Step::Use(keys.clone()),
+                None => Step::Fail(JwksError::BackingOff {
+                    url: url.to_owned(),
+                    retry_at: self.retry_at,
+                }),
+            };
+        }
         Step::Fetch
     }
 
     /// Records a fetch made at `now`; the keys the request gets.
     fn record(
         &mut self,
+        policy: &Policy,
         url: &str,
         result: Result<Value, OutboundError>,
         now: i64,
@@ -104,11 +147,22 @@ impl State {
         match result {
             Ok(document) => {
                 let keys = Arc::new(jwks::parse(&document));
-                self.keys = Some((now, keys.clone()));
+                *self = Self {
+                    keys: Some((now, keys.clone())),
+                    failures: 0,
+                    retry_at: 0,
+                };
                 Ok(keys)
             }
             Err(error) => {
-                tracing::warn!(%error, "fetching a JWK Set failed");
+                self.failures = self.failures.saturating_add(1);
+                self.retry_at = now.saturating_add(policy.backoff(self.failures));
+                tracing::warn!(
+                    %error,
+                    failures = self.failures,
+                    retry_at = self.retry_at,
+                    "fetching a JWK Set failed"
+                );
                 match &self.keys {
                     Some((_, keys)) => Ok(keys.clone()),
                     None => Err(JwksError::Unreachable {
@@ -121,10 +175,11 @@ impl State {
     }
 }
 
-/// One URL.
+/// One URL: its state, and the lock that makes its fetches one at a time.
 #[derive(Default)]
 struct Entry {
     state: Mutex<State>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// The JWK Sets of every URL in use, by URL and by whether private targets were allowed (a
@@ -145,7 +200,7 @@ impl RemoteJwks {
     }
 
     /// The keys at `url` for a JWS naming `kid` (if any), at `now`: cached, or fetched with
-    /// `fetch`.
+    /// `fetch`, one fetch at a time per URL.
     pub async fn keys(
         &self,
         fetch: &impl Fetch,
@@ -161,20 +216,32 @@ impl RemoteJwks {
             .entry((url.to_owned(), allow_private))
             .or_default()
             .clone();
-        let step = entry
-            .state
-            .lock()
-            .expect("jwks state lock")
-            .step(&self.policy, kid, now);
-        if let Step::Use(keys) = step {
-            return Ok(keys);
+        let step = || {
+            entry
+                .state
+                .lock()
+                .expect("jwks state lock")
+                .step(&self.policy, url, kid, now)
+        };
+        match step() {
+            Step::Use(keys) => return Ok(keys),
+            Step::Fail(error) => return Err(error),
+            Step::Fetch => {}
+        }
+        // Single flight: one request fetches, the others wait for it here.
+        let _fetching = entry.fetching.lock().await;
+        // The request that held the lock may have fetched, or failed and set a backoff.
+        match step() {
+            Step::Use(keys) => return Ok(keys),
+            Step::Fail(error) => return Err(error),
+            Step::Fetch => {}
         }
         let result = fetch.fetch(url, allow_private).await;
         entry
             .state
             .lock()
             .expect("jwks state lock")
-            .record(url, result, now)
+            .record(&self.policy, url, result, now)
     }
 }
 
