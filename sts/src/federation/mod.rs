@@ -341,4 +341,125 @@ mod tests {
             assert!(url.contains(part), "{part} in {url}");
         }
     }
+
+    /// Serves one JWK Set for any URL.
+    struct Serving(Value);
+
+    impl Fetch for Serving {
+        async fn fetch(&self, _: &str, _: bool) -> Result<Value, crate::outbound::OutboundError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn upstream() -> OidcUpstream {
+        OidcUpstream {
+            issuer: "https://up".into(),
+            client_id: "signet".into(),
+            client_secret: signet_crds::snapshot::Redacted("s".into()),
+            scopes: vec![],
+            claim_mappings: Default::default(),
+            allowed_email_domains: vec![],
+            allowed_groups: vec![],
+        }
+    }
+
+    /// Signs `claims` as the upstream would and checks them as an ID token at `NOW`.
+    async fn check(claims: &Value) -> Result<Value, UpstreamError> {
+        use signet_crds::v1alpha1::Algorithm;
+        let key = signet_crds::keygen::generate(Algorithm::ES256, None).unwrap();
+        let signer =
+            crate::jose::Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem).unwrap();
+        let metadata = Metadata {
+            issuer: "https://up".into(),
+            authorization_endpoint: "https://up/auth".into(),
+            token_endpoint: "https://up/token".into(),
+            jwks_uri: "https://up/jwks".into(),
+            userinfo_endpoint: None,
+        };
+        let keys = Serving(serde_json::json!({"keys": [key.public_jwk]}));
+        let id_token = signer.sign("JWT", claims);
+        let jwks = RemoteJwks::default();
+        verify_id_token(
+            &jwks,
+            &keys,
+            &metadata,
+            &upstream(),
+            &id_token,
+            "n",
+            false,
+            NOW,
+        )
+        .await
+    }
+
+    /// An ID token from the upstream with `changes` applied (a null removes the claim).
+    fn id_token(changes: Value) -> Value {
+        let mut claims = serde_json::json!({
+            "iss": "https://up", "sub": "u1", "aud": "signet", "nonce": "n",
+            "exp": NOW + 300, "iat": NOW,
+        });
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
+
+    /// OIDC Core §3.1.3.7 (errata set 2): an ID token also meant for another party, handed
+    /// to another party, not valid yet or issued in the future (beyond a minute of clock
+    /// skew), or expired at `now`, does not sign anyone in.
+    #[tokio::test]
+    async fn id_tokens_for_other_parties_or_outside_their_time_are_refused() {
+        use serde_json::json;
+        let refused = [
+            (
+                "aud with another party",
+                json!({"aud": ["signet", "other"]}),
+            ),
+            (
+                "aud with another party first",
+                json!({"aud": ["other", "signet"]}),
+            ),
+            ("aud of another party", json!({"aud": "other"})),
+            ("empty aud", json!({"aud": []})),
+            ("azp of another party", json!({"azp": "other"})),
+            (
+                "azp of another party, aud an array",
+                json!({"aud": ["signet"], "azp": "other"}),
+            ),
+            ("issued in the future", json!({"iat": NOW + 61})),
+            ("no iat", json!({"iat": null})),
+            ("not valid yet", json!({"nbf": NOW + 61})),
+            ("expired", json!({"exp": NOW - 61})),
+            ("no exp", json!({"exp": null})),
+            ("another issuer", json!({"iss": "https://elsewhere"})),
+            ("another nonce", json!({"nonce": "m"})),
+        ];
+        for (case, changes) in refused {
+            assert!(
+                check(&id_token(changes)).await.is_err(),
+                "{case} was accepted"
+            );
+        }
+        let accepted = [
+            ("plain", json!({})),
+            ("aud an array of us", json!({"aud": ["signet"]})),
+            ("azp us", json!({"aud": ["signet"], "azp": "signet"})),
+            ("iat within the skew", json!({"iat": NOW + 60})),
+            ("nbf within the skew", json!({"nbf": NOW + 60})),
+            (
+                "expired within the skew",
+                json!({"exp": NOW - 59, "iat": NOW - 300}),
+            ),
+        ];
+        for (case, changes) in accepted {
+            let claims = check(&id_token(changes)).await;
+            assert!(claims.is_ok(), "{case} was refused: {claims:?}");
+        }
+    }
 }
