@@ -1,7 +1,8 @@
 //! private_key_jwt (RFC 7523 §2.2, OIDC Core §9): the client signs a JWT with its own key.
-//! `iss` and `sub` are the client_id, `aud` is the issuer (an assertion made for another
-//! audience, the token endpoint URL included, is refused), `exp` at most five minutes ahead,
-//! and `jti` used once.
+//! `iss` and `sub` are the client_id, `aud` is the issuer and nothing else (a string or a
+//! one-element array, draft-ietf-oauth-rfc7523bis §4: an assertion that also names another
+//! party, or names the token endpoint URL, is refused), `exp` at most five minutes ahead, and
+//! `jti` used once. The header may say `typ: client-authentication+jwt`; nothing requires it.
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
@@ -10,8 +11,8 @@ use signet_crds::v1alpha1::AuthMethod;
 
 use crate::http::App;
 use crate::http::error::OAuthError;
+use crate::jwks::{self, PublicKey};
 use crate::loaded::Loaded;
-use crate::outbound::Outbound;
 use crate::store::ReplayCache;
 
 /// The assertion type RFC 7523 defines.
@@ -78,24 +79,22 @@ fn verify(
     loaded: &Loaded,
     client: &Client,
     header: &jsonwebtoken::Header,
-    keys: &[ClientKey],
+    keys: &[PublicKey],
     assertion: &str,
     now: i64,
 ) -> Result<Checked, OAuthError> {
-    let key = keys
-        .iter()
-        .find(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-        .map(|(_, key)| key)
-        .ok_or_else(OAuthError::invalid_client)?;
     let iss = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
-    validation.set_audience(&[loaded.issuer()]);
+    // Checked below: jsonwebtoken accepts an aud array that holds the issuer among others.
+    validation.validate_aud = false;
     validation.set_issuer(&[iss]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 0;
     validation.validate_exp = false; // checked below against `now`, not the wall clock
-    let claims = jsonwebtoken::decode::<Value>(assertion, key, &validation)
-        .map_err(|_| OAuthError::invalid_client())?
+    // Without a kid, each key that fits the algorithm is tried, not only the first.
+    let claims = jwks::candidates(keys, header)
+        .find_map(|key| jsonwebtoken::decode::<Value>(assertion, &key.key, &validation).ok())
+        .ok_or_else(OAuthError::invalid_client)?
         .claims;
     let exp = claims["exp"]
         .as_i64()
@@ -104,7 +103,8 @@ fn verify(
     let not_future = ["iat", "nbf"]
         .iter()
         .all(|c| claims[*c].as_i64().is_none_or(|t| t <= now + SKEW));
-    if claims["sub"].as_str() != Some(iss) || !fresh || !not_future {
+    let for_us_alone = sole_audience(&claims["aud"], loaded.issuer());
+    if claims["sub"].as_str() != Some(iss) || !for_us_alone || !fresh || !not_future {
         return Err(OAuthError::invalid_client());
     }
     let jti = claims["jti"]
@@ -116,6 +116,17 @@ fn verify(
         jti: jti.to_owned(),
         exp,
     })
+}
+
+/// Whether `aud` is `issuer` alone: the string, or an array of just it. An assertion that
+/// also names another party could have been made for that party, which could replay it here
+/// (the 2025 audience-injection research behind draft-ietf-oauth-rfc7523bis).
+fn sole_audience(aud: &Value, issuer: &str) -> bool {
+    match aud {
+        Value::String(aud) => aud == issuer,
+        Value::Array(auds) => matches!(auds.as_slice(), [Value::String(aud)] if aud == issuer),
+        _ => false,
+    }
 }
 
 /// Verifies an assertion of a client with inline `jwks` (pure: no store, no network).
@@ -158,7 +169,7 @@ pub async fn authenticate<'a>(
         (None, Some(uri)) => {
             let allow_private = loaded.snapshot.allow_private_network_targets;
             let keys = app
-                .remote_jwks
+                .jwks
                 .keys(
                     &app.outbound,
                     uri,
@@ -166,7 +177,11 @@ pub async fn authenticate<'a>(
                     header.kid.as_deref(),
                     now,
                 )
-                .await?;
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, client = %client.client_id, "no keys at the client's jwksUri");
+                    OAuthError::invalid_client()
+                })?;
             verify(loaded, client, &header, &keys, assertion, now)?
         }
         (None, None) => return Err(OAuthError::invalid_client()),
@@ -186,77 +201,6 @@ pub async fn authenticate<'a>(
     }
 }
 
-/// A client's public key: its kid and the parsed key.
-pub type ClientKey = (Option<String>, jsonwebtoken::DecodingKey);
-
-/// Parses a JWK Set; keys that do not parse are skipped (that client cannot use them).
-pub fn parse_jwks(jwks: &Value) -> Vec<ClientKey> {
-    jwks["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
-        .filter_map(|jwk| {
-            Some((
-                jwk.common.key_id.clone(),
-                jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// Keys of one jwks_uri and when they were fetched.
-type CachedKeys = (i64, std::sync::Arc<Vec<ClientKey>>);
-
-/// Keys fetched from clients' `jwksUri`, cached for five minutes; an unknown kid refetches
-/// at most every 30 s (a client that just rotated is served; a flood of made-up kids is not).
-#[derive(Default)]
-pub struct RemoteJwks {
-    cache: std::sync::Mutex<std::collections::HashMap<String, CachedKeys>>,
-}
-
-impl RemoteJwks {
-    /// The keys at `uri` (cached; refetched for an unknown `kid`, rate-limited).
-    pub async fn keys(
-        &self,
-        outbound: &Outbound,
-        uri: &str,
-        allow_private: bool,
-        kid: Option<&str>,
-        now: i64,
-    ) -> Result<std::sync::Arc<Vec<ClientKey>>, OAuthError> {
-        let cached = self
-            .cache
-            .lock()
-            .expect("jwks cache lock")
-            .get(uri)
-            .cloned();
-        if let Some((fetched, keys)) = &cached {
-            let knows_kid = kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
-            if now - fetched < 300 && (knows_kid || now - fetched < 30) {
-                return Ok(keys.clone());
-            }
-        }
-        match outbound.get_json(uri, allow_private).await {
-            Ok(jwks) => {
-                let keys = std::sync::Arc::new(parse_jwks(&jwks));
-                self.cache
-                    .lock()
-                    .expect("jwks cache lock")
-                    .insert(uri.to_owned(), (now, keys.clone()));
-                Ok(keys)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "fetching a client's jwks_uri failed");
-                // A stale copy is better than failing the client outright.
-                cached
-                    .map(|(_, keys)| keys)
-                    .ok_or_else(OAuthError::invalid_client)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -270,15 +214,13 @@ mod tests {
     const ISSUER: &str = "http://127.0.0.1:1";
     const NOW: i64 = 1_800_000_000;
 
-    /// The examples' snapshot plus a private_key_jwt client; returns it and the client's signer.
-    fn setup() -> (Loaded, Signer, Signer) {
+    /// The examples' snapshot plus a private_key_jwt client whose inline JWK Set is `keys`.
+    fn loaded_with_keys(keys: Vec<Value>) -> Loaded {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let state = std::env::temp_dir().join(format!("signet-assertion-{}", std::process::id()));
         let mut snapshot = crate::source::standalone::compile_dir(&examples, &state, Some(ISSUER))
             .unwrap()
             .snapshot;
-        let key = keygen::generate(Algorithm::ES256, None).unwrap();
-        let other = keygen::generate(Algorithm::ES256, None).unwrap();
         let mut client = snapshot
             .clients
             .iter()
@@ -289,13 +231,40 @@ mod tests {
         client.auth_method = AuthMethod::PrivateKeyJwt;
         client.secret_hashes.clear();
         client.grant_types = vec![GrantType::ClientCredentials];
-        client.jwks = Some(json!({"keys": [key.public_jwk]}));
+        client.jwks = Some(json!({ "keys": keys }));
         snapshot.clients.push(client);
-        let loaded = Loaded::new(snapshot.seal()).unwrap();
+        Loaded::new(snapshot.seal()).unwrap()
+    }
+
+    /// The snapshot with a client of one key; returns it, the client's signer and a forger.
+    fn setup() -> (Loaded, Signer, Signer) {
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        let other = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![key.public_jwk]);
         let signer = Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem).unwrap();
         // Same kid, wrong key: a forger who knows the kid.
         let forger = Signer::from_pem(&key.kid, Algorithm::ES256, &other.private_pem).unwrap();
         (loaded, signer, forger)
+    }
+
+    /// Signs with an ES256 `key` under a header of the test's choosing (no kid, another typ).
+    fn sign_raw(
+        key: &keygen::Generated,
+        kid: Option<&str>,
+        typ: Option<&str>,
+        claims: &Value,
+    ) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        header.typ = typ.map(str::to_owned);
+        let der: String = key
+            .private_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, der).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
     }
 
     fn claims(aud: &str, exp: i64, iat: i64, jti: &str) -> Value {
@@ -332,6 +301,127 @@ mod tests {
                 "{name} was accepted"
             );
         }
+    }
+
+    /// The 2025 audience-injection research: an assertion a client made for some other party
+    /// that lists us too must not authenticate it here (draft-ietf-oauth-rfc7523bis §4).
+    #[test]
+    fn an_assertion_that_also_names_another_audience_is_refused() {
+        let (loaded, signer, _) = setup();
+        let token_endpoint = format!("{ISSUER}/token");
+        for aud in [
+            json!([ISSUER, "https://other.example"]),
+            json!(["https://other.example", ISSUER]),
+            json!([ISSUER, ISSUER]),
+            json!([ISSUER, token_endpoint]),
+            json!([token_endpoint]),
+            json!([]),
+            json!(null),
+        ] {
+            let mut claims = claims(ISSUER, NOW + 60, NOW, "a");
+            claims["aud"] = aud.clone();
+            let assertion = signer.sign("JWT", &claims);
+            assert!(
+                check(&loaded, &assertion, None, NOW).is_err(),
+                "aud {aud} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_issuer_as_a_string_or_a_one_element_array_is_the_audience_with_or_without_typ() {
+        let key = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![key.public_jwk.clone()]);
+        for (aud, typ) in [
+            (json!(ISSUER), Some("client-authentication+jwt")),
+            (json!([ISSUER]), Some("client-authentication+jwt")),
+            (json!(ISSUER), Some("application/client-authentication+jwt")),
+            (json!(ISSUER), Some("JWT")),
+            (json!([ISSUER]), None),
+        ] {
+            let mut claims = claims(ISSUER, NOW + 60, NOW, "a");
+            claims["aud"] = aud.clone();
+            let assertion = sign_raw(&key, Some(&key.kid), typ, &claims);
+            assert!(
+                check(&loaded, &assertion, None, NOW).is_ok(),
+                "aud {aud} typ {typ:?} was refused"
+            );
+        }
+    }
+
+    /// Every endpoint that authenticates clients applies the audience rule: driven over HTTP,
+    /// each refuses the two-audience assertion and accepts (gets past authentication with)
+    /// the same assertion made for us alone.
+    #[tokio::test]
+    async fn every_client_authenticating_endpoint_refuses_an_assertion_for_two_audiences() {
+        use std::future::IntoFuture;
+        let (loaded, signer, _) = setup();
+        let app = App::new();
+        app.loaded.store(Some(std::sync::Arc::new(loaded)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(axum::serve(listener, crate::http::router(app)).into_future());
+        // The endpoints read the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let endpoints = [
+            ("/token", ("grant_type", "client_credentials")),
+            ("/introspect", ("token", "x")),
+            ("/revoke", ("token", "x")),
+            ("/device_authorization", ("scope", "openid")),
+        ];
+        for (path, parameter) in endpoints {
+            for (aud, refused) in [
+                (json!([ISSUER, "https://other.example"]), true),
+                (json!(ISSUER), false),
+            ] {
+                let mut claims = claims(ISSUER, now + 60, now, &format!("{path}{refused}"));
+                claims["aud"] = aud.clone();
+                let assertion = signer.sign("JWT", &claims);
+                let form = [
+                    parameter,
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.as_str()),
+                ];
+                let response = signet_tests::http::post_form(&addr, path, &form, &[])
+                    .await
+                    .unwrap();
+                let invalid_client =
+                    response.status == 401 && response.json()["error"] == "invalid_client";
+                assert_eq!(
+                    invalid_client, refused,
+                    "{path} with aud {aud}: {} {}",
+                    response.status, response.body
+                );
+            }
+        }
+    }
+
+    /// An assertion without `kid` is tried against every key that fits its algorithm, not
+    /// only the first of the set.
+    #[test]
+    fn an_assertion_without_kid_is_checked_against_every_key_of_its_type() {
+        let first = keygen::generate(Algorithm::ES256, None).unwrap();
+        let rsa = keygen::generate(Algorithm::RS256, None).unwrap();
+        let signing = keygen::generate(Algorithm::ES256, None).unwrap();
+        let stranger = keygen::generate(Algorithm::ES256, None).unwrap();
+        let loaded = loaded_with_keys(vec![
+            first.public_jwk.clone(),
+            rsa.public_jwk.clone(),
+            signing.public_jwk.clone(),
+        ]);
+        let assertion = sign_raw(&signing, None, None, &claims(ISSUER, NOW + 60, NOW, "a"));
+        assert!(
+            check(&loaded, &assertion, None, NOW).is_ok(),
+            "the third key was not tried"
+        );
+        let forged = sign_raw(&stranger, None, None, &claims(ISSUER, NOW + 60, NOW, "b"));
+        assert!(
+            check(&loaded, &forged, None, NOW).is_err(),
+            "a key not in the set verified"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
-//! Client authentication at the token, introspection and revocation endpoints, done once
-//! before anything else: `client_secret_basic` (credentials form-decoded, RFC 6749 §2.3.1) or
-//! `client_secret_post`, compared in constant time with the SHA-256 hashes in the snapshot, or
-//! `private_key_jwt` (see `client_assertion`).
+//! Client authentication at the token, introspection, revocation and device authorization
+//! endpoints (the only callers), done once before anything else: `client_secret_basic`
+//! (credentials form-decoded, RFC 6749 §2.3.1) or `client_secret_post`, compared in constant
+//! time with the SHA-256 hashes in the snapshot, or `private_key_jwt` (see `client_assertion`).
 
 use axum::http::HeaderMap;
 use base64::Engine;

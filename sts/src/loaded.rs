@@ -49,7 +49,7 @@ pub struct Loaded {
     /// Public keys of every published version, by kid, for verifying our own tokens.
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
-    pub client_keys: HashMap<String, Vec<crate::client_assertion::ClientKey>>,
+    pub client_keys: HashMap<String, Vec<crate::jwks::PublicKey>>,
     /// Origins that some client allows for CORS.
     pub cors_origins: std::collections::HashSet<String>,
     /// People of the static identity providers.
@@ -104,12 +104,7 @@ impl Loaded {
         let client_keys = snapshot
             .clients
             .iter()
-            .filter_map(|c| {
-                Some((
-                    c.client_id.clone(),
-                    crate::client_assertion::parse_jwks(c.jwks.as_ref()?),
-                ))
-            })
+            .filter_map(|c| Some((c.client_id.clone(), crate::jwks::parse(c.jwks.as_ref()?))))
             .collect();
         let jwks = json!({"keys": snapshot.keys.iter().map(|k| &k.public_jwk).collect::<Vec<_>>()})
             .to_string();

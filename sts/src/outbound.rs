@@ -1,8 +1,8 @@
 //! Outbound calls to addresses that tenants choose (a client's `jwksUri`; later back-channel
 //! logout and upstream providers) are an SSRF surface. Rules: https only; every resolved
 //! address checked at connect time (so DNS rebinding gains nothing), private, loopback,
-//! link-local and other non-public addresses refused unless the TokenService allows them;
-//! short timeouts; response size capped.
+//! link-local and other non-public addresses (`public_ip`) refused unless the TokenService
+//! allows them; short timeouts; response size capped.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -34,37 +34,7 @@ pub enum OutboundError {
     Failed { url: String, message: String },
 }
 
-/// Whether `ip` is a public unicast address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-        }
-    }
-}
+pub use crate::public_ip::is_public;
 
 /// A resolver that drops addresses the policy refuses.
 #[derive(Clone)]
@@ -273,6 +243,70 @@ mod tests {
             assert!(
                 is_public(public.parse().unwrap()),
                 "{public} counted as private"
+            );
+        }
+    }
+
+    /// Blocks of the IANA special-purpose registries that reach what a tenant must not: a
+    /// NAT64 or 6to4 gateway forwards to the IPv4 address inside, and the others are not
+    /// globally reachable. Each with an ordinary neighbour just outside it.
+    #[test]
+    fn special_purpose_addresses_are_not_public() {
+        let refused = [
+            "64:ff9b::7f00:1",    // NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254
+            "64:ff9b:1::a00:1",   // local-use NAT64 (RFC 8215)
+            "2002:7f00:1::1",     // 6to4 of 127.0.0.1
+            "2002:808:808::1",    // 6to4, even of a public address (deprecated, RFC 7526)
+            "::7f00:1",           // IPv4-compatible 127.0.0.1 (deprecated)
+            "::808:808",          // IPv4-compatible 8.8.8.8
+            "fec0::1",            // site-local (deprecated, RFC 3879)
+            "feff:ffff::1",       // site-local, its last /16
+            "198.18.0.1",         // benchmarking (RFC 2544)
+            "198.19.255.255",     // benchmarking, its last address
+            "2001::1",            // Teredo (RFC 4380)
+            "2001:2::1",          // IPv6 benchmarking (RFC 5180)
+            "2001:10::1",         // ORCHID (RFC 4843)
+            "2001:20::1",         // ORCHIDv2 (RFC 7343)
+            "2001:1ff:ffff::1",   // IETF protocol assignments, its end (RFC 2928)
+            "100::1",             // discard-only (RFC 6666)
+            "192.88.99.1",        // 6to4 relay anycast (deprecated, RFC 7526)
+            "192.0.0.170",        // NAT64 discovery (RFC 7050)
+            "3fff::1",            // documentation (RFC 9637)
+            "5f00::1",            // SRv6 SIDs (RFC 9602)
+            "ff02::1",            // multicast
+            "240.0.0.1",          // reserved
+            "255.255.255.255",    // broadcast
+            "203.0.113.7",        // documentation
+            "::ffff:198.18.0.1",  // IPv4-mapped benchmarking
+        ];
+        for address in refused {
+            assert!(
+                !is_public(address.parse().unwrap()),
+                "{address} counted as public"
+            );
+        }
+        let public = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2001:4860:4860::8888",
+            "64:ff9b::808:808", // NAT64 of 8.8.8.8: how an IPv6-only cluster reaches IPv4 hosts
+            "198.17.255.255",   // just below benchmarking
+            "198.20.0.0",       // just above benchmarking
+            "100.63.255.255",   // just below shared address space
+            "100.128.0.0",      // just above it
+            "192.88.98.255",    // just below the 6to4 relay
+            "192.88.100.0",     // just above it
+            "2001:200::1",      // just above the IETF protocol assignments
+            "2003::1",          // just above 6to4
+            "3ffe:ffff::1",     // just below 3fff::/20
+            "3fff:1000::1",     // just above it
+        ];
+        for address in public {
+            assert!(
+                is_public(address.parse().unwrap()),
+                "{address} counted as private"
             );
         }
     }

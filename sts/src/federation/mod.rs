@@ -1,9 +1,10 @@
 //! Signing in at an upstream OpenID provider (`IdentityProvider` of type `oidc`): its metadata
 //! (discovery, cached), the authorization request we send there (code + PKCE S256, state,
 //! nonce), and the code exchange with ID token validation (signature by the upstream's JWKS,
-//! iss, aud, nonce, exp). All calls follow the outbound SSRF rules.
+//! then the claims, `id_token`). All calls follow the outbound SSRF rules.
 
 pub mod claims;
+pub mod id_token;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,13 +16,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use signet_crds::snapshot::OidcUpstream;
 
-use crate::client_assertion::RemoteJwks;
 use crate::outbound::Outbound;
+use crate::remote_jwks::{Fetch, RemoteJwks};
 
 /// How long upstream metadata is reused.
 const METADATA_SECS: i64 = 300;
-/// Clock skew tolerated on upstream ID tokens.
-const LEEWAY_SECS: u64 = 60;
 
 /// Why an upstream sign-in failed (for the log; the person sees a plain page).
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +49,10 @@ pub struct Metadata {
     pub userinfo_endpoint: Option<String>,
 }
 
-/// Metadata by issuer, cached.
+/// Metadata by issuer, cached (their keys are in the shared `RemoteJwks`).
 #[derive(Default)]
 pub struct Upstreams {
     cache: Mutex<HashMap<String, (i64, Arc<Metadata>)>>,
-    /// Keys of upstream providers.
-    pub keys: RemoteJwks,
 }
 
 impl Upstreams {
@@ -145,7 +142,7 @@ pub fn authorization_url(
 /// claims.
 #[allow(clippy::too_many_arguments)] // each is one piece of the exchange
 pub async fn exchange(
-    upstreams: &Upstreams,
+    jwks: &RemoteJwks,
     outbound: &Outbound,
     metadata: &Metadata,
     upstream: &OidcUpstream,
@@ -182,7 +179,7 @@ pub async fn exchange(
         .as_str()
         .ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
     let mut claims = verify_id_token(
-        upstreams,
+        jwks,
         outbound,
         metadata,
         upstream,
@@ -228,8 +225,8 @@ fn merge_missing(claims: &mut Value, extra: &Value) {
 /// Validates an upstream ID token (OIDC Core §3.1.3.7).
 #[allow(clippy::too_many_arguments)] // each is one piece of the check
 async fn verify_id_token(
-    upstreams: &Upstreams,
-    outbound: &Outbound,
+    jwks: &RemoteJwks,
+    fetch: &impl Fetch,
     metadata: &Metadata,
     upstream: &OidcUpstream,
     id_token: &str,
@@ -255,30 +252,27 @@ async fn verify_id_token(
     ) {
         return Err(invalid("ID token algorithm"));
     }
-    let keys = upstreams
-        .keys
+    let keys = jwks
         .keys(
-            outbound,
+            fetch,
             &metadata.jwks_uri,
             allow_private,
             header.kid.as_deref(),
             now,
         )
         .await
-        .map_err(|_| UpstreamError::Unreachable("upstream JWKS".into()))?;
+        .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+    // The signature only: the claims are checked at `now` below, not at the wall clock, and
+    // jsonwebtoken would accept an aud array that names another party besides us.
     let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_issuer(&[&metadata.issuer]);
-    validation.set_audience(&[&upstream.client_id]);
-    validation.leeway = LEEWAY_SECS;
-    let claims = keys
-        .iter()
-        .filter(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-        .find_map(|(_, key)| jsonwebtoken::decode::<Value>(id_token, key, &validation).ok())
-        .ok_or_else(|| invalid("ID token signature or claims"))?
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = crate::jwks::candidates(&keys, &header)
+        .find_map(|key| jsonwebtoken::decode::<Value>(id_token, &key.key, &validation).ok())
+        .ok_or_else(|| invalid("ID token signature"))?
         .claims;
-    if claims["nonce"].as_str() != Some(nonce) {
-        return Err(invalid("ID token nonce"));
-    }
+    id_token::check(&claims, &metadata.issuer, &upstream.client_id, nonce, now).map_err(invalid)?;
     Ok(claims)
 }
 
@@ -344,6 +338,127 @@ mod tests {
             "redirect_uri=https%3A%2F%2Fsignet%2Ffederate%2Fcallback",
         ] {
             assert!(url.contains(part), "{part} in {url}");
+        }
+    }
+
+    /// Serves one JWK Set for any URL.
+    struct Serving(Value);
+
+    impl Fetch for Serving {
+        async fn fetch(&self, _: &str, _: bool) -> Result<Value, crate::outbound::OutboundError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn upstream() -> OidcUpstream {
+        OidcUpstream {
+            issuer: "https://up".into(),
+            client_id: "signet".into(),
+            client_secret: signet_crds::snapshot::Redacted("s".into()),
+            scopes: vec![],
+            claim_mappings: Default::default(),
+            allowed_email_domains: vec![],
+            allowed_groups: vec![],
+        }
+    }
+
+    /// Signs `claims` as the upstream would and checks them as an ID token at `NOW`.
+    async fn check(claims: &Value) -> Result<Value, UpstreamError> {
+        use signet_crds::v1alpha1::Algorithm;
+        let key = signet_crds::keygen::generate(Algorithm::ES256, None).unwrap();
+        let signer =
+            crate::jose::Signer::from_pem(&key.kid, Algorithm::ES256, &key.private_pem).unwrap();
+        let metadata = Metadata {
+            issuer: "https://up".into(),
+            authorization_endpoint: "https://up/auth".into(),
+            token_endpoint: "https://up/token".into(),
+            jwks_uri: "https://up/jwks".into(),
+            userinfo_endpoint: None,
+        };
+        let keys = Serving(serde_json::json!({"keys": [key.public_jwk]}));
+        let id_token = signer.sign("JWT", claims);
+        let jwks = RemoteJwks::default();
+        verify_id_token(
+            &jwks,
+            &keys,
+            &metadata,
+            &upstream(),
+            &id_token,
+            "n",
+            false,
+            NOW,
+        )
+        .await
+    }
+
+    /// An ID token from the upstream with `changes` applied (a null removes the claim).
+    fn id_token(changes: Value) -> Value {
+        let mut claims = serde_json::json!({
+            "iss": "https://up", "sub": "u1", "aud": "signet", "nonce": "n",
+            "exp": NOW + 300, "iat": NOW,
+        });
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
+
+    /// OIDC Core §3.1.3.7 (errata set 2): an ID token also meant for another party, handed
+    /// to another party, not valid yet or issued in the future (beyond a minute of clock
+    /// skew), or expired at `now`, does not sign anyone in.
+    #[tokio::test]
+    async fn id_tokens_for_other_parties_or_outside_their_time_are_refused() {
+        use serde_json::json;
+        let refused = [
+            (
+                "aud with another party",
+                json!({"aud": ["signet", "other"]}),
+            ),
+            (
+                "aud with another party first",
+                json!({"aud": ["other", "signet"]}),
+            ),
+            ("aud of another party", json!({"aud": "other"})),
+            ("empty aud", json!({"aud": []})),
+            ("azp of another party", json!({"azp": "other"})),
+            (
+                "azp of another party, aud an array",
+                json!({"aud": ["signet"], "azp": "other"}),
+            ),
+            ("issued in the future", json!({"iat": NOW + 61})),
+            ("no iat", json!({"iat": null})),
+            ("not valid yet", json!({"nbf": NOW + 61})),
+            ("expired", json!({"exp": NOW - 61})),
+            ("no exp", json!({"exp": null})),
+            ("another issuer", json!({"iss": "https://elsewhere"})),
+            ("another nonce", json!({"nonce": "m"})),
+        ];
+        for (case, changes) in refused {
+            assert!(
+                check(&id_token(changes)).await.is_err(),
+                "{case} was accepted"
+            );
+        }
+        let accepted = [
+            ("plain", json!({})),
+            ("aud an array of us", json!({"aud": ["signet"]})),
+            ("azp us", json!({"aud": ["signet"], "azp": "signet"})),
+            ("iat within the skew", json!({"iat": NOW + 60})),
+            ("nbf within the skew", json!({"nbf": NOW + 60})),
+            (
+                "expired within the skew",
+                json!({"exp": NOW - 59, "iat": NOW - 300}),
+            ),
+        ];
+        for (case, changes) in accepted {
+            let claims = check(&id_token(changes)).await;
+            assert!(claims.is_ok(), "{case} was refused: {claims:?}");
         }
     }
 }

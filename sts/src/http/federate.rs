@@ -163,7 +163,7 @@ pub async fn callback(
             .metadata(&app.outbound, &upstream.issuer, allow_private, now)
             .await?;
         federation::exchange(
-            &app.upstreams,
+            &app.jwks,
             &app.outbound,
             &metadata,
             upstream,

@@ -38,15 +38,15 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Outbound https for tenant-chosen URLs.
     pub outbound: crate::outbound::Outbound,
-    /// Keys fetched from clients' jwks_uri.
-    pub remote_jwks: crate::client_assertion::RemoteJwks,
+    /// JWK Sets fetched by URL: clients' jwksUri and upstream providers' keys.
+    pub jwks: crate::remote_jwks::RemoteJwks,
     /// Password checks, off the request threads and bounded.
     pub passwords: crate::signin::users::VerifierPool,
     /// Failed sign-in delays.
     pub throttle: crate::signin::throttle::Throttle,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<crate::signin::source_address::Cidr>,
-    /// Upstream identity providers' metadata and keys.
+    /// Upstream identity providers' metadata.
     pub upstreams: crate::federation::Upstreams,
 }
 
@@ -67,7 +67,7 @@ impl App {
             store_settings: Default::default(),
             metrics: crate::metrics::Metrics::new(),
             outbound: crate::outbound::Outbound::new(),
-            remote_jwks: Default::default(),
+            jwks: Default::default(),
             // One hashing thread leaves the other cores to the token endpoint; 64 waiting
             // logins is a queue of a few seconds at argon2id's cost.
             passwords: crate::signin::users::VerifierPool::new(
