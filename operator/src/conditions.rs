@@ -194,10 +194,30 @@ mod tests {
                 ("SecretReady", "True"),
                 ("Conflict", "False"),
                 ("Ambiguous", "False"),
-                ("ScopesResolved", "True")
+                ("ScopesResolved", "True"),
+                ("Restricted", "False")
             ]
         );
         assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn a_restricted_client_stays_ready_and_the_condition_tells_every_override() {
+        let mut report = served();
+        for (reason, message) in [("TrustNotGranted", "trust"), ("LifetimeClamped", "life")] {
+            report.problems.push(Problem {
+                condition: ConditionType::Restricted,
+                reason,
+                message: message.into(),
+                excluded: false,
+            });
+        }
+        let c = conditions(Kind::OidcClient, &report, &[], Some(1), &at(100));
+        assert_eq!(find(&c, "Ready").status, "True");
+        let restricted = find(&c, "Restricted");
+        assert_eq!(restricted.status, "True");
+        assert_eq!(restricted.reason, "TrustNotGranted");
+        assert_eq!(restricted.message, "trust; life");
     }
 
     #[test]
