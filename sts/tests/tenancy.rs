@@ -351,6 +351,22 @@ async fn a_tenant_cannot_trust_itself_or_extend_its_lifetimes() -> anyhow::Resul
 #[tokio::test]
 async fn static_claims_cannot_forge_identity_claims() -> anyhow::Result<()> {
     let sts = start("tenancy-claims").await?;
+    // Standalone admits objects as the API server would: the claimer is refused whole, so it
+    // gets no credentials file and no token at all.
+    if !sts.state.join("clients/default.claimer.json").exists() {
+        let r = sts
+            .post(
+                "/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "default.claimer"),
+                    ("client_secret", "guess"),
+                ],
+            )
+            .await?;
+        assert_eq!(r.status, 401, "{}", r.body);
+        return Ok(());
+    }
     let response = sts.machine_token("default.claimer").await?;
     // Either the client is refused outright (standalone validates like kubectl apply) or its
     // tokens lack the forged claims; never a token that carries them.
