@@ -1,6 +1,6 @@
 //! The validator covers what the generated CRDs use: every keyword, every rule, every
 //! function a rule calls. The behaviour on real cases is the validation table, run in
-//! crds/tests/validation_table.rs.
+//! tests/tests/api_validation.rs.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, ValidationRule,
