@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use base64::Engine;
 use signet_tests::{Process, http, repo_root};
 
 struct Sts {
@@ -55,10 +54,7 @@ async fn bad_requests_get_oauth_errors_and_never_a_500() -> anyhow::Result<()> {
             sts.secret
         )
     };
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{ID}:{}", sts.secret))
-    );
+    let basic = http::basic_auth(ID, &sts.secret);
     let urlencoded = "application/x-www-form-urlencoded";
     let cases: Vec<Case> = vec![
         (

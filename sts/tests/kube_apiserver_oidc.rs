@@ -11,8 +11,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use signet_tests::browserless::{CHALLENGE, VERIFIER, hidden, param};
 use signet_tests::http::{self, Response};
 use signet_tests::{PrivateCluster, Process, TestPki, free_port, wait_for};
@@ -227,12 +225,6 @@ impl Browser {
     }
 }
 
-/// The claims of a JWT, unverified (the API server is what verifies here).
-fn claims(jwt: &str) -> serde_json::Value {
-    let payload = jwt.split('.').nth(1).expect("a JWS has a payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
-}
-
 /// The built kubectl with `--token=TOKEN` and `args`, with a kubeconfig that holds no
 /// credentials of its own (a client certificate would win over the token).
 async fn kubectl_as(
@@ -316,7 +308,7 @@ async fn kube_apiserver_authenticates_sts_id_tokens_and_maps_user_and_groups() -
     )?;
 
     let token = browser.id_token(KUBECTL).await?;
-    let kubectl_claims = claims(&token);
+    let kubectl_claims = http::jwt_claims(&token);
     assert_eq!(kubectl_claims["iss"], issuer.as_str());
     assert_eq!(kubectl_claims["aud"], KUBECTL);
     assert_eq!(kubectl_claims["email"], "alice@example.com");
@@ -349,7 +341,7 @@ async fn kube_apiserver_authenticates_sts_id_tokens_and_maps_user_and_groups() -
 
     // Same issuer, same person, same keys; only the audience differs: refused.
     let other = browser.id_token(OTHER).await?;
-    let other_claims = claims(&other);
+    let other_claims = http::jwt_claims(&other);
     assert_eq!(other_claims["iss"], issuer.as_str());
     assert_eq!(other_claims["sub"], kubectl_claims["sub"]);
     assert_eq!(other_claims["aud"], OTHER);

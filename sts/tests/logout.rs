@@ -91,12 +91,7 @@ impl Sts {
         let location = alice.sign_in(&self.addr, &params, ALICE.0, ALICE.1).await?;
         let code = param(&location, "code").unwrap();
         // The web app authenticates with HTTP Basic.
-        use base64::Engine;
-        let secret = client_secret(&self.state, WEB);
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{WEB}:{secret}"))
-        );
+        let basic = http::basic_auth(WEB, &client_secret(&self.state, WEB));
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -180,12 +175,7 @@ async fn bad_logout_requests_never_redirect() -> anyhow::Result<()> {
             signet_crds::v1alpha1::Algorithm::RS256,
             &key.private_pem,
         )?;
-        use base64::Engine;
-        let payload = id_token.split('.').nth(1).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?,
-        )?;
-        signer.sign("JWT", &claims)
+        signer.sign("JWT", &http::jwt_claims(&id_token))
     };
     for (what, path) in [
         (

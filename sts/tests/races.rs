@@ -108,12 +108,7 @@ fn web_params(scope: &'static str) -> [(&'static str, &'static str); 6] {
 }
 
 fn basic(state: &std::path::Path) -> String {
-    use base64::Engine;
-    let secret = common::client_secret(state, WEB);
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{WEB}:{secret}"))
-    )
+    http::basic_auth(WEB, &common::client_secret(state, WEB))
 }
 
 /// `count` codes for alice, alternating between the replicas, without further logins.

@@ -4,10 +4,10 @@
 
 mod common;
 
-use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
+use signet_tests::browserless::{Person, VERIFIER, param};
 use signet_tests::http;
 
-use common::{client_secret, memory_manifests, replica, test_dir};
+use common::{Standalone, client_secret, code_params};
 
 const ALICE: (&str, &str) = ("alice", "correct horse battery staple");
 const WEB: &str = "default.web-app";
@@ -37,47 +37,15 @@ spec:
   lifetimes: {authorizationCode: 1s}
 "#;
 
-struct Sts {
-    _process: signet_tests::Process,
-    addr: String,
-    state: std::path::PathBuf,
-}
-
-async fn start(test: &str) -> anyhow::Result<Sts> {
-    let dir = test_dir(test);
-    memory_manifests(&dir.join("manifests"), EXTRA);
-    let state = dir.join("state");
-    let (process, addr) = replica(&dir.join("manifests"), &state, test).await?;
-    Ok(Sts {
-        _process: process,
-        addr,
-        state,
-    })
+async fn start(test: &str) -> anyhow::Result<Standalone> {
+    Standalone::start(test, EXTRA).await
 }
 
 fn web_params(scope: &'static str) -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("client_id", WEB),
-        ("redirect_uri", CALLBACK),
-        ("response_type", "code"),
-        ("scope", scope),
-        ("state", "st"),
-        ("nonce", "n-0"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ]
+    code_params(WEB, CALLBACK, scope)
 }
 
-impl Sts {
-    fn basic(&self, client_id: &str) -> String {
-        use base64::Engine;
-        let secret = client_secret(&self.state, client_id);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))
-        )
-    }
-
+impl Standalone {
     /// Signs alice in for the web app and returns the code.
     async fn code(&self, person: &mut Person, scope: &'static str) -> anyhow::Result<String> {
         let location = person

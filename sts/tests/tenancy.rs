@@ -7,10 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
+use signet_tests::browserless::{Person, VERIFIER, param};
 use signet_tests::{http, wait_for};
 
-use common::{client_secret, memory_manifests, replica, test_dir};
+use common::{Standalone, code_params};
 
 const ALICE: (&str, &str) = ("alice", "correct horse battery staple");
 const WEB: &str = "default.web-app";
@@ -92,31 +92,16 @@ spec:
   tokenEndpointAuthMethod: client_secret_post
 "#;
 
-struct Sts {
-    _process: signet_tests::Process,
-    addr: String,
-    state: std::path::PathBuf,
-    manifests: std::path::PathBuf,
-}
-
-async fn start(test: &str) -> anyhow::Result<Sts> {
-    let dir = test_dir(test);
-    let manifests = dir.join("manifests");
-    memory_manifests(&manifests, EXTRA);
-    edit(&manifests.join("token-service.yaml"), |ts| {
-        ts.replace(
-            "identityProviders: [local-users]",
-            "identityProviders: [local-users, partners]",
-        )
-    });
-    let state = dir.join("state");
-    let (process, addr) = replica(&manifests, &state, test).await?;
-    Ok(Sts {
-        _process: process,
-        addr,
-        state,
-        manifests,
+async fn start(test: &str) -> anyhow::Result<Standalone> {
+    Standalone::start_edited(test, EXTRA, |manifests| {
+        edit(&manifests.join("token-service.yaml"), |ts| {
+            ts.replace(
+                "identityProviders: [local-users]",
+                "identityProviders: [local-users, partners]",
+            )
+        })
     })
+    .await
 }
 
 fn edit(path: &Path, change: impl Fn(&str) -> String) {
@@ -131,35 +116,7 @@ fn edit(path: &Path, change: impl Fn(&str) -> String) {
     std::fs::write(path, after).unwrap();
 }
 
-fn params<'a>(client: &'a str, redirect: &'a str, scope: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("client_id", client),
-        ("redirect_uri", redirect),
-        ("response_type", "code"),
-        ("scope", scope),
-        ("state", "st"),
-        ("nonce", "n-0"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ]
-}
-
-fn claims_of(jwt: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-impl Sts {
-    fn secret(&self, client_id: &str) -> String {
-        client_secret(&self.state, client_id)
-    }
-
+impl Standalone {
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<http::Response> {
         http::post_form(&self.addr, path, form, &[]).await
     }
@@ -196,10 +153,14 @@ impl Sts {
     async fn web_tokens(&self, alice: &mut Person) -> anyhow::Result<serde_json::Value> {
         let scope = "openid offline_access orders.read";
         let location = alice
-            .sign_in(&self.addr, &params(WEB, CALLBACK, scope), ALICE.0, ALICE.1)
+            .sign_in(
+                &self.addr,
+                &code_params(WEB, CALLBACK, scope),
+                ALICE.0,
+                ALICE.1,
+            )
             .await?;
         let code = param(&location, "code").ok_or_else(|| anyhow::anyhow!("{location}"))?;
-        let secret = self.secret(WEB);
         let response = http::post_form(
             &self.addr,
             "/token",
@@ -209,7 +170,7 @@ impl Sts {
                 ("redirect_uri", CALLBACK),
                 ("code_verifier", VERIFIER),
             ],
-            &[("Authorization", &basic(WEB, &secret))],
+            &[("Authorization", &self.basic(WEB))],
         )
         .await?;
         anyhow::ensure!(response.status == 200, "{}", response.body);
@@ -217,7 +178,6 @@ impl Sts {
     }
 
     async fn refresh(&self, refresh_token: &str) -> anyhow::Result<http::Response> {
-        let secret = self.secret(WEB);
         http::post_form(
             &self.addr,
             "/token",
@@ -225,7 +185,7 @@ impl Sts {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", refresh_token),
             ],
-            &[("Authorization", &basic(WEB, &secret))],
+            &[("Authorization", &self.basic(WEB))],
         )
         .await
     }
@@ -247,14 +207,6 @@ impl Sts {
     }
 }
 
-fn basic(id: &str, secret: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
-}
-
 /// Item 1: a session made through one provider gives no code, and approves no device, for a
 /// client that allows only another provider; the person is asked to sign in again.
 #[tokio::test]
@@ -267,7 +219,7 @@ async fn a_session_of_another_provider_gets_no_code_and_approves_no_device() -> 
     let response = alice
         .authorize(
             &sts.addr,
-            &params("default.partner-portal", PARTNER_CALLBACK, "openid"),
+            &code_params("default.partner-portal", PARTNER_CALLBACK, "openid"),
         )
         .await?;
     let location = response.header("location").unwrap_or_default();
@@ -317,7 +269,7 @@ async fn a_tenant_cannot_trust_itself_or_extend_its_lifetimes() -> anyhow::Resul
     let response = alice
         .authorize(
             &sts.addr,
-            &params("team-a.self-trusted", callback, "openid offline_access"),
+            &code_params("team-a.self-trusted", callback, "openid offline_access"),
         )
         .await?;
     let location = response.header("location").unwrap_or_default().to_owned();
@@ -371,7 +323,7 @@ async fn static_claims_cannot_forge_identity_claims() -> anyhow::Result<()> {
     // Either the client is refused outright (standalone validates like kubectl apply) or its
     // tokens lack the forged claims; never a token that carries them.
     if response.status == 200 {
-        let claims = claims_of(response.json()["access_token"].as_str().unwrap());
+        let claims = http::jwt_claims(response.json()["access_token"].as_str().unwrap());
         for name in ["email", "preferred_username", "upn", "Name"] {
             assert!(claims.get(name).is_none(), "forged {name}: {claims}");
         }
@@ -408,6 +360,7 @@ async fn introspection_answers_only_callers_entitled_to_the_token() -> anyhow::R
         .await?;
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["client_id"], "default.snooper");
+
     Ok(())
 }
 
@@ -427,7 +380,7 @@ async fn a_removed_person_can_neither_refresh_nor_use_the_session() -> anyhow::R
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert_eq!(refused.json()["error"], "invalid_grant");
     let response = alice
-        .authorize(&sts.addr, &params(WEB, CALLBACK, "openid"))
+        .authorize(&sts.addr, &code_params(WEB, CALLBACK, "openid"))
         .await?;
     assert!(
         response
@@ -463,7 +416,7 @@ async fn a_refresh_carries_no_scope_the_client_lost() -> anyhow::Result<()> {
         !body["scope"].as_str().unwrap().contains("orders.read"),
         "{body}"
     );
-    let claims = claims_of(body["access_token"].as_str().unwrap());
+    let claims = http::jwt_claims(body["access_token"].as_str().unwrap());
     assert_ne!(claims["aud"], "https://orders.example.com", "{claims}");
     assert!(
         !claims["aud"]

@@ -1,6 +1,20 @@
 //! Minimal HTTP/1.0 on loopback for tests that only need a status and a body.
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The `Authorization` value of HTTP Basic client authentication (RFC 6749 §2.3.1; the ids
+/// and secrets the tests use need no form-encoding).
+pub fn basic_auth(client_id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{client_id}:{secret}")))
+}
+
+/// The claims of a JWT, unverified: what a test inspects after the STS issued it.
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).expect("a JWS has a payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+}
 
 /// A response: status code, headers (lower-cased names) and body.
 #[derive(Debug, Clone)]

@@ -87,3 +87,70 @@ pub fn client_secret(state: &Path, client_id: &str) -> String {
     let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     creds["client_secret"].as_str().unwrap().to_owned()
 }
+
+/// One standalone STS on a copy of `examples/` plus extra manifests (memory store).
+pub struct Standalone {
+    /// The process; it stops when this is dropped.
+    pub process: Process,
+    /// Where it listens.
+    pub addr: String,
+    /// Its state folder (generated client credentials).
+    pub state: PathBuf,
+    /// The manifests it serves (and reloads when they change).
+    pub manifests: PathBuf,
+}
+
+impl Standalone {
+    /// Starts on `examples/` plus `extra`.
+    pub async fn start(test: &str, extra: &str) -> anyhow::Result<Self> {
+        Self::start_edited(test, extra, |_| {}).await
+    }
+
+    /// Starts on `examples/` plus `extra`, after `edit` changed the manifests folder.
+    pub async fn start_edited(
+        test: &str,
+        extra: &str,
+        edit: impl FnOnce(&Path),
+    ) -> anyhow::Result<Self> {
+        let dir = test_dir(test);
+        let manifests = dir.join("manifests");
+        memory_manifests(&manifests, extra);
+        edit(&manifests);
+        let state = dir.join("state");
+        let (process, addr) = replica(&manifests, &state, test).await?;
+        Ok(Self {
+            process,
+            addr,
+            state,
+            manifests,
+        })
+    }
+
+    /// The generated secret of `client_id`.
+    pub fn secret(&self, client_id: &str) -> String {
+        client_secret(&self.state, client_id)
+    }
+
+    /// HTTP Basic authentication of `client_id` with its generated secret.
+    pub fn basic(&self, client_id: &str) -> String {
+        signet_tests::http::basic_auth(client_id, &self.secret(client_id))
+    }
+}
+
+/// The parameters of an authorization request for a code with PKCE S256, state and nonce.
+pub fn code_params<'a>(
+    client: &'a str,
+    redirect: &'a str,
+    scope: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("client_id", client),
+        ("redirect_uri", redirect),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("state", "st"),
+        ("nonce", "n-0"),
+        ("code_challenge", signet_tests::browserless::CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+}
