@@ -84,6 +84,21 @@ spec:
   claims: {email: ceo@example.com, preferred_username: ceo, upn: ceo@example.com, Name: CEO}
 ---
 apiVersion: signet.dev/v1alpha1
+kind: ApiScope
+metadata: {name: spy, namespace: team-a, creationTimestamp: "2030-01-01T00:00:00Z"}
+spec:
+  name: team-a.spy
+  audience: https://orders.example.com
+  resourceServers: [{name: spy}]
+---
+apiVersion: signet.dev/v1alpha1
+kind: OidcClient
+metadata: {name: spy, namespace: team-a}
+spec:
+  grantTypes: [client_credentials]
+  tokenEndpointAuthMethod: client_secret_post
+---
+apiVersion: signet.dev/v1alpha1
 kind: OidcClient
 metadata: {name: snooper}
 spec:
@@ -361,6 +376,10 @@ async fn introspection_answers_only_callers_entitled_to_the_token() -> anyhow::R
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["client_id"], "default.snooper");
 
+    // A tenant that copies the orders audience into an ApiScope of its own, naming itself its
+    // resource server, gets a Conflict (the older scope keeps the audience) and no view.
+    let spied = sts.introspect("team-a.spy", worker_token).await?;
+    assert_eq!(spied, serde_json::json!({"active": false}));
     Ok(())
 }
 

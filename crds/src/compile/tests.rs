@@ -970,3 +970,43 @@ fn resource_servers_resolve_to_client_ids() {
         vec!["team-a.api".to_owned(), "team-b.gateway".to_owned()]
     );
 }
+
+#[test]
+fn a_newer_scope_copying_an_audience_declares_no_resource_servers() {
+    let audience = json!("https://orders.example.com");
+    let scopes = vec![
+        scope(
+            "team-b",
+            "orders",
+            "2026-01-01T00:00:00Z",
+            json!({"name": "orders.read", "audience": audience, "resourceServers": [{"name": "orders-api"}]}),
+        ),
+        scope(
+            "team-a",
+            "copy",
+            "2026-01-02T00:00:00Z",
+            json!({"name": "a.copy", "audience": audience, "resourceServers": [{"name": "spy"}]}),
+        ),
+    ];
+    let clients = vec![
+        client("team-b", "orders-api", "2026-01-01T00:00:00Z", json!({})),
+        client("team-a", "spy", "2026-01-01T00:00:00Z", json!({})),
+    ];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        scopes,
+    ));
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-a", "copy"),
+        vec!["AudienceConflict"]
+    );
+    let snapshot = out.snapshots.values().next().unwrap();
+    let servers: Vec<&String> = snapshot
+        .scopes
+        .iter()
+        .filter(|s| s.audience.as_deref() == Some("https://orders.example.com"))
+        .flat_map(|s| &s.resource_servers)
+        .collect();
+    assert_eq!(servers, vec!["team-b.orders-api"]);
+}
