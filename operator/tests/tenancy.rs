@@ -22,6 +22,21 @@ async fn label(client: &Client, ns: &str, labels: BTreeMap<&str, &str>) -> anyho
     Ok(())
 }
 
+/// Labels `namespaces` `signet.dev/tenant-of: <value>` and returns the value: unique to the
+/// first namespace, so this test's selectors never match other tests' namespaces.
+async fn tenants(client: &Client, namespaces: &[&str]) -> anyhow::Result<String> {
+    let tenant = format!("tenant-{}", namespaces[0]);
+    for ns in namespaces {
+        label(
+            client,
+            ns,
+            BTreeMap::from([("signet.dev/tenant-of", tenant.as_str())]),
+        )
+        .await?;
+    }
+    Ok(tenant)
+}
+
 async fn create(
     client: &Client,
     ns: &str,
@@ -47,16 +62,7 @@ async fn tenants_are_kept_apart_with_a_condition_for_each_refusal() -> anyhow::R
     let outsider = TestNamespace::create(&client, "tenancy-outsider")
         .await?
         .name;
-    // Unique label values keep this test's selectors from matching other tests' namespaces.
-    let tenant = format!("tenant-{team_a}");
-    for ns in [&team_a, &team_b] {
-        label(
-            &client,
-            ns,
-            BTreeMap::from([("signet.dev/tenant-of", tenant.as_str())]),
-        )
-        .await?;
-    }
+    let tenant = tenants(&client, &[&team_a, &team_b]).await?;
     let selector = json!({"matchLabels": {"signet.dev/tenant-of": tenant}});
     create(
         &client,
@@ -268,15 +274,7 @@ async fn a_squatter_never_inherits_an_owned_scope_name_or_audience() -> anyhow::
     let platform = TestNamespace::create(&client, "squat-platform").await?.name;
     let owner = TestNamespace::create(&client, "squat-owner").await?.name;
     let squatter = TestNamespace::create(&client, "squat-squatter").await?.name;
-    let tenant = format!("tenant-{owner}");
-    for ns in [&owner, &squatter] {
-        label(
-            &client,
-            ns,
-            BTreeMap::from([("signet.dev/tenant-of", tenant.as_str())]),
-        )
-        .await?;
-    }
+    let tenant = tenants(&client, &[&owner, &squatter]).await?;
     let name = format!("{owner}.payments.read");
     let audience = format!("https://{owner}.payments.example.com");
     create(

@@ -14,3 +14,17 @@ pub fn examples(test: &str) -> Loaded {
         .snapshot;
     Loaded::new(snapshot).expect("the examples load")
 }
+
+/// An upstream OpenID Connect provider at `https://sso.example.com` with these admission
+/// rules.
+pub fn upstream(domains: &[&str], groups: &[&str]) -> signet_crds::snapshot::OidcUpstream {
+    signet_crds::snapshot::OidcUpstream {
+        issuer: "https://sso.example.com".into(),
+        client_id: "signet".into(),
+        client_secret: signet_crds::snapshot::Redacted("s".into()),
+        scopes: vec!["openid".into()],
+        claim_mappings: Default::default(),
+        allowed_email_domains: domains.iter().map(|d| d.to_string()).collect(),
+        allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}

@@ -603,6 +603,7 @@ fn compile_clients(
     out: &mut Output,
 ) -> Vec<snapshot::Client> {
     let ts_key = ObjectKey::of(ts);
+    let ceiling = lifetime_ceiling(ts);
     let mut taken: BTreeMap<String, ObjectKey> = BTreeMap::new();
     let mut compiled = Vec::new();
     for client in served(&inputs.clients, owners, &ts_key) {
@@ -658,7 +659,7 @@ fn compile_clients(
                 format!("trusted is ignored: the TokenService does not allow trusted clients in namespace {} (trustedClientNamespaces)", key.namespace),
             );
         }
-        let lifetimes = client_lifetimes(ts, client.spec.lifetimes.as_ref(), &mut report);
+        let lifetimes = client_lifetimes(ts, ceiling, client.spec.lifetimes.as_ref(), &mut report);
         let claims = static_claims(&client.spec.claims, &mut report);
         let auth_method = auth_method(client);
         let secret_hashes = match auth_method {
@@ -726,22 +727,26 @@ fn may_trust(inputs: &Inputs, ts: &TokenService, namespace: &str) -> bool {
             })
 }
 
-/// A client's lifetimes, each clamped to the TokenService's ceiling: `maxClientLifetimes`, or
-/// the TokenService's own default where no ceiling is set (a client may only shorten it).
-fn client_lifetimes(
-    ts: &TokenService,
-    client: Option<&Lifetimes>,
-    report: &mut Report,
-) -> LifetimeSecs {
-    let wanted = effective_lifetimes(&ts.spec.lifetimes, client);
+/// The longest lifetimes a client of `ts` may have: `maxClientLifetimes`, and the
+/// TokenService's own defaults where it sets no longer ceiling (a client may only shorten them).
+fn lifetime_ceiling(ts: &TokenService) -> LifetimeSecs {
     let defaults = effective_lifetimes(&ts.spec.lifetimes, None);
-    let ceiling = ts
-        .spec
+    ts.spec
         .max_client_lifetimes
         .as_ref()
         .map_or(defaults, |max| {
             effective_lifetimes(max, None).at_least(defaults)
-        });
+        })
+}
+
+/// A client's lifetimes, each clamped to `ceiling`.
+fn client_lifetimes(
+    ts: &TokenService,
+    ceiling: LifetimeSecs,
+    client: Option<&Lifetimes>,
+    report: &mut Report,
+) -> LifetimeSecs {
+    let wanted = effective_lifetimes(&ts.spec.lifetimes, client);
     let clamped = wanted.at_most(ceiling);
     if clamped != wanted {
         let names = wanted.longer_than(&ceiling).join(", ");

@@ -124,21 +124,9 @@ pub fn still_admitted(upstream: &OidcUpstream, person: &User) -> Result<(), Refu
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use signet_crds::snapshot::Redacted;
 
     use super::*;
-
-    fn upstream(domains: &[&str], groups: &[&str]) -> OidcUpstream {
-        OidcUpstream {
-            issuer: "https://sso.example.com".into(),
-            client_id: "signet".into(),
-            client_secret: Redacted("s".into()),
-            scopes: vec!["openid".into()],
-            claim_mappings: Default::default(),
-            allowed_email_domains: domains.iter().map(|d| d.to_string()).collect(),
-            allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
-    }
+    use crate::testing::upstream;
 
     #[test]
     fn claims_map_and_the_rules_admit_or_refuse() {

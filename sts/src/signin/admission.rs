@@ -122,17 +122,9 @@ mod tests {
 
     #[test]
     fn an_upstream_person_is_admitted_only_while_the_rules_still_pass() {
-        use signet_crds::snapshot::{IdentityProvider, OidcUpstream, Redacted};
+        use crate::testing::upstream;
+        use signet_crds::snapshot::{IdentityProvider, OidcUpstream};
         let mut loaded = crate::testing::examples("admission-upstream");
-        let upstream = |domains: &[&str], groups: &[&str]| OidcUpstream {
-            issuer: "https://sso.example.com".into(),
-            client_id: "signet".into(),
-            client_secret: Redacted("s".into()),
-            scopes: vec!["openid".into()],
-            claim_mappings: Default::default(),
-            allowed_email_domains: domains.iter().map(|d| d.to_string()).collect(),
-            allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
-        };
         let person = User {
             username: "carol".into(),
             password_hash: String::new(),
