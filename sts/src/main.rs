@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
                 // The path, never the secret.
                 tracing::info!(%client_id, file = %file.display(), "client credentials");
             }
-            source::install(&app, compiled.snapshot.to_wire()).await;
+            source::install_compiled(&app, compiled.snapshot).await;
             tokio::spawn(source::standalone::watch(
                 app.clone(),
                 dir.clone(),

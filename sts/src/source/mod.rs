@@ -10,25 +10,45 @@ mod standalone_tests;
 
 use std::sync::Arc;
 
-use signet_crds::snapshot::{StoreSettings, Wire};
+use signet_crds::snapshot::{Snapshot, StoreSettings, Wire};
 use signet_crds::v1alpha1::StoreType;
 
 use crate::http::App;
-use crate::loaded::Loaded;
+use crate::loaded::{Loaded, Refused};
 use crate::store::{MemoryStore, RedisStore, Store};
 
-/// Verifies the snapshot `wire` carries and, when good and new, swaps it in; a bad one is
-/// refused and the last good one keeps serving.
+/// Verifies the snapshot `wire` carries (the bytes as the operator wrote them) and, when good
+/// and new, swaps it in; a bad one is refused and the last good one keeps serving.
 pub async fn install(app: &App, wire: Wire) {
-    let current = app.loaded.load();
-    if current
-        .as_ref()
-        .is_some_and(|c| c.snapshot.hash == wire.hash)
-    {
+    if serving(app, &wire.hash) {
         return;
     }
     let hash = wire.hash.clone();
-    let loaded = match Loaded::open(&wire) {
+    let loaded = Loaded::open(&wire);
+    // The bytes are not needed once parsed; at 10,000 clients they are megabytes.
+    drop(wire);
+    swap(app, hash, loaded).await;
+}
+
+/// Swaps in a snapshot this process compiled itself (standalone): no bytes travelled, so there
+/// is nothing to verify them against and no reason to serialise it just to parse it again.
+pub async fn install_compiled(app: &App, snapshot: Snapshot) {
+    if serving(app, &snapshot.hash) {
+        return;
+    }
+    let hash = snapshot.hash.clone();
+    swap(app, hash, Loaded::new(snapshot)).await;
+}
+
+fn serving(app: &App, hash: &str) -> bool {
+    app.loaded
+        .load()
+        .as_ref()
+        .is_some_and(|c| c.snapshot.hash == hash)
+}
+
+async fn swap(app: &App, hash: String, loaded: Result<Loaded, Refused>) {
+    let loaded = match loaded {
         Ok(loaded) => match ensure_store(app, &loaded.snapshot.store).await {
             Ok(()) => Ok(loaded),
             Err(reason) => Err(reason),
@@ -83,7 +103,7 @@ async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use signet_crds::snapshot::{Snapshot, as_newer_minor, content_hash};
+    use signet_crds::snapshot::{as_newer_minor, content_hash};
 
     fn examples_snapshot(tag: &str) -> Snapshot {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");

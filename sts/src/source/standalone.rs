@@ -437,7 +437,7 @@ pub async fn watch(
         }
         last = now;
         match compile_dir(&dir, &state, issuer.as_deref()) {
-            Ok(compiled) => super::install(&app, compiled.snapshot.to_wire()).await,
+            Ok(compiled) => super::install_compiled(&app, compiled.snapshot).await,
             Err(error) => {
                 app.metrics.snapshots_refused.inc();
                 tracing::warn!(%error, "manifests refused; the last good snapshot keeps serving");
