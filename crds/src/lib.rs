@@ -3,6 +3,8 @@
 
 pub mod crd;
 pub mod keygen;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod reference;
 pub mod v1alpha1;
 pub mod validation;

@@ -1,8 +1,8 @@
 //! `signet-operator`: watches Signet's custom resources, compiles them into each
 //! TokenService's snapshot, delivers client credentials as Secrets and reports status.
 
-mod client_secret;
 mod conditions;
+mod context;
 mod keys;
 mod metrics;
 mod mirror;
@@ -22,6 +22,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource};
 use kube_lease_manager::LeaseManagerBuilder;
 use serde::de::DeserializeOwned;
+use signet_crds::logging;
 use signet_crds::v1alpha1::{ApiScope, IdentityProvider, OidcClient, SigningKey, TokenService};
 use tokio::sync::Notify;
 
@@ -51,13 +52,7 @@ struct Args {
 
     /// Log format.
     #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
+    log_format: logging::LogFormat,
 }
 
 /// Changes that arrive within this window are compiled together.
@@ -70,19 +65,7 @@ const RESYNC: Duration = Duration::from_secs(300);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    logging::init(args.log_format);
 
     // In-cluster config, or KUBECONFIG / ~/.kube/config.
     let client = Client::try_default().await?;
@@ -100,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let scopes = scoped(&args.namespaces);
-    let ctx = pass::Ctx {
+    let mirrors = context::Mirrors {
         token_services: mirror::spawn(
             apis::<TokenService>(&client, &scopes),
             mirror::spec_fingerprint,
@@ -133,8 +116,8 @@ async fn main() -> anyhow::Result<()> {
             apis::<Secret>(&client, &scopes),
             kube::runtime::watcher::Config::default().labels(&format!(
                 "{}={}",
-                pass::MANAGED_BY.0,
-                pass::MANAGED_BY.1
+                context::MANAGED_BY.0,
+                context::MANAGED_BY.1
             )),
             |s| format!("{:?}", s.metadata.resource_version),
             trigger.clone(),
@@ -152,19 +135,20 @@ async fn main() -> anyhow::Result<()> {
             |n| format!("{:?}", n.metadata.labels),
             trigger.clone(),
         ),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "signet-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ctx = pass::Ctx {
+        mirrors,
         cache: Default::default(),
+        writer: context::Writer::new(client.clone(), recorder),
         metrics: metrics.clone(),
-        writes: Default::default(),
-        key_writes: Default::default(),
-        jwks_written: Default::default(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "signet-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
-        client: client.clone(),
+        jwks: Default::default(),
     };
 
     let identity = format!(
@@ -204,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(leader = *leader.borrow(), "leadership changed");
             }
         }
-        let synced = ctx.synced();
+        let synced = ctx.mirrors.synced();
         metrics
             .synced
             .store(synced, std::sync::atomic::Ordering::Release);
@@ -212,10 +196,10 @@ async fn main() -> anyhow::Result<()> {
             next = tokio::time::Instant::now() + RESYNC;
             continue;
         }
-        let writes_before = ctx.writes.load(std::sync::atomic::Ordering::Relaxed);
+        let writes_before = ctx.writer.writes();
         match pass::run(&ctx, Timestamp::now()).await {
             Ok(wake) => {
-                let writes = ctx.writes.load(std::sync::atomic::Ordering::Relaxed) - writes_before;
+                let writes = ctx.writer.writes() - writes_before;
                 tracing::debug!(writes, "reconcile pass complete");
                 backoff = Duration::from_millis(500);
                 let now_secs = Timestamp::now().as_second();

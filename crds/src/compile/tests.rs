@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::snapshot::{self, SecretHash};
 use crate::v1alpha1::ProviderType;
 
 const ISSUER: &str = "https://id.example.com";

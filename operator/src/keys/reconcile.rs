@@ -3,6 +3,8 @@
 //! to look.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -10,11 +12,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
-use signet_crds::compile::{KEY_PRIVATE_PEM, KEY_PUBLIC_JWK};
+use signet_crds::compile::{KEY_PRIVATE_PEM, KEY_PUBLIC_JWK, ObjectKey};
 use signet_crds::v1alpha1::{KeyPhase, SigningKey, SigningKeyStatus, TokenService};
 
 use super::lifecycle::{self, Facts, KeySecret, Step};
-use crate::pass::{Ctx, Error, FIELD_MANAGER, MANAGED_BY};
+use crate::context::{FIELD_MANAGER, MANAGED_BY, WriteError, Writer, write_error};
 use signet_crds::keygen as generate;
 
 /// Label on a key Secret: the SigningKey it belongs to.
@@ -28,59 +30,100 @@ pub const REVOKE_ANNOTATION: &str = "signet.dev/revoke";
 /// Clock skew allowed between the STS, verifiers and the operator.
 const SKEW: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A failed key step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The crypto library could not generate a key.
+    #[error("{0}")]
+    Generate(String),
+    /// A write was refused.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl Error {
+    /// The metric label of this error.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Generate(_) => "generate_key",
+            Error::Write(e) => e.category(),
+        }
+    }
+}
+
+/// The key Secrets of each SigningKey: the managed Secrets labelled for it and owned by it
+/// (also those its status does not list yet), in name order.
+pub fn key_secrets(
+    signing_keys: &[Arc<SigningKey>],
+    managed: &[Arc<Secret>],
+) -> BTreeMap<ObjectKey, Vec<KeySecret>> {
+    let uids: BTreeMap<ObjectKey, &str> = signing_keys
+        .iter()
+        .filter_map(|k| Some((crate::mirror::key(&**k), k.meta().uid.as_deref()?)))
+        .collect();
+    let mut found: BTreeMap<ObjectKey, Vec<KeySecret>> = BTreeMap::new();
+    for secret in managed {
+        let Some(owner) = secret.labels().get(KEY_LABEL) else {
+            continue;
+        };
+        let owner = ObjectKey::new(&secret.namespace().unwrap_or_default(), owner);
+        let Some(uid) = uids.get(&owner) else {
+            continue;
+        };
+        if !secret.owner_references().iter().any(|o| o.uid == *uid) {
+            continue;
+        }
+        found.entry(owner).or_default().push(KeySecret {
+            name: secret.name_any(),
+            kid: secret
+                .annotations()
+                .get(KID_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
+        });
+    }
+    found
+}
+
 /// A test hook: `SIGNET_FAILPOINT_KEY_WRITES=N` aborts the process right after its N-th key
 /// write, to prove that a crash between the writes of a transition is safe.
-fn failpoint(ctx: &Ctx) {
+fn failpoint() {
     static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static DONE: AtomicU64 = AtomicU64::new(0);
     let limit = LIMIT.get_or_init(|| {
         std::env::var("SIGNET_FAILPOINT_KEY_WRITES")
             .ok()
             .and_then(|v| v.parse().ok())
     });
-    let done = ctx
-        .key_writes
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        + 1;
+    let done = DONE.fetch_add(1, Ordering::SeqCst) + 1;
     if limit.is_some_and(|n| done >= n) {
         tracing::warn!(done, "failpoint: aborting after a key write");
         std::process::abort();
     }
 }
 
-/// Runs one lifecycle step for every SigningKey; returns the earliest time one is due.
-pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+/// Runs one lifecycle step for every SigningKey, with the key Secrets `key_secrets` found and
+/// the TokenServices that may use them; returns the earliest time one is due.
+pub async fn run(
+    writer: &Writer,
+    signing_keys: &[Arc<SigningKey>],
+    key_secrets: &BTreeMap<ObjectKey, Vec<KeySecret>>,
+    token_services: &[Arc<TokenService>],
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
     let mut due: Option<Timestamp> = None;
-    let token_services = ctx.token_services.list();
-    for key in ctx.signing_keys.list() {
+    for key in signing_keys {
         let ns = key.namespace().unwrap_or_default();
         let name = key.name_any();
-        let secrets: Vec<KeySecret> = ctx
-            .managed_secrets
-            .list()
-            .iter()
-            .filter(|s| {
-                s.namespace().as_deref() == Some(ns.as_str())
-                    && s.labels().get(KEY_LABEL) == Some(&name)
-            })
-            .filter(|s| {
-                s.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == key.meta().uid.as_ref())
-            })
-            .map(|s| KeySecret {
-                name: s.name_any(),
-                kid: s
-                    .annotations()
-                    .get(KID_ANNOTATION)
-                    .cloned()
-                    .unwrap_or_default(),
-            })
-            .collect();
+        let secrets = key_secrets
+            .get(&ObjectKey::new(&ns, &name))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let status = key.status.clone().unwrap_or_default();
         let facts = Facts {
             spec: &key.spec,
             versions: &status.keys,
-            secrets: &secrets,
+            secrets,
             rotate: key.annotations().get(ROTATE_ANNOTATION).map(String::as_str),
             rotate_done: status.last_rotate_request.as_deref(),
             revoke: key.annotations().get(REVOKE_ANNOTATION).map(String::as_str),
@@ -91,27 +134,25 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<Timestamp>, Error> 
         if let Some(at) = plan.requeue_at {
             due = Some(due.map_or(at, |d| d.min(at)));
         }
-        let consistency = timing_warning(&key, &token_services);
+        let consistency = timing_warning(key, token_services);
         match plan.step {
             Some(Step::CreateKeySecret) => {
-                create_key_secret(ctx, &key).await?;
-                failpoint(ctx);
+                create_key_secret(writer, key).await?;
+                failpoint();
             }
             Some(Step::DeleteKeySecret(secret)) => {
-                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+                let api: Api<Secret> = Api::namespaced(writer.client.clone(), &ns);
                 match api.delete(&secret, &DeleteParams::default()).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => {
-                        return Err(Error::Write {
-                            action: "delete",
-                            what: format!("key Secret {ns}/{secret}"),
-                            source: e,
-                        });
+                        return Err(
+                            write_error("delete", format!("key Secret {ns}/{secret}"))(e).into(),
+                        );
                     }
                 }
                 tracing::info!(signing_key = %name, secret = %secret, "key Secret deleted");
-                failpoint(ctx);
+                failpoint();
             }
             Some(Step::WriteStatus {
                 versions,
@@ -125,21 +166,21 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<Timestamp>, Error> 
                     ..Default::default()
                 };
                 write_status(
-                    ctx,
-                    &key,
+                    writer,
+                    key,
                     next,
                     plan.warning.as_deref(),
                     consistency.as_deref(),
                     now,
                 )
                 .await?;
-                failpoint(ctx);
+                failpoint();
             }
             None => {
                 // Conditions can change without a lifecycle step (a TokenService's max-age).
                 write_status(
-                    ctx,
-                    &key,
+                    writer,
+                    key,
                     status.clone(),
                     plan.warning.as_deref(),
                     consistency.as_deref(),
@@ -202,7 +243,7 @@ fn timing_warning(
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-async fn create_key_secret(ctx: &Ctx, key: &SigningKey) -> Result<(), Error> {
+async fn create_key_secret(writer: &Writer, key: &SigningKey) -> Result<(), Error> {
     let (alg, bits) = (key.spec.algorithm, key.spec.rsa_key_size);
     // RSA generation takes a while: keep it off the async workers.
     let generated = tokio::task::spawn_blocking(move || generate::generate(alg, bits))
@@ -251,7 +292,7 @@ async fn create_key_secret(ctx: &Ctx, key: &SigningKey) -> Result<(), Error> {
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+    Api::<Secret>::namespaced(writer.client.clone(), &ns)
         .create(
             &PostParams {
                 field_manager: Some(FIELD_MANAGER.into()),
@@ -260,12 +301,8 @@ async fn create_key_secret(ctx: &Ctx, key: &SigningKey) -> Result<(), Error> {
             &secret,
         )
         .await
-        .map_err(|source| Error::Write {
-            action: "create",
-            what: format!("key Secret {ns}/{name}"),
-            source,
-        })?;
-    ctx.count_write();
+        .map_err(write_error("create", format!("key Secret {ns}/{name}")))?;
+    writer.count_write();
     tracing::info!(signing_key = %key.name_any(), secret = %name, kid = %generated.kid, "key version generated");
     Ok(())
 }
@@ -296,7 +333,7 @@ fn condition(
 
 /// Writes `next` (keys plus derived fields and conditions) when it differs from the status.
 async fn write_status(
-    ctx: &Ctx,
+    writer: &Writer,
     key: &SigningKey,
     mut next: SigningKeyStatus,
     warning: Option<&str>,
@@ -372,19 +409,18 @@ async fn write_status(
     }
     let ns = key.namespace().unwrap_or_default();
     let body = serde_json::json!({"apiVersion": "signet.dev/v1alpha1", "kind": "SigningKey", "status": next});
-    Api::<SigningKey>::namespaced(ctx.client.clone(), &ns)
+    Api::<SigningKey>::namespaced(writer.client.clone(), &ns)
         .patch_status(
             &key.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )
         .await
-        .map_err(|source| Error::Write {
-            action: "apply status of",
-            what: format!("SigningKey {ns}/{}", key.name_any()),
-            source,
-        })?;
-    ctx.count_write();
+        .map_err(write_error(
+            "apply status of",
+            format!("SigningKey {ns}/{}", key.name_any()),
+        ))?;
+    writer.count_write();
     Ok(())
 }
 

@@ -1,9 +1,18 @@
 //! The Secret that delivers a confidential client's credentials to its app: what to write,
-//! decided purely from the client, the current Secret (if any) and `now`.
+//! decided purely from the client, the current Secret (if any) and `now`. The compiler plans
+//! it (when its inputs carry a source of new secrets) and compiles as if it were written, so
+//! the operator writes it and the snapshot in one pass.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use signet_crds::compile::{CLIENT_SECRET_KEY, PREVIOUS_SECRET_EXPIRES, PREVIOUS_SECRET_KEY};
+use kube::ResourceExt;
+
+use super::{
+    CLIENT_SECRET_KEY, Inputs, ObjectKey, Output, PREVIOUS_SECRET_EXPIRES, PREVIOUS_SECRET_KEY,
+    Report, SecretData,
+};
+use crate::v1alpha1::{OidcClient, TokenService};
 
 /// Annotation on an OidcClient that asks for a new secret; any new value rotates once.
 pub const ROTATE_ANNOTATION: &str = "signet.dev/rotate-secret";
@@ -95,6 +104,123 @@ pub fn overlap_end(current: &Contents) -> Option<i64> {
         .annotations
         .get(PREVIOUS_SECRET_EXPIRES)
         .and_then(|v| v.parse().ok())
+}
+
+/// Why a generated Secret is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// It did not exist.
+    Created,
+    /// It gets a new secret; the previous one works until the overlap ends.
+    Rotated,
+    /// Other contents changed (the issuer, an expired previous secret dropped).
+    Updated,
+}
+
+/// A generated client Secret to write, as the compiler planned it.
+#[derive(Clone)]
+pub struct SecretWrite {
+    /// The OidcClient it belongs to (its controller owner).
+    pub client: Arc<OidcClient>,
+    /// The Secret, in the client's namespace.
+    pub secret: ObjectKey,
+    /// Why it is written.
+    pub change: Change,
+    /// Its data and annotations: those it has, with the operator's changes.
+    pub contents: Contents,
+}
+
+impl std::fmt::Debug for SecretWrite {
+    // The contents hold a plaintext secret: only the names of their keys are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretWrite")
+            .field("client", &ObjectKey::of(&*self.client))
+            .field("secret", &self.secret)
+            .field("change", &self.change)
+            .field("data_keys", &self.contents.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plans `client`'s generated Secret `secret_key` when it may be written: the client is
+/// otherwise fine (no problem so far keeps it out: never a Secret carrying an id that belongs
+/// to someone else), and the Secret is absent, or this client's with a secret in it (someone
+/// else's is a `SecretConflict`, never touched). Records the write and the end of a running
+/// overlap in `out`; returns what the Secret will hold when that differs from what it holds.
+pub(super) fn plan_for_client(
+    inputs: &Inputs,
+    ts: &TokenService,
+    client: &Arc<OidcClient>,
+    report: &Report,
+    secret_key: &ObjectKey,
+    fresh: fn() -> String,
+    out: &mut Output,
+) -> Option<SecretData> {
+    let client_id = report.client_id.as_deref()?;
+    if report.problems.iter().any(|p| p.excluded) {
+        return None;
+    }
+    let current = inputs.secrets.get(secret_key);
+    let writable = current.is_none_or(|c| {
+        c.controller_uid.is_some()
+            && c.controller_uid == client.uid()
+            && c.data.contains_key(CLIENT_SECRET_KEY)
+    });
+    if !writable {
+        return None;
+    }
+    let current_contents = current.map(|c| Contents {
+        data: c.data.clone(),
+        annotations: c.annotations.clone(),
+    });
+    let overlap = client
+        .spec
+        .secret
+        .as_ref()
+        .and_then(|s| s.rotation_overlap.as_ref())
+        .map_or(86_400, |d| d.get().as_secs() as i64);
+    let want = Want {
+        client_id,
+        issuer: &ts.spec.issuer,
+        rotate_request: client
+            .annotations()
+            .get(ROTATE_ANNOTATION)
+            .map(String::as_str),
+        overlap_secs: overlap,
+        now: inputs.now,
+    };
+    let planned = plan(&want, current_contents.as_ref(), fresh);
+    if let Some(end) = planned
+        .as_ref()
+        .or(current_contents.as_ref())
+        .and_then(overlap_end)
+        .filter(|end| *end > inputs.now)
+    {
+        out.secret_overlap_ends = Some(out.secret_overlap_ends.map_or(end, |t| t.min(end)));
+    }
+    let contents = planned?;
+    let change = match current {
+        None => Change::Created,
+        Some(c) if c.data.get(CLIENT_SECRET_KEY) != contents.data.get(CLIENT_SECRET_KEY) => {
+            Change::Rotated
+        }
+        Some(_) => Change::Updated,
+    };
+    let effective = SecretData {
+        data: contents.data.clone(),
+        annotations: contents.annotations.clone(),
+        controller_uid: client.uid(),
+    };
+    out.client_secrets.insert(
+        ObjectKey::of(&**client),
+        SecretWrite {
+            client: client.clone(),
+            secret: secret_key.clone(),
+            change,
+            contents,
+        },
+    );
+    Some(effective)
 }
 
 #[cfg(test)]

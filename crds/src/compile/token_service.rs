@@ -1,0 +1,118 @@
+//! TokenServices: the settings of a snapshot that come from the TokenService itself (issuer,
+//! lifetimes, store, branding), around the parts the other kinds compile.
+
+use std::time::Duration;
+
+use super::{Inputs, ObjectKey, Output};
+use crate::snapshot::{self, LifetimeSecs, Redacted, Snapshot, StoreSettings};
+use crate::v1alpha1::{Lifetimes, StoreType, TokenService};
+
+/// The Secret the compiler reads for `ts`: the redis URL, when the store is redis.
+pub(super) fn read_by_compile(ts: &TokenService) -> Option<ObjectKey> {
+    match (ts.spec.store.store_type, &ts.spec.store.redis) {
+        (StoreType::Redis, Some(r)) => Some(ObjectKey::new(
+            &ts.metadata.namespace.clone().unwrap_or_default(),
+            &r.url_secret_ref.name,
+        )),
+        _ => None,
+    }
+}
+
+/// What the other kinds compiled for one TokenService.
+pub(super) struct Parts {
+    pub(super) clients: Vec<snapshot::Client>,
+    pub(super) scopes: Vec<snapshot::Scope>,
+    pub(super) identity_providers: Vec<snapshot::IdentityProvider>,
+    pub(super) keys: Vec<snapshot::Key>,
+}
+
+/// The sealed snapshot of `ts`: its own settings around `parts`.
+pub(super) fn snapshot(
+    inputs: &Inputs,
+    ts: &TokenService,
+    parts: Parts,
+    out: &mut Output,
+) -> Snapshot {
+    Snapshot {
+        schema_version: snapshot::SCHEMA_VERSION.to_owned(),
+        hash: String::new(),
+        issuer: ts.spec.issuer.clone(),
+        jwks_max_age_secs: secs(ts.spec.jwks_max_age.as_ref().map(|d| d.get()), 600),
+        lifetimes: effective_lifetimes(&ts.spec.lifetimes, None),
+        session_lifetime_secs: secs(
+            ts.spec.session_lifetime.as_ref().map(|d| d.get()),
+            12 * 3600,
+        ),
+        consent_lifetime_secs: secs(
+            ts.spec.consent_lifetime.as_ref().map(|d| d.get()),
+            30 * 24 * 3600,
+        ),
+        allow_private_network_targets: ts.spec.allow_private_network_targets,
+        id_token_signing_alg: ts.spec.id_token_signing_alg,
+        access_token_signing_alg: ts.spec.access_token_signing_alg,
+        store: store_settings(inputs, ts, out),
+        branding_title: ts.spec.branding.as_ref().and_then(|b| b.title.clone()),
+        branding_logo_url: ts.spec.branding.as_ref().and_then(|b| b.logo_url.clone()),
+        clients: parts.clients,
+        scopes: parts.scopes,
+        identity_providers: parts.identity_providers,
+        keys: parts.keys,
+    }
+    .seal()
+}
+
+fn store_settings(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> StoreSettings {
+    let ts_key = ObjectKey::of(ts);
+    let default_prefix = format!("signet:{ts_key}:");
+    let redis = ts.spec.store.redis.as_ref();
+    let redis_url = match (ts.spec.store.store_type, redis) {
+        (StoreType::Redis, Some(r)) => {
+            let url = inputs
+                .secrets
+                .get(&ObjectKey::new(&ts_key.namespace, &r.url_secret_ref.name))
+                .and_then(|s| s.data.get(&r.url_secret_ref.key))
+                .and_then(|b| String::from_utf8(b.clone()).ok());
+            if url.is_none() {
+                out.warn_token_service(
+                    &ts_key,
+                    "StoreSecretNotFound",
+                    format!(
+                        "Secret {} has no key {}",
+                        r.url_secret_ref.name, r.url_secret_ref.key
+                    ),
+                );
+            }
+            url.map(Redacted)
+        }
+        _ => None,
+    };
+    StoreSettings {
+        store_type: ts.spec.store.store_type,
+        redis_url,
+        key_prefix: redis
+            .and_then(|r| r.key_prefix.clone())
+            .unwrap_or(default_prefix),
+    }
+}
+
+fn secs(value: Option<Duration>, default: u64) -> u64 {
+    value.map_or(default, |d| d.as_secs())
+}
+
+/// Lifetimes in effect: the client's override, else the TokenService's, else the default.
+pub(super) fn effective_lifetimes(service: &Lifetimes, client: Option<&Lifetimes>) -> LifetimeSecs {
+    let pick = |f: fn(&Lifetimes) -> Option<&crate::v1alpha1::KubeDuration>, default: u64| {
+        client
+            .and_then(f)
+            .or_else(|| f(service))
+            .map_or(default, |d| d.get().as_secs())
+    };
+    LifetimeSecs {
+        access_token: pick(|l| l.access_token.as_ref(), 3600),
+        id_token: pick(|l| l.id_token.as_ref(), 3600),
+        refresh_token_absolute: pick(|l| l.refresh_token_absolute.as_ref(), 30 * 86400),
+        refresh_token_sliding: pick(|l| l.refresh_token_sliding.as_ref(), 7 * 86400),
+        authorization_code: pick(|l| l.authorization_code.as_ref(), 60),
+        device_code: pick(|l| l.device_code.as_ref(), 600),
+    }
+}
