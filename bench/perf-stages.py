@@ -33,7 +33,7 @@ if kind == "token":
      ("rest of Signer::sign (header JSON, claims to_string, base64)", r"signet_sts::jose::Signer::sign"),
      ("client authentication (SHA-256, hex decode, lookup)", r"signet_sts::client_auth"),
      ("access_claims (json!, random jti)", r"signet_sts::tokens::access_claims"),
-     ("form parse + grant parse + validate", r"signet_sts::http::form|signet_sts::grants"),
+     ("form parse + grant parse + validate", r"signet_sts::form|signet_sts::grants"),
      ("response JSON (axum::Json)", r"axum::json::Json|serde_json::ser|serde_json::value::ser"),
     ] + common_tail
 else:
@@ -42,7 +42,7 @@ else:
      ("rest of jsonwebtoken decode (header+claims JSON, base64)", r"jsonwebtoken::"),
      ("redis deny-list check (EXISTS round trip)", r"redis::|RedisStore|is_denied"),
      ("client authentication (SHA-256, hex decode, lookup)", r"signet_sts::client_auth"),
-     ("form parse, token_call", r"signet_sts::http::form|token_call"),
+     ("form parse, token_call", r"signet_sts::form|token_call"),
      ("rest of resolve / may_introspect / response JSON", r"signet_sts::tokens::resolve|may_introspect|axum::json::Json|serde_json"),
     ] + common_tail
 counts = {name: 0 for name, _ in stages}; counts["other (tokio/hyper/axum glue, kernel)"] = 0

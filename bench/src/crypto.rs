@@ -32,7 +32,7 @@ pub fn access_claims(issuer: &str, client_id: &str, scope: &str, now: i64) -> Va
         "iat": now,
         "nbf": now,
         "exp": now + 900,
-        "jti": signet_sts::tokens::random_token(),
+        "jti": signet_sts::random::token(),
         "team": "orders",
     })
 }

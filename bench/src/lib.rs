@@ -7,3 +7,13 @@ pub mod crypto;
 pub mod manifests;
 pub mod report;
 pub mod wrk;
+
+/// VmRSS of a process, in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
+}

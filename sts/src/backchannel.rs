@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::App;
+use crate::app::App;
 use crate::loaded::Loaded;
 use crate::signin::logout;
 use crate::signin::session::Session;
@@ -36,7 +36,7 @@ pub fn notify(app: &Arc<App>, loaded: &Arc<Loaded>, session: &Session, now: i64)
             client_id,
             session,
             now,
-            &crate::tokens::random_token(),
+            &crate::random::token(),
         );
         let token = signer.sign("logout+jwt", &claims);
         let body = url::form_urlencoded::Serializer::new(String::new())

@@ -9,11 +9,10 @@ use serde_json::Value;
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AuthMethod;
 
-use crate::http::App;
-use crate::http::error::OAuthError;
+use crate::app::App;
+use crate::error::OAuthError;
 use crate::jwks::{self, PublicKey};
 use crate::loaded::Loaded;
-use crate::store::ReplayCache;
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

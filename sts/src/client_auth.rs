@@ -3,16 +3,15 @@
 //! (credentials form-decoded, RFC 6749 §2.3.1) or `client_secret_post`, compared in constant
 //! time with the SHA-256 hashes in the snapshot, or `private_key_jwt` (see `client_assertion`).
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AuthMethod;
 
+use crate::app::App;
 use crate::client_assertion;
-use crate::http::App;
-use crate::http::error::OAuthError;
-use crate::http::form::Form;
+use crate::error::OAuthError;
+use crate::form::Form;
 use crate::loaded::Loaded;
 
 /// Credentials as presented.
@@ -22,11 +21,11 @@ struct Presented {
     method: AuthMethod,
 }
 
-fn basic(headers: &HeaderMap) -> Result<Option<Presented>, OAuthError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+fn basic(authorization: Option<&[u8]>) -> Result<Option<Presented>, OAuthError> {
+    let Some(value) = authorization else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
+    let value = std::str::from_utf8(value).map_err(|_| OAuthError::invalid_client())?;
     let Some(encoded) = value
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))
@@ -51,15 +50,16 @@ fn basic(headers: &HeaderMap) -> Result<Option<Presented>, OAuthError> {
     }))
 }
 
-/// Authenticates the caller; returns its registration.
+/// Authenticates the caller from its `Authorization` header (the raw value, if sent) and its
+/// form; returns its registration.
 pub async fn authenticate<'a>(
     loaded: &'a Loaded,
     app: &App,
-    headers: &HeaderMap,
+    authorization: Option<&[u8]>,
     form: &Form,
     now: i64,
 ) -> Result<&'a Client, OAuthError> {
-    let from_header = basic(headers)?;
+    let from_header = basic(authorization)?;
     let from_body = form.get("client_secret").map(|secret| Presented {
         client_id: form.get("client_id").unwrap_or_default().to_owned(),
         secret: secret.to_owned(),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256, Sha512};
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::Algorithm;
 
-use crate::http::error::OAuthError;
+use crate::error::OAuthError;
 use crate::loaded::Loaded;
 
 /// `at_hash`: the left half of the hash of the access token, with the hash of the signing

@@ -34,6 +34,15 @@ pub enum Refused {
     /// A public key does not parse.
     #[error("public key {0} does not parse")]
     PublicKey(String),
+    /// The Secrets' bytes are not a gzip stream.
+    #[error("gzip: {0}")]
+    Gzip(std::io::Error),
+    /// A redis store without its URL.
+    #[error("store type redis without a redis URL")]
+    NoRedisUrl,
+    /// The store it names cannot be reached, which would lose single-use guarantees.
+    #[error(transparent)]
+    Store(#[from] crate::store::Unavailable),
 }
 
 /// The serving state of one snapshot.
@@ -54,6 +63,8 @@ pub struct Loaded {
     pub cors_origins: std::collections::HashSet<String>,
     /// People of the static identity providers.
     pub users: crate::signin::users::Directory,
+    /// The issuer's cookie names and attributes, derived once per snapshot.
+    pub cookies: crate::signin::cookies::Names,
     /// `/jwks` body.
     pub jwks: String,
     /// Discovery body (OIDC Discovery and RFC 8414).
@@ -142,6 +153,7 @@ impl Loaded {
                 .flat_map(|c| c.allowed_cors_origins.iter().cloned())
                 .collect(),
             users,
+            cookies: crate::signin::cookies::Names::of(&snapshot.issuer),
             jwks,
             discovery,
             snapshot,
@@ -180,7 +192,7 @@ fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value
         "jwks_uri": format!("{base}/jwks"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "grant_types_supported": crate::grants::KNOWN,
+        "grant_types_supported": crate::grants::supported::GRANT_TYPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],

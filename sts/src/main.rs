@@ -1,10 +1,11 @@
 //! `signet-sts`: the security token service. One code path after loading a snapshot, from
 //! either source: a folder of manifests (standalone) or the operator's snapshot Secrets.
 
-use signet_sts::{http, metrics, source, tls};
+use signet_sts::{http, listener, metrics, source, tls};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -45,6 +46,21 @@ struct Args {
     #[arg(long, env = "SIGNET_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept. A client that sends half a request is dropped after it.
+    #[arg(long, env = "SIGNET_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_read_timeout: u64,
+
+    /// Sign-ins (login, consent, device and logout pages) one source address may start per
+    /// minute on this replica; past it the source gets a 429 page. Behind a proxy, set
+    /// --trusted-proxies, or every request counts against the proxy's address.
+    #[arg(long, env = "SIGNET_INTERACTIONS_PER_MINUTE", default_value_t = signet_sts::app::DEFAULT_INTERACTIONS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
+    interactions_per_minute: u32,
+
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, env = "SIGNET_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    tls_handshake_timeout: u64,
+
     /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed when
     /// throttling sign-in attempts by source address.
     #[arg(long, env = "SIGNET_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -56,33 +72,15 @@ struct Args {
 
     /// Log format.
     #[arg(long, env = "SIGNET_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
+    log_format: signet_crds::logging::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    signet_crds::logging::init(args.log_format);
 
-    let app = http::App::with_trusted_proxies(args.trusted_proxies.clone());
+    let app = http::App::configured(args.trusted_proxies.clone(), args.interactions_per_minute);
     match (&args.manifests, &args.token_service, &args.namespace) {
         (Some(dir), _, _) => {
             let state = args
@@ -122,21 +120,22 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(axum::serve(metrics_listener, metrics::router(app.metrics.clone())).into_future());
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    match (&args.tls_cert, &args.tls_key) {
+    let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let config = tls::config(cert, key)?;
             tracing::info!(addr = %listener.local_addr()?, "serving https");
-            tls::serve(listener, http::router(app), config, shutdown()).await;
+            Some(tls::config(cert, key)?)
         }
         _ => {
             tracing::info!(addr = %listener.local_addr()?, "serving");
-            let service =
-                http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown())
-                .await?;
+            None
         }
-    }
+    };
+    let limits = listener::Limits {
+        header_read: Duration::from_secs(args.header_read_timeout),
+        tls_handshake: Duration::from_secs(args.tls_handshake_timeout),
+    };
+    let held = app.metrics.connections.clone();
+    listener::serve(listener, http::router(app), tls, limits, held, shutdown()).await;
     tracing::info!("drained, exiting");
     Ok(())
 }

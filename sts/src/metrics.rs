@@ -55,6 +55,8 @@ pub struct Metrics {
     pub backchannel_sent: Counter,
     /// Back-channel logout deliveries that failed after every retry.
     pub backchannel_failed: Counter,
+    /// Connections the listener holds now.
+    pub connections: Gauge,
 }
 
 impl Metrics {
@@ -99,8 +101,15 @@ impl Metrics {
             "Back-channel logout deliveries that failed after every retry",
             backchannel_failed.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Connections the listener holds now",
+            connections.clone(),
+        );
         Arc::new(Self {
             registry,
+            connections,
             backchannel_sent,
             backchannel_failed,
             requests,

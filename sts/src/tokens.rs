@@ -1,21 +1,12 @@
 //! Access tokens: JWTs per RFC 9068, or opaque reference tokens resolved by introspection.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AccessTokenFormat;
 
-use crate::http::error::OAuthError;
+use crate::error::OAuthError;
 use crate::loaded::Loaded;
-use crate::store::{DenyList, ReferenceTokens, Store};
-
-/// Random URL-safe string of 256 bits.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the OS random source works");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+use crate::store::Store;
 
 /// The claims of an access token (RFC 9068 §2.2).
 pub fn access_claims(
@@ -38,7 +29,7 @@ pub fn access_claims(
         "iat": now,
         "nbf": now,
         "exp": now + client.lifetimes.access_token as i64,
-        "jti": random_token(),
+        "jti": crate::random::token(),
     });
     if let (Value::Object(claims), Value::Object(issued)) = (&mut claims, issued) {
         claims.extend(issued);
@@ -63,10 +54,10 @@ pub async fn issue(
             Ok(signer.sign("at+jwt", &claims))
         }
         AccessTokenFormat::Reference => {
-            let token = random_token();
+            let token = crate::random::token();
             let expires = claims["exp"].as_i64().unwrap_or(now);
             store
-                .put_reference(&token, claims, expires, now)
+                .put_reference(&token, &claims, expires, now)
                 .await
                 .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
             Ok(token)
@@ -85,7 +76,16 @@ pub async fn resolve(
     let unavailable =
         |e: crate::store::Unavailable| OAuthError::temporarily_unavailable(e.to_string());
     if token.split('.').count() != 3 {
-        return store.get_reference(token, now).await.map_err(unavailable);
+        let Some(claims) = store.get_reference(token, now).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        // A reference token is denied by its `jti` like a JWT (a replayed code, an ended
+        // refresh family), since whoever denies it knows the id, not the token.
+        let jti = claims["jti"].as_str().unwrap_or_default();
+        if store.is_denied(jti, now).await.map_err(unavailable)? {
+            return Ok(None);
+        }
+        return Ok(Some(claims));
     }
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Ok(None);

@@ -60,10 +60,17 @@ async fn an_sts_serves_the_snapshot_of_a_newer_minor_operator() -> anyhow::Resul
     .await?;
     assert_eq!(readyz.status, 200);
     assert_eq!(readyz.body, format!("ok: snapshot {hash}"));
-    let ts = signet_api(&client, &ns, "TokenService")
-        .get("signet")
-        .await?;
-    assert_eq!(ts.data["status"]["snapshotHash"], hash.as_str());
+    // The operator writes the status after the Secret, so it may come a moment later.
+    let api = signet_api(&client, &ns, "TokenService");
+    wait_for(
+        "the TokenService status naming that hash",
+        TIMEOUT,
+        || async {
+            let ts = api.get("signet").await?;
+            Ok((ts.data["status"]["snapshotHash"] == hash.as_str()).then_some(()))
+        },
+    )
+    .await?;
 
     let (id, secret) = credentials(&secrets, "orders-worker-oidc", TIMEOUT).await?;
     let issued = token(&deployed.addr, &id, &secret).await?;

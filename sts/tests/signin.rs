@@ -327,12 +327,12 @@ async fn forms_without_the_right_csrf_token_are_refused() -> anyhow::Result<()> 
         }
         let r = alice.post(&sts.addr, "/login", &form).await?;
         assert_eq!(r.status, 403, "csrf {csrf:?}: {}", r.body);
-        assert!(alice.session.is_none(), "no session without the token");
+        assert!(alice.session().is_none(), "no session without the token");
     }
     // The same form with the token signs in.
     let r = alice.log_in(&sts.addr, &location, ALICE.0, ALICE.1).await?;
     assert_eq!(r.status, 303);
-    assert!(alice.session.is_some());
+    assert!(alice.session().is_some());
     Ok(())
 }
 
@@ -350,7 +350,7 @@ async fn a_wrong_password_is_refused_with_a_message_and_no_session() -> anyhow::
         assert_eq!(r.status, 401, "{}", r.body);
         assert!(r.body.contains("role=\"alert\""), "{}", r.body);
         assert!(r.body.contains("username or password is not right"));
-        assert!(mallory.session.is_none());
+        assert!(mallory.session().is_none());
     }
     Ok(())
 }

@@ -229,7 +229,10 @@ async fn a_session_of_another_provider_gets_no_code_and_approves_no_device() -> 
     let sts = start("tenancy-idp").await?;
     let mut alice = Person::default();
     sts.web_tokens(&mut alice).await?;
-    assert!(alice.session.is_some(), "alice holds a local-users session");
+    assert!(
+        alice.session().is_some(),
+        "alice holds a local-users session"
+    );
 
     let response = alice
         .authorize(

@@ -15,8 +15,12 @@ export function browserMissing() {
   return `no Chromium at ${chromiumPath} (scripts/test installs Debian's chromium; or set CHROMIUM_PATH)`;
 }
 
-/** Launches headless Chromium. */
-export async function launchBrowser() {
+/**
+ * Launches headless Chromium. `hostRules` replaces the default host resolver rules (a test
+ * that maps names of its own to loopback must still map the rest to nothing); `args` are
+ * further switches.
+ */
+export async function launchBrowser({ hostRules = 'MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', args = [] } = {}) {
   if (!existsSync(chromiumPath)) {
     throw new Error(`no Chromium at ${chromiumPath}: apt-get install chromium, or set CHROMIUM_PATH`);
   }
@@ -25,7 +29,7 @@ export async function launchBrowser() {
     // Root in a container has no user namespace for Chromium's sandbox. Every host name but
     // loopback resolves to nothing, so a redirect to a client's https URI fails at once and no
     // request leaves the machine.
-    args: ['--no-sandbox', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+    args: ['--no-sandbox', `--host-resolver-rules=${hostRules}`, ...args],
   });
 }
 
@@ -52,6 +56,20 @@ function sameEndpoint(url, redirectUri) {
 export async function captureRedirect(page, redirectUri) {
   const request = await page.waitForRequest((r) => r.isNavigationRequest() && sameEndpoint(r.url(), redirectUri));
   return new URL(request.url());
+}
+
+/**
+ * Keeps the page's browser from sending any request whose URL matches `pattern` (a glob of the
+ * DevTools protocol: `*` is any run of characters, `?` any one), redirect hops included: the request fails
+ * (net::ERR_BLOCKED_BY_CLIENT) and the server never sees it, while the page's request event
+ * still shows its URL. Playwright's routes cannot stop a hop; the protocol's Fetch domain can.
+ */
+export async function blockRequests(page, pattern) {
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on('Fetch.requestPaused', ({ requestId }) => {
+    cdp.send('Fetch.failRequest', { requestId, errorReason: 'BlockedByClient' }).catch(() => {});
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: pattern, requestStage: 'Request' }] });
 }
 
 /**

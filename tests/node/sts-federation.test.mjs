@@ -4,7 +4,8 @@
 // are those of Signet's ID token, mapped from the upstream's. One STS for the file, with three
 // upstream providers: two oidc-providers (one with the claims in its ID tokens, one with them at
 // userinfo only) and one at a closed port. Each sign-in has its own browser context, so its
-// own cookies at both ends.
+// own cookies at both ends. At the end, issue 16 item 2: the upstream's callback belongs to the
+// browser that started the sign-in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 import { startSts } from './sts.mjs';
 import { startUpstream } from './upstream.mjs';
-import { browserMissing, captureRedirect, launchBrowser } from './browser.mjs';
+import { blockRequests, browserMissing, captureRedirect, launchBrowser } from './browser.mjs';
 
 const examples = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 const upstreamSecret = 'upstream-client-secret-for-signet';
@@ -29,6 +30,8 @@ const accounts = {
   mallory: { email: 'mallory@elsewhere.example.org', email_verified: true, name: 'Mallory', groups: ['developers'] },
   // In an allowed domain, but the upstream does not vouch for the address.
   eve: { email: 'eve@example.com', email_verified: false, name: 'Eve', groups: ['developers'] },
+  // An attacker with an account of her own, in an allowed domain.
+  trudy: { email: 'trudy@example.com', email_verified: true, name: 'Trudy', groups: ['developers'] },
 };
 
 /** A port nothing listens on (bound, then released). */
@@ -317,4 +320,40 @@ test('issue 9: an upstream that returns the scopes\' claims from userinfo only (
   // The same upstream subject at another upstream issuer is another person.
   const viaUpstream = await redeem(await withPage((page) => signInUpstream(page, 'bob')));
   assert.notEqual(claims.sub, viaUpstream.claims.sub);
+});
+
+// RFC 9700 §4.7: the state of a sign-in at an upstream belongs to the browser that started
+// it. An attacker who signs in upstream and hands the callback URL to a victim (a link, an
+// image) must not sign the victim in to Signet as the attacker.
+test('issue 16 item 2: an upstream callback opened in another browser gets a 403 page, no session and no code', { skip: noBrowser }, async () => {
+  const callback = await withPage(async (page) => {
+    const request = await authorizationRequest();
+    // The attacker stops at Signet's callback: the browser never sends it, so the single-use
+    // state is still there for the victim.
+    await blockRequests(page, `${sts.issuer}/federate/callback?*`);
+    const stopped = page.waitForRequest((r) => r.url().startsWith(`${sts.issuer}/federate/callback?`));
+    await page.goto(String(request.url));
+    assert.equal(new URL(page.url()).pathname, '/login', `Signet's login page, not ${page.url()}`);
+    await page.getByRole('button', { name: 'Sign in with Upstream SSO' }).click();
+    await page.locator('input[name="login"]').fill('trudy');
+    await page.locator('input[name="password"]').fill('any password will do');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    const url = new URL((await stopped).url());
+    assert.ok(url.searchParams.get('code') && url.searchParams.get('state'), `an upstream code and state in ${url}`);
+    return url;
+  });
+  await withPage(async (page) => {
+    const seen = [];
+    page.on('request', (r) => r.isNavigationRequest() && seen.push(r.url()));
+    const answered = page.waitForResponse((r) => r.url() === callback.href);
+    // Before the fix the victim ends at fed-app, which does not resolve.
+    await page.goto(callback.href).catch((error) => assert.match(error.message, /net::ERR_/));
+    const response = await answered;
+    assert.equal(response.status(), 403, `the victim's callback was answered ${response.status()} ${response.headers().location ?? ''}`);
+    assert.match(await page.getByRole('alert').textContent(), /^This sign-in was started in another browser/);
+    const sessions = (await page.context().cookies(sts.issuer)).filter((c) => /signet_session/.test(c.name));
+    assert.deepEqual(sessions, [], 'no session at Signet');
+    assert.ok(!seen.some((url) => url.startsWith(fedRedirect)), `nothing sent to fed-app: ${seen}`);
+  });
 });

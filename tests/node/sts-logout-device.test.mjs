@@ -359,6 +359,27 @@ test('28 an unregistered post_logout_redirect_uri, or a hint signed by another k
   assert.equal(accepted.headers.get('location'), `${webLogout}?state=s28`);
 }));
 
+// Without a hint the person confirms on Signet's page, and the answer to that form redirects
+// to the client: browsers apply the page's form-action to that redirect, so it must name the
+// post_logout_redirect_uri's origin.
+test('a logout confirmed on Signet\'s page reaches the registered post_logout_redirect_uri in a browser that enforces the page\'s CSP', { skip: noBrowser }, () => withPage(async (page) => {
+  await codeFlow(page, webApp, webRedirect);
+  const violations = [];
+  page.on('console', (m) => /Content Security Policy/.test(m.text()) && violations.push(m.text()));
+  const url = new URL(meta.end_session_endpoint);
+  url.search = new URLSearchParams({ client_id: webApp, post_logout_redirect_uri: webLogout, state: 'confirmed' });
+  await page.goto(url.href);
+  assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Sign out?');
+  const caught = captureRedirect(page, webLogout);
+  const blocked = page.waitForEvent('console', (m) => /Content Security Policy/.test(m.text()));
+  blocked.catch(() => {});
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  const redirect = await Promise.race([caught, blocked.then((m) => assert.fail(`blocked: ${m.text()}`))]);
+  assert.deepEqual(violations, []);
+  assert.equal(redirect.searchParams.get('state'), 'confirmed');
+  assert.deepEqual(await silentAuthorize(page), { error: 'login_required' });
+}));
+
 test('back-channel logout: a client in the session gets a logout token for that session at its https endpoint', { skip: noBrowser }, () => withPage(async (page) => {
   // Two clients in one session: web-app (no back channel) and bcl-app (with one).
   const web = await codeFlow(page, webApp, webRedirect);

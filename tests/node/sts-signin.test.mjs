@@ -178,16 +178,22 @@ function rawAuthorize(params, { method = 'GET', cookie } = {}) {
   return fetch(url, { redirect: 'manual', headers });
 }
 
-/** Loads the login page at `location` and posts its form as a browser would. */
-async function rawLogin(location, user = alice) {
-  const page = await fetch(new URL(location, sts.issuer));
+/**
+ * Follows `started` (the answer of /authorize) to the login page and posts its form as a
+ * browser would: with the binding cookie `started` set, without which the sign-in is another
+ * browser's and refused.
+ */
+async function rawLogin(started, user = alice) {
+  const binding = started.headers.getSetCookie().find((c) => c.startsWith('signet_binding='))?.split(';')[0];
+  assert.ok(binding, 'the interaction binds this client with a cookie');
+  const page = await fetch(new URL(started.headers.get('location'), sts.issuer), { headers: { cookie: binding } });
   assert.equal(page.status, 200);
   const html = await page.text();
   const field = (name) => html.match(new RegExp(`name="${name}" value="([^"]*)"`))?.[1];
   const response = await fetch(new URL('/login', sts.issuer), {
     method: 'POST',
     redirect: 'manual',
-    headers: formType,
+    headers: { ...formType, cookie: binding },
     body: new URLSearchParams({ interaction: field('interaction'), csrf: field('csrf'), username: user.username, password: user.password }),
   });
   const cookie = response.headers.getSetCookie().find((c) => c.startsWith('signet_session='))?.split(';')[0];
@@ -205,7 +211,7 @@ async function rawSession() {
   const { challenge } = await pkce();
   const started = await rawAuthorize({ client_id: webApp, response_type: 'code', redirect_uri: webRedirect, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
   assert.equal(started.status, 303);
-  const { response, cookie } = await rawLogin(started.headers.get('location'));
+  const { response, cookie } = await rawLogin(started);
   assert.equal(response.status, 303);
   assert.ok(cookie, 'no session cookie');
   return cookie;
@@ -527,7 +533,7 @@ test('12 an authorization request sent by POST works', async () => {
   );
   assert.equal(started.status, 303);
   assert.match(started.headers.get('location'), /^\/login\?interaction=/);
-  const { response, cookie } = await rawLogin(started.headers.get('location'));
+  const { response, cookie } = await rawLogin(started);
   assert.ok(cookie);
   assert.equal(response.status, 303);
   const callback = new URL(response.headers.get('location'));

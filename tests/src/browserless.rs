@@ -1,6 +1,10 @@
 //! A person signing in without a browser: follows the STS's redirects, fills the login and
-//! consent forms from the HTML (hidden fields included) and keeps the session cookie. For
-//! protocol tests in Rust; the real pages are exercised with Chromium in tests/node.
+//! consent forms from the HTML (hidden fields included) and keeps the cookies the STS sets, as
+//! a browser's jar would for one host. For protocol tests in Rust; the real pages are exercised
+//! with Chromium in tests/node.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use crate::http::{self, Response};
 
@@ -9,11 +13,19 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /// Its S256 challenge.
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-/// One person's cookie jar against one STS address.
-#[derive(Clone, Debug, Default)]
+/// One person's browser against one STS address: its cookie jar (name to value). Each
+/// `Person` is a separate browser; a clone is a copy of the jar at that moment.
+#[derive(Debug, Default)]
 pub struct Person {
-    /// The session cookie value, once signed in.
-    pub session: Option<String>,
+    jar: Mutex<BTreeMap<String, String>>,
+}
+
+impl Clone for Person {
+    fn clone(&self) -> Self {
+        Self {
+            jar: Mutex::new(self.jar().clone()),
+        }
+    }
 }
 
 /// The value of hidden input `name` in a page.
@@ -57,21 +69,68 @@ fn decode(text: &str) -> String {
 }
 
 impl Person {
-    fn cookie_header(&self) -> Vec<(&str, String)> {
-        self.session
-            .iter()
-            .map(|s| ("Cookie", format!("signet_session={s}")))
-            .collect()
+    fn jar(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.jar
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// GET `path` with the cookie.
+    /// The value of the cookie `name`, if the jar holds it.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar().get(name).cloned()
+    }
+
+    /// Puts `name=value` in the jar, as a page that may set cookies for the host would.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar().insert(name.to_owned(), value.to_owned());
+    }
+
+    /// The session cookie's value (`signet_session`, the name of a loopback http issuer).
+    pub fn session(&self) -> Option<String> {
+        self.cookie("signet_session")
+    }
+
+    fn cookie_header(&self) -> Vec<(&'static str, String)> {
+        let jar = self.jar();
+        if jar.is_empty() {
+            return Vec::new();
+        }
+        let pairs: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        vec![("Cookie", pairs.join("; "))]
+    }
+
+    /// Keeps what the response's `Set-Cookie` headers say: a value, or a removal (empty value
+    /// or `Max-Age=0`).
+    fn keep_cookies(&self, response: &Response) {
+        let mut jar = self.jar();
+        for (name, line) in &response.headers {
+            if name != "set-cookie" {
+                continue;
+            }
+            let mut attributes = line.split(';').map(str::trim);
+            let Some((cookie, value)) = attributes.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let removed =
+                value.is_empty() || attributes.any(|a| a.eq_ignore_ascii_case("max-age=0"));
+            if removed {
+                jar.remove(cookie);
+            } else {
+                jar.insert(cookie.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// GET `path` with the cookies; keeps the cookies set.
     pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<Response> {
         let headers = self.cookie_header();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        http::get_with(addr, path, &headers).await
+        let response = http::get_with(addr, path, &headers).await?;
+        self.keep_cookies(&response);
+        Ok(response)
     }
 
-    /// POST a form with the cookie; keeps a new session cookie.
+    /// POST a form with the cookies; keeps the cookies set.
     pub async fn post(
         &mut self,
         addr: &str,
@@ -81,14 +140,7 @@ impl Person {
         let headers = self.cookie_header();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let response = http::post_form(addr, path, form, &headers).await?;
-        for (name, value) in &response.headers {
-            if name == "set-cookie"
-                && let Some(v) = value.strip_prefix("signet_session=")
-            {
-                let v = v.split(';').next().unwrap_or_default();
-                self.session = (!v.is_empty()).then(|| v.to_owned());
-            }
-        }
+        self.keep_cookies(&response);
         Ok(response)
     }
 

@@ -24,6 +24,7 @@ mod objects;
 mod process;
 pub mod race;
 mod services;
+pub mod tls;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use identity::{

@@ -12,6 +12,7 @@ use clap::Parser;
 use signet_bench::bodies::{self, form};
 use signet_bench::manifests::{self, INTROSPECTOR, REFERENCE_CLIENT, bench_client};
 use signet_bench::report::{self, Results, Run};
+use signet_bench::rss_kib;
 use signet_bench::{cpu, crypto, wrk};
 use signet_tests::{Process, RedisServer, free_port, repo_root, wait_ready};
 
@@ -55,16 +56,6 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
         .join(name);
     anyhow::ensure!(bin.exists(), "{} is not built", bin.display());
     Ok(bin)
-}
-
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
 }
 
 /// Starts `perf record` with call graphs on `pid` for `seconds`, writing `out`.

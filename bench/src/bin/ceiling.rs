@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Parser;
-use signet_sts::http::form::Form;
+use signet_sts::form::Form;
 use signet_sts::jose::Signer;
 
 /// An axum endpoint that signs, for comparison with the STS.

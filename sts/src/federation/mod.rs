@@ -107,6 +107,10 @@ pub struct Pending {
     pub verifier: String,
 }
 
+impl crate::store::Record for Pending {
+    const KIND: crate::store::Kind = crate::store::Kind::Upstream;
+}
+
 /// The URL that sends the person to the upstream.
 pub fn authorization_url(
     metadata: &Metadata,

@@ -1,12 +1,12 @@
 //! The client credentials grant (RFC 6749 §4.4): a machine gets an access token for APIs.
 
 use serde::Deserialize;
-use signet_crds::snapshot::Client;
-use signet_crds::v1alpha1::GrantType;
+use serde_json::{Value, json};
 
-use crate::compile_scope::granted_audiences;
-use crate::http::error::OAuthError;
-use crate::loaded::Loaded;
+use super::audiences::granted_audiences;
+use super::context::Context;
+use crate::error::OAuthError;
+use crate::tokens;
 
 /// The request parameters.
 #[derive(Debug, Deserialize)]
@@ -26,17 +26,9 @@ pub struct Validated {
     pub audiences: Vec<String>,
 }
 
-/// Validate phase: grant allowed, scopes allowed and API scopes, resource known.
-pub fn validate(
-    loaded: &Loaded,
-    client: &Client,
-    request: &Request,
-) -> Result<Validated, OAuthError> {
-    if !client.grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(OAuthError::unauthorized_client(
-            "this client may not use client_credentials",
-        ));
-    }
+/// Scopes allowed for the client and of APIs, the resource (if named) one of their audiences.
+pub fn validate(ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthError> {
+    let (loaded, client) = (ctx.loaded, ctx.client);
     let scopes: Vec<String> = match &request.scope {
         Some(s) => s
             .split(' ')
@@ -72,4 +64,24 @@ pub fn validate(
         ));
     }
     Ok(Validated { scopes, audiences })
+}
+
+/// An access token for the client itself (RFC 6749 §4.4.3: no refresh token).
+pub async fn issue(ctx: &Context<'_>, granted: Validated) -> Result<Value, OAuthError> {
+    let client = ctx.client;
+    let claims = tokens::access_claims(
+        ctx.loaded,
+        client,
+        &client.client_id,
+        &granted.scopes,
+        &granted.audiences,
+        ctx.now,
+    );
+    let token = tokens::issue(ctx.loaded, ctx.store, client, claims, ctx.now).await?;
+    Ok(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": client.lifetimes.access_token,
+        "scope": granted.scopes.join(" "),
+    }))
 }

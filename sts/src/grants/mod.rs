@@ -1,16 +1,59 @@
-//! Grants: the request parsed into a tagged enum, then one module per grant with a validate
-//! phase (no side effects) and an issue phase. `now` comes in; nothing reads the clock.
+//! The token endpoint's grants, all under one contract:
+//!
+//! 1. `GrantRequest::parse` reads the form into the grant's `Request` (serde: a missing or
+//!    malformed parameter is `invalid_request`, an unknown grant `unsupported_grant_type`);
+//! 2. `token` checks once that the authenticated client may use the grant;
+//! 3. the grant's `validate(&Context, Request) -> Validated` checks the request with explicit
+//!    inputs only: no store, no clock beyond `ctx.now`, no side effect;
+//! 4. its `issue(&Context, Validated)` does the store work its rules need (take a code, use a
+//!    refresh token once, answer a poll) and issues the tokens, at `ctx.now`.
+//!
+//! A new grant is one file with `Request`, `validate` and `issue`, and one variant below. The
+//! grants of a flow that also has a browser side live with that flow:
+//! `authorization_code::grant` and `device::grant`; the others are here.
 
-pub mod authorization_code;
+pub mod audiences;
 pub mod client_credentials;
-pub mod device_code;
+pub mod context;
 pub mod refresh_token;
+pub mod supported;
 pub mod user_tokens;
 
 use serde::Deserialize;
+use serde_json::Value;
+use signet_crds::v1alpha1::GrantType;
 
-use crate::http::error::OAuthError;
-use crate::http::form::Form;
+use crate::error::OAuthError;
+use crate::form::Form;
+use crate::{authorization_code, device};
+
+pub use context::Context;
+
+/// Answers a token request of `ctx.client`: the token response's JSON body.
+pub async fn token(ctx: &Context<'_>, request: GrantRequest) -> Result<Value, OAuthError> {
+    let (grant_type, refusal) = request.grant_type();
+    if !ctx.client.grant_types.contains(&grant_type) {
+        return Err(OAuthError::unauthorized_client(refusal));
+    }
+    match request {
+        GrantRequest::ClientCredentials(request) => {
+            let validated = client_credentials::validate(ctx, request)?;
+            client_credentials::issue(ctx, validated).await
+        }
+        GrantRequest::AuthorizationCode(request) => {
+            let validated = authorization_code::grant::validate(ctx, request)?;
+            authorization_code::grant::issue(ctx, validated).await
+        }
+        GrantRequest::RefreshToken(request) => {
+            let validated = refresh_token::validate(ctx, request)?;
+            refresh_token::issue(ctx, validated).await
+        }
+        GrantRequest::DeviceCode(request) => {
+            let validated = device::grant::validate(ctx, request)?;
+            device::grant::issue(ctx, validated).await
+        }
+    }
+}
 
 /// A token request, by `grant_type`.
 #[derive(Debug, Deserialize)]
@@ -21,16 +64,38 @@ pub enum GrantRequest {
     ClientCredentials(client_credentials::Request),
     /// RFC 6749 §4.1.3.
     #[serde(rename = "authorization_code")]
-    AuthorizationCode(authorization_code::Request),
+    AuthorizationCode(crate::authorization_code::grant::Request),
     /// RFC 6749 §6.
     #[serde(rename = "refresh_token")]
     RefreshToken(refresh_token::Request),
     /// RFC 8628 §3.4.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
-    DeviceCode(device_code::Request),
+    DeviceCode(crate::device::grant::Request),
 }
 
 impl GrantRequest {
+    /// The client's grant type this request needs, and what a client without it is told.
+    fn grant_type(&self) -> (GrantType, &'static str) {
+        match self {
+            GrantRequest::ClientCredentials(_) => (
+                GrantType::ClientCredentials,
+                "this client may not use client_credentials",
+            ),
+            GrantRequest::AuthorizationCode(_) => (
+                GrantType::AuthorizationCode,
+                "this client may not use the authorization code grant",
+            ),
+            GrantRequest::RefreshToken(_) => (
+                GrantType::RefreshToken,
+                "this client may not use refresh tokens",
+            ),
+            GrantRequest::DeviceCode(_) => (
+                GrantType::DeviceCode,
+                "this client may not use the device flow",
+            ),
+        }
+    }
+
     /// The grant type, for metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -50,7 +115,7 @@ impl GrantRequest {
             return Err(OAuthError::invalid_request("grant_type is required"));
         };
         serde_json::from_value(form.to_json()).map_err(|error| {
-            if KNOWN.contains(&grant_type) {
+            if supported::GRANT_TYPES.contains(&grant_type) {
                 OAuthError::invalid_request(format!("bad {grant_type} request: {error}"))
             } else {
                 OAuthError::unsupported_grant_type()
@@ -58,11 +123,3 @@ impl GrantRequest {
         })
     }
 }
-
-/// The grant types this STS implements.
-pub const KNOWN: &[&str] = &[
-    "authorization_code",
-    "client_credentials",
-    "refresh_token",
-    "urn:ietf:params:oauth:grant-type:device_code",
-];

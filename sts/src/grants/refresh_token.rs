@@ -4,14 +4,14 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use signet_crds::snapshot::Client;
-use signet_crds::v1alpha1::GrantType;
 
-use super::user_tokens::{self, RefreshRecord, Rotation, revoke_family, unavailable};
-use crate::http::error::OAuthError;
-use crate::loaded::Loaded;
+use super::context::Context;
+use super::user_tokens::{
+    self, RefreshRecord, RevokedFamily, Rotation, revoke_family, unavailable,
+};
+use crate::error::OAuthError;
 use crate::signin;
-use crate::store::{Kind, Records, ReplayCache, Store};
+use crate::store::Store;
 
 /// The request parameters.
 #[derive(Debug, Deserialize)]
@@ -28,37 +28,44 @@ pub async fn live(
     token: &str,
     now: i64,
 ) -> Result<Option<RefreshRecord>, OAuthError> {
-    let Some(value) = store
-        .get(Kind::Refresh, token, now)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    let Ok(record) = serde_json::from_value::<RefreshRecord>(value) else {
+    let found: Option<RefreshRecord> = store.get(token, now).await.map_err(unavailable)?;
+    let Some(record) = found else {
         return Ok(None);
     };
     let revoked = store
-        .get(Kind::RevokedFamily, &record.family, now)
+        .get::<RevokedFamily>(&record.family, now)
         .await
         .map_err(unavailable)?
         .is_some();
     Ok((!revoked).then_some(record))
 }
 
+/// A refresh request, its `scope` split.
+pub struct Validated {
+    /// The refresh token.
+    refresh_token: String,
+    /// The scopes asked for, if the request narrows the grant.
+    asked: Option<Vec<String>>,
+}
+
+/// Splits the scopes asked for; which of them were granted is the record's to say.
+pub fn validate(_ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthError> {
+    let asked = request.scope.map(|scope| {
+        scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    Ok(Validated {
+        refresh_token: request.refresh_token,
+        asked,
+    })
+}
+
 /// Uses the refresh token once and issues new tokens.
-pub async fn redeem(
-    loaded: &Loaded,
-    store: &Store,
-    client: &Client,
-    request: &Request,
-    now: i64,
-) -> Result<Value, OAuthError> {
-    if !client.grant_types.contains(&GrantType::RefreshToken) {
-        return Err(OAuthError::unauthorized_client(
-            "this client may not use refresh tokens",
-        ));
-    }
+pub async fn issue(ctx: &Context<'_>, request: Validated) -> Result<Value, OAuthError> {
+    let (loaded, store, client, now) = (ctx.loaded, ctx.store, ctx.client, ctx.now);
     let invalid = || OAuthError::invalid_grant("unknown, expired or revoked refresh token");
     let record = live(store, &request.refresh_token, now)
         .await?
@@ -91,12 +98,7 @@ pub async fn redeem(
         .retain(|s| client.allowed_scopes.contains(s));
     // Scope is checked before the token is spent: a refused request leaves it usable.
     let mut grant = family_grant.clone();
-    if let Some(scope) = &request.scope {
-        let asked: Vec<String> = scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+    if let Some(asked) = request.asked {
         if let Some(extra) = asked.iter().find(|s| !family_grant.scopes.contains(s)) {
             return Err(OAuthError::invalid_scope(format!(
                 "{extra} was not granted"
@@ -122,9 +124,7 @@ pub async fn redeem(
         ));
     }
     let (response, _) = user_tokens::issue(
-        loaded,
-        store,
-        client,
+        ctx,
         &grant,
         None,
         Some(Rotation {
@@ -132,7 +132,6 @@ pub async fn redeem(
             end: record.absolute_expiry,
             grant: &family_grant,
         }),
-        now,
     )
     .await?;
     Ok(response)

@@ -4,13 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::GrantType;
 
-use crate::compile_scope::granted_audiences;
-use crate::http::error::OAuthError;
-use crate::loaded::Loaded;
-use crate::store::{Kind, Records, Store, Unavailable};
+use super::audiences::granted_audiences;
+use super::context::Context;
+use crate::error::OAuthError;
+use crate::store::{Kind, Record, Store, Unavailable};
 use crate::{id_token, signin, tokens};
 
 /// Store trouble becomes 503 temporarily_unavailable.
@@ -48,6 +47,87 @@ pub struct RefreshRecord {
     pub absolute_expiry: i64,
 }
 
+impl Record for RefreshRecord {
+    const KIND: Kind = Kind::Refresh;
+}
+
+/// The mark of a revoked refresh family, under the family's id (stored as `true`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RevokedFamily(pub bool);
+
+impl Record for RevokedFamily {
+    const KIND: Kind = Kind::RevokedFamily;
+}
+
+/// The access tokens a refresh family issued that may still be alive, by `jti` with their
+/// expiry, so that ending the family denies them too (RFC 7009 §2.1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FamilyAccess {
+    /// `(jti, exp)` of each.
+    pub tokens: Vec<(String, i64)>,
+}
+
+impl Record for FamilyAccess {
+    const KIND: Kind = Kind::FamilyAccess;
+}
+
+/// The most access tokens of one family kept alive at once.
+const MAX_FAMILY_ACCESS: usize = 32;
+
+/// How many times a change to a family's list is tried again after losing a race.
+const ATTEMPTS: usize = 5;
+
+/// Adds an access token to its family's list (dropping the expired ones), before the token
+/// exists, so a revocation of the family can never miss it.
+async fn remember_access(
+    store: &Store,
+    family: &str,
+    end: i64,
+    access: (String, i64),
+    now: i64,
+) -> Result<(), OAuthError> {
+    for _ in 0..ATTEMPTS {
+        let Some(read) = store
+            .get_versioned::<FamilyAccess>(family, now)
+            .await
+            .map_err(unavailable)?
+        else {
+            let first = FamilyAccess {
+                tokens: vec![access.clone()],
+            };
+            if store
+                .create(family, &first, end, now)
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(());
+            }
+            continue;
+        };
+        let mut list = read.record.clone();
+        list.tokens.retain(|(_, exp)| *exp > now);
+        list.tokens.push(access.clone());
+        // Bounded: a client rotating as fast as it can would otherwise grow a record that is
+        // rewritten at every rotation. The oldest are denied, as a revocation would.
+        let over = list.tokens.len().saturating_sub(MAX_FAMILY_ACCESS);
+        let dropped: Vec<(String, i64)> = list.tokens.drain(..over).collect();
+        if store
+            .replace(family, &read, &list, end, now)
+            .await
+            .map_err(unavailable)?
+        {
+            for (jti, exp) in &dropped {
+                store.deny(jti, *exp, now).await.map_err(unavailable)?;
+            }
+            return Ok(());
+        }
+    }
+    Err(unavailable(Unavailable::Contended(
+        "a refresh family's tokens",
+    )))
+}
+
 /// What one issuance produced, for revocation should its code be replayed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Issued {
@@ -68,17 +148,52 @@ pub struct Rotation<'a> {
     pub grant: &'a Grant,
 }
 
-/// Issues tokens for `grant`. `nonce` goes into the ID token (codes only); `rotation`
-/// continues a refresh family (refresh only).
+/// The ids an issuance for `grant` will use, chosen before anything is issued (so a code's
+/// record can name them before the tokens exist): the access token's `jti` and expiry, and
+/// the refresh family with its end when a refresh token comes too.
+pub fn plan(ctx: &Context<'_>, grant: &Grant, rotation: Option<&Rotation<'_>>) -> Issued {
+    let (client, now) = (ctx.client, ctx.now);
+    let refresh_grant = rotation.map_or(grant, |r| r.grant);
+    let offline = refresh_grant.scopes.iter().any(|s| s == "offline_access")
+        && client.grant_types.contains(&GrantType::RefreshToken);
+    let family = offline.then(|| match rotation {
+        Some(r) => (r.family.to_owned(), r.end),
+        None => (
+            crate::random::token(),
+            now + client.lifetimes.refresh_token_absolute as i64,
+        ),
+    });
+    Issued {
+        access_jti: Some((
+            crate::random::token(),
+            now + client.lifetimes.access_token as i64,
+        )),
+        family,
+    }
+}
+
+/// Issues tokens for `grant` with fresh ids. `nonce` goes into the ID token (codes only);
+/// `rotation` continues a refresh family (refresh only).
 pub async fn issue(
-    loaded: &Loaded,
-    store: &Store,
-    client: &Client,
+    ctx: &Context<'_>,
     grant: &Grant,
     nonce: Option<&str>,
     rotation: Option<Rotation<'_>>,
-    now: i64,
 ) -> Result<(Value, Issued), OAuthError> {
+    let planned = plan(ctx, grant, rotation.as_ref());
+    let response = issue_planned(ctx, grant, nonce, rotation, &planned).await?;
+    Ok((response, planned))
+}
+
+/// Issues tokens for `grant` under the ids `planned` chose.
+pub async fn issue_planned(
+    ctx: &Context<'_>,
+    grant: &Grant,
+    nonce: Option<&str>,
+    rotation: Option<Rotation<'_>>,
+    planned: &Issued,
+) -> Result<Value, OAuthError> {
+    let (loaded, store, client, now) = (ctx.loaded, ctx.store, ctx.client, ctx.now);
     let user = signin::profile::person(loaded, store, &grant.sub, now)
         .await
         .map_err(unavailable)?;
@@ -110,8 +225,23 @@ pub async fn issue(
             }
         }
     }
-    let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
-    let access_exp = claims["exp"].as_i64().unwrap_or(now);
+    if let Some((jti, exp)) = &planned.access_jti {
+        claims["jti"] = json!(jti);
+        claims["exp"] = json!(exp);
+        if let Some((family, end)) = &planned.family {
+            remember_access(store, family, *end, (jti.clone(), *exp), now).await?;
+            // A revocation either read the list after this token joined it (and denied it),
+            // or marked the family before this check (then this denies it): either way the
+            // token is dead on arrival, as its refresh token is.
+            let revoked = store
+                .get::<RevokedFamily>(family, now)
+                .await
+                .map_err(unavailable)?;
+            if revoked.is_some() {
+                store.deny(jti, *exp, now).await.map_err(unavailable)?;
+            }
+        }
+    }
     let access_token = tokens::issue(loaded, store, client, claims, now).await?;
     let mut response = json!({
         "access_token": access_token,
@@ -119,10 +249,6 @@ pub async fn issue(
         "expires_in": client.lifetimes.access_token,
         "scope": grant.scopes.join(" "),
     });
-    let mut issued = Issued {
-        access_jti: Some((jti, access_exp)),
-        family: None,
-    };
     if grant.scopes.iter().any(|s| s == "openid") {
         let claims = user
             .map(|u| signin::claims::by_scope(u, &grant.scopes))
@@ -141,37 +267,27 @@ pub async fn issue(
             now,
         )?);
     }
-    let refresh_grant = rotation.as_ref().map_or(grant, |r| r.grant);
-    let offline = refresh_grant.scopes.iter().any(|s| s == "offline_access")
-        && client.grant_types.contains(&GrantType::RefreshToken);
-    if offline {
-        let (family, absolute_expiry) = match &rotation {
-            Some(r) => (r.family.to_owned(), r.end),
-            None => (
-                tokens::random_token(),
-                now + client.lifetimes.refresh_token_absolute as i64,
-            ),
-        };
+    if let Some((family, absolute_expiry)) = &planned.family {
+        let refresh_grant = rotation.as_ref().map_or(grant, |r| r.grant);
+        let absolute_expiry = *absolute_expiry;
         let record = RefreshRecord {
             grant: refresh_grant.clone(),
             family: family.clone(),
             absolute_expiry,
         };
-        let token = tokens::random_token();
+        let token = crate::random::token();
         let expires = (now + client.lifetimes.refresh_token_sliding as i64).min(absolute_expiry);
         store
-            .put(Kind::Refresh, &token, &json!(record), expires, now)
+            .put(&token, &record, expires, now)
             .await
             .map_err(unavailable)?;
         response["refresh_token"] = json!(token);
-        issued.family = Some((family, absolute_expiry));
     }
-    Ok((response, issued))
+    Ok(response)
 }
 
 /// Revokes what one issuance produced: its access token and its refresh family.
 pub async fn revoke(store: &Store, issued: &Issued, now: i64) -> Result<(), OAuthError> {
-    use crate::store::DenyList;
     if let Some((jti, exp)) = &issued.access_jti {
         store.deny(jti, *exp, now).await.map_err(unavailable)?;
     }
@@ -181,15 +297,26 @@ pub async fn revoke(store: &Store, issued: &Issued, now: i64) -> Result<(), OAut
     Ok(())
 }
 
-/// Ends a refresh family: every token of it stops working.
+/// Ends a refresh family: every refresh token of it stops working, and every access token it
+/// issued that is still alive is denied for as long as it would have lived.
 pub async fn revoke_family(
     store: &Store,
     family: &str,
     end: i64,
     now: i64,
 ) -> Result<(), OAuthError> {
+    // The mark first: from here on no rotation of the family issues anything new.
     store
-        .put(Kind::RevokedFamily, family, &json!(true), end, now)
+        .put(family, &RevokedFamily(true), end, now)
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+    let issued = store
+        .get::<FamilyAccess>(family, now)
+        .await
+        .map_err(unavailable)?
+        .unwrap_or_default();
+    for (jti, exp) in issued.tokens.iter().filter(|(_, exp)| *exp > now) {
+        store.deny(jti, *exp, now).await.map_err(unavailable)?;
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::App;
+use crate::app::App;
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: &str = "600";

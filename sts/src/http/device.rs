@@ -12,20 +12,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use signet_crds::v1alpha1::GrantType;
 
-use super::App;
-use super::error::OAuthError;
-use super::form::Form;
-use super::pages::{self, Brand, ScopeLine};
-use super::signin::{
-    client_address, client_name, current_session, now, query_param, scope_lines, see_other,
-    submitted, unavailable_page,
+use super::interaction::{
+    Visit, client_address, client_name, current_session, query_param, scope_lines, see_other,
+    start_interaction, submitted, unavailable_page, username,
 };
-use crate::device::{self, DeviceRecord, Status, TOMBSTONE_SECS};
-use crate::grants::user_tokens::{Grant, unavailable};
+use super::now;
+use super::pages::{self, Brand, ScopeLine};
+use crate::app::App;
+use crate::device::verification;
+use crate::error::OAuthError;
+use crate::form::Form;
+use crate::grants::user_tokens::unavailable;
 use crate::loaded::Loaded;
-use crate::signin::interaction::{Interaction, Purpose};
+use crate::signin::interaction::Purpose;
 use crate::signin::session::Session;
-use crate::store::{Kind, Records, Store, Unavailable};
+use crate::store::{Store, Unavailable};
 
 #[derive(Template)]
 #[template(path = "device_entry.html")]
@@ -67,44 +68,30 @@ pub async fn device_authorization(
         .ok_or_else(|| OAuthError::temporarily_unavailable("no snapshot loaded yet"))?;
     let now = now();
     let form = Form::parse(&body).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = crate::client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
+    let client = crate::client_auth::authenticate(
+        &loaded,
+        &app,
+        super::endpoints::authorization(&headers),
+        &form,
+        now,
+    )
+    .await?;
     if !client.grant_types.contains(&GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "this client may not use the device flow",
         ));
     }
-    let scopes =
-        crate::signin::request::scopes(&loaded, client, form.get("scope").or(Some("openid")))
-            .map_err(OAuthError::invalid_scope)?;
-    let device_code = crate::tokens::random_token();
-    let user_code = device::user_code();
-    let canonical = device::normalize(&user_code).expect("generated codes are valid");
-    let expires = now + client.lifetimes.device_code as i64;
-    let record = DeviceRecord {
-        client_id: client.client_id.clone(),
-        scopes,
-        user_code: canonical.clone(),
-        interval: device::INTERVAL,
-        last_poll: None,
-        expires,
-        status: Status::Pending,
-    };
+    let scopes = crate::authorization_code::request::scopes(
+        &loaded,
+        client,
+        form.get("scope").or(Some("openid")),
+    )
+    .map_err(OAuthError::invalid_scope)?;
     let store = app.store.load();
-    let keep = expires + TOMBSTONE_SECS;
-    store
-        .put(Kind::Device, &device_code, &json!(record), keep, now)
+    let started = verification::start(&store, client, scopes, now)
         .await
         .map_err(unavailable)?;
-    store
-        .put(
-            Kind::UserCode,
-            &canonical,
-            &json!(device_code),
-            expires,
-            now,
-        )
-        .await
-        .map_err(unavailable)?;
+    let (device_code, user_code) = (started.device_code, started.user_code);
     let base = loaded.issuer().trim_end_matches('/');
     let complete = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("user_code", &user_code)
@@ -115,7 +102,7 @@ pub async fn device_authorization(
         "verification_uri": format!("{base}/device"),
         "verification_uri_complete": format!("{base}/device?{complete}"),
         "expires_in": client.lifetimes.device_code,
-        "interval": device::INTERVAL,
+        "interval": crate::device::codes::INTERVAL,
     }))
     .into_response();
     response.headers_mut().insert(
@@ -123,30 +110,6 @@ pub async fn device_authorization(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
-}
-
-/// The pending device record for a typed user code, with its device code.
-async fn pending(
-    store: &Store,
-    typed: &str,
-    now: i64,
-) -> Result<Option<(String, DeviceRecord)>, crate::store::Unavailable> {
-    let Some(canonical) = device::normalize(typed) else {
-        return Ok(None);
-    };
-    let Some(device_code) = store
-        .get(Kind::UserCode, &canonical, now)
-        .await?
-        .and_then(|v| v.as_str().map(str::to_owned))
-    else {
-        return Ok(None);
-    };
-    Ok(store
-        .get(Kind::Device, &device_code, now)
-        .await?
-        .and_then(|v| serde_json::from_value::<DeviceRecord>(v).ok())
-        .filter(|r| r.status == Status::Pending && r.expires > now)
-        .map(|r| (device_code, r)))
 }
 
 fn entry(loaded: &Loaded, user_code: &str, error: Option<&str>, status: StatusCode) -> Response {
@@ -197,8 +160,13 @@ pub async fn verification_page(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let (_, record) = match pending(&store, &typed, now).await {
-        Ok(Some(found)) => found,
+    let record = match verification::pending(&store, &typed, now).await {
+        Ok(Some((_, read))) => Ok(Some(read.record)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    let record = match record {
+        Ok(Some(record)) => record,
         Ok(None) => {
             app.throttle.failed(&keys, now);
             return entry(
@@ -210,32 +178,32 @@ pub async fn verification_page(
         }
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let interaction = match Interaction::create(
-        &store,
-        Purpose::Device {
-            user_code: record.user_code.clone(),
-            client_id: record.client_id.clone(),
-        },
-        now,
-    )
-    .await
-    {
-        Ok(interaction) => interaction,
-        Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
+    let source = client_address(&app, &headers, &extensions);
+    let purpose = Purpose::Device {
+        user_code: record.user_code.clone(),
+        client_id: record.client_id.clone(),
     };
+    let visit = Visit {
+        loaded: &loaded,
+        store: &store,
+        headers: &headers,
+        now,
+    };
+    let (interaction, binding) =
+        match start_interaction(visit, &app.interactions, source, purpose).await {
+            Ok(started) => started,
+            Err(refused) => return refused.page(&loaded),
+        };
     let session = match session_for(&loaded, &store, &headers, &record.client_id, now).await {
         Ok(Some((_, session))) => session,
-        Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
+        Ok(None) => {
+            return binding.set_on(see_other(&format!("/login?interaction={}", interaction.id)));
+        }
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let username = loaded
-        .users
-        .by_sub(&session.sub)
-        .map(|(_, u)| u)
-        .map(|u| u.username.clone())
-        .unwrap_or_else(|| session.sub.clone());
+    let username = username(&loaded, &session);
     let shown = format!("{}-{}", &record.user_code[..4], &record.user_code[4..]);
-    pages::page(
+    let page = pages::page(
         StatusCode::OK,
         &ConfirmPage {
             brand: Brand::of(Some(&loaded)),
@@ -247,7 +215,8 @@ pub async fn verification_page(
             csrf: &interaction.csrf,
         },
         None,
-    )
+    );
+    binding.set_on(page)
 }
 
 /// The browser's session, if it may approve a device of `client_id` (see
@@ -259,8 +228,8 @@ async fn session_for(
     client_id: &str,
     now: i64,
 ) -> Result<Option<(String, Session)>, Unavailable> {
-    let session = current_session(store, headers, now).await?;
-    super::signin::admitted(loaded, store, client_id, session, now).await
+    let session = current_session(loaded, store, headers, now).await?;
+    super::interaction::admitted(loaded, store, client_id, session, now).await
 }
 
 /// POST `/device`: the person allows or denies.
@@ -272,6 +241,7 @@ pub async fn verification_submit(
     let now = now();
     let (form, loaded, store, interaction) = match submitted(
         &app,
+        &headers,
         &body,
         now,
         "/device",
@@ -287,16 +257,18 @@ pub async fn verification_submit(
         client_id,
     } = &interaction.purpose
     else {
-        return super::signin::expired_page(&loaded);
+        return super::interaction::expired_page(&loaded);
     };
     let session = match session_for(&loaded, &store, &headers, client_id, now).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return see_other(&format!("/login?interaction={}", interaction.id)),
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let (device_code, mut record) = match pending(&store, user_code, now).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
+    let allowed = form.get("decision") == Some("allow");
+    let approval = allowed.then_some(&session);
+    match verification::answer(&store, user_code, approval, now).await {
+        Ok(true) => {}
+        Ok(false) => {
             return entry(
                 &loaded,
                 "",
@@ -305,34 +277,9 @@ pub async fn verification_submit(
             );
         }
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
-    };
-    let allowed = form.get("decision") == Some("allow");
-    record.status = if allowed {
-        Status::Approved {
-            grant: Grant {
-                client_id: record.client_id.clone(),
-                sub: session.sub.clone(),
-                scopes: record.scopes.clone(),
-                auth_time: session.auth_time,
-                sid: Some(session.sid.clone()),
-                idp: Some(session.idp.clone()),
-            },
-        }
-    } else {
-        Status::Denied
-    };
-    let keep = record.expires + TOMBSTONE_SECS;
-    let saved = async {
-        store
-            .put(Kind::Device, &device_code, &json!(record), keep, now)
-            .await?;
-        // The user code is spent either way.
-        store.delete(Kind::UserCode, &record.user_code, now).await?;
-        interaction.finish(&store, now).await
-    };
-    if let Err(error) = saved.await {
-        return unavailable_page(Some(&loaded), &error.to_string());
     }
+    // Best effort: it expires anyway.
+    let _ = interaction.finish(&store, now).await;
     if allowed {
         message(
             &loaded,

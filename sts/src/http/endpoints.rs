@@ -8,21 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::App;
-use super::error::OAuthError;
-use super::form::Form;
+use super::now;
+use crate::app::App;
 use crate::client_auth;
-use crate::grants::{
-    GrantRequest, authorization_code, client_credentials, device_code, refresh_token,
-};
+use crate::error::OAuthError;
+use crate::form::Form;
+use crate::grants::{self, GrantRequest, refresh_token};
 use crate::loaded::Loaded;
-use crate::store::{DenyList, ReferenceTokens};
 
 use crate::tokens;
-
-fn now() -> i64 {
-    k8s_openapi::jiff::Timestamp::now().as_second()
-}
 
 fn current(app: &App) -> Result<Arc<Loaded>, OAuthError> {
     app.loaded
@@ -48,6 +42,13 @@ fn json_response(body: String, cache: &str) -> Response {
         headers.insert(header::CACHE_CONTROL, value);
     }
     response
+}
+
+/// The raw `Authorization` header, for client authentication.
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
 }
 
 fn form(body: &Bytes) -> Result<Form, OAuthError> {
@@ -106,39 +107,18 @@ pub async fn token(
     let loaded = current(&app)?;
     let now = now();
     let form = form(&body)?;
-    let client = client_auth::authenticate(&loaded, &app, &headers, &form, now).await?;
+    let client =
+        client_auth::authenticate(&loaded, &app, authorization(&headers), &form, now).await?;
     let request = GrantRequest::parse(&form)?;
     let grant = request.name();
     let store = app.store.load_full();
-    let response = match request {
-        GrantRequest::ClientCredentials(request) => {
-            let granted = client_credentials::validate(&loaded, client, &request)?;
-            let claims = tokens::access_claims(
-                &loaded,
-                client,
-                &client.client_id,
-                &granted.scopes,
-                &granted.audiences,
-                now,
-            );
-            let token = tokens::issue(&loaded, &store, client, claims, now).await?;
-            json!({
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": client.lifetimes.access_token,
-                "scope": granted.scopes.join(" "),
-            })
-        }
-        GrantRequest::AuthorizationCode(request) => {
-            authorization_code::redeem(&loaded, &store, client, &request, now).await?
-        }
-        GrantRequest::RefreshToken(request) => {
-            refresh_token::redeem(&loaded, &store, client, &request, now).await?
-        }
-        GrantRequest::DeviceCode(request) => {
-            device_code::poll(&loaded, &store, client, &request, now).await?
-        }
+    let context = grants::Context {
+        loaded: &loaded,
+        store: &store,
+        client,
+        now,
     };
+    let response = grants::token(&context, request).await?;
     app.metrics
         .tokens
         .get_or_create(&crate::metrics::GrantLabels { grant })
@@ -181,7 +161,8 @@ async fn token_call(
     let loaded = current(app)?;
     let now = now();
     let form = form(body)?;
-    let caller = client_auth::authenticate(&loaded, app, headers, &form, now).await?;
+    let caller =
+        client_auth::authenticate(&loaded, app, authorization(headers), &form, now).await?;
     // A public client may revoke its own tokens (RFC 7009 §2.1) but not introspect: it has
     // no credentials, so anyone could claim to be it.
     if !allow_public && caller.auth_method == signet_crds::v1alpha1::AuthMethod::None {

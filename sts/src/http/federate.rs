@@ -1,7 +1,9 @@
 //! Sign-in through an upstream OpenID provider: POST `/federate` (from the login page) sends
 //! the person there; GET `/federate/callback` comes back with a code, which is exchanged and
-//! checked before a session starts. Failures are pages a person understands; the detail goes
-//! to the log under the page's correlation id.
+//! checked before a session starts. The upstream `state` names an interaction, and the
+//! callback serves only the browser that started it (RFC 9700 §4.7): a callback URL that an
+//! attacker stopped at and sent to a victim signs nobody in. Failures are pages a person
+//! understands; the detail goes to the log under the page's correlation id.
 
 use std::sync::Arc;
 
@@ -9,18 +11,18 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 use signet_crds::snapshot::{OidcUpstream, ProviderSettings};
 
-use super::App;
-use super::pages::error_page;
-use super::signin::{
-    FORM_EXPIRED, expired_page, interaction_of, now, providers_for, query_param, see_other,
-    start_session, submitted, unavailable_page,
+use super::interaction::{
+    FORM_EXPIRED, Visit, expired_page, interaction_of, providers_for, query_param, see_other,
+    submitted, unavailable_page,
 };
+use super::login::start_session;
+use super::now;
+use super::pages::error_page;
+use crate::app::App;
 use crate::federation::{self, Pending};
 use crate::loaded::Loaded;
-use crate::store::{Kind, Records};
 
 /// How long a person may take at the upstream.
 const PENDING_SECS: i64 = 15 * 60;
@@ -62,10 +64,10 @@ fn upstream<'a>(
 }
 
 /// POST `/federate`: off to the upstream.
-pub async fn begin(State(app): State<Arc<App>>, body: Bytes) -> Response {
+pub async fn begin(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = now();
     let (form, loaded, store, interaction) =
-        match submitted(&app, &body, now, "/federate", FORM_EXPIRED).await {
+        match submitted(&app, &headers, &body, now, "/federate", FORM_EXPIRED).await {
             Ok(found) => found,
             Err(response) => return response,
         };
@@ -87,23 +89,14 @@ pub async fn begin(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(metadata) => metadata,
         Err(error) => return upstream_failed(&loaded, title, &error.to_string()),
     };
-    let state = crate::tokens::random_token();
+    let state = crate::random::token();
     let pending = Pending {
         interaction: interaction.id.clone(),
         idp: name.to_owned(),
-        nonce: crate::tokens::random_token(),
-        verifier: crate::tokens::random_token(),
+        nonce: crate::random::token(),
+        verifier: crate::random::token(),
     };
-    if let Err(error) = store
-        .put(
-            Kind::Upstream,
-            &state,
-            &json!(pending),
-            now + PENDING_SECS,
-            now,
-        )
-        .await
-    {
+    if let Err(error) = store.put(&state, &pending, now + PENDING_SECS, now).await {
         return unavailable_page(Some(&loaded), &error.to_string());
     }
     see_other(&federation::authorization_url(
@@ -126,22 +119,29 @@ pub async fn callback(
         return unavailable_page(None, "no snapshot loaded yet");
     };
     let store = app.store.load_full();
-    // The state is single-use: a replayed callback finds nothing.
-    let pending = match query_param(&query, "state") {
-        Some(state) => match store.take(Kind::Upstream, &state, now).await {
-            Ok(found) => found.and_then(|v| serde_json::from_value::<Pending>(v).ok()),
-            Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
-        },
-        None => None,
+    let Some(state) = query_param(&query, "state") else {
+        return expired_page(&loaded);
+    };
+    let pending = match store.get::<Pending>(&state, now).await {
+        Ok(found) => found,
+        Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
     let Some(pending) = pending else {
         return expired_page(&loaded);
     };
+    // Another browser's callback is refused before the state is spent, so the browser that
+    // started the sign-in can still finish it.
     let (loaded, store, interaction) =
-        match interaction_of(&app, Some(pending.interaction.clone()), now).await {
+        match interaction_of(&app, &headers, Some(pending.interaction.clone()), now).await {
             Ok(found) => found,
             Err(response) => return response,
         };
+    // Single-use: of two callbacks with one state, only the first gets past here.
+    match store.take::<Pending>(&state, now).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return expired_page(&loaded),
+        Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
+    }
     let Some((title, upstream)) = upstream(&loaded, &interaction, &pending.idp) else {
         return expired_page(&loaded);
     };
@@ -193,14 +193,11 @@ pub async fn callback(
     if let Err(error) = crate::signin::profile::save(&store, &person, now).await {
         return unavailable_page(Some(&loaded), &error.to_string());
     }
-    start_session(
-        &loaded,
-        &store,
-        &headers,
-        interaction,
-        &person.sub,
-        &pending.idp,
+    let visit = Visit {
+        loaded: &loaded,
+        store: &store,
+        headers: &headers,
         now,
-    )
-    .await
+    };
+    start_session(visit, interaction, &person.sub, &pending.idp).await
 }

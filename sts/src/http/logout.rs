@@ -8,17 +8,20 @@ use std::sync::Arc;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::App;
-use super::form::Form;
+use super::browser::{self};
+use super::interaction::{
+    Visit, current_session, see_other, start_interaction, submitted, unavailable_page,
+};
+use super::now;
 use super::pages::{self, Brand, error_page};
-use super::signin::{current_session, now, see_other, submitted, unavailable_page};
+use crate::app::App;
+use crate::form::Form;
 use crate::loaded::Loaded;
-use crate::signin::interaction::{Interaction, LogoutRequest, Purpose};
+use crate::signin::interaction::{LogoutRequest, Purpose};
 use crate::signin::{logout, session};
-use crate::store::{Kind, Records};
 
 /// The confirmation page.
 #[derive(Template)]
@@ -40,21 +43,29 @@ struct SignedOutPage {
 pub async fn end_session_get(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    extensions: Extensions,
     RawQuery(query): RawQuery,
 ) -> Response {
-    end_session(&app, &headers, query.unwrap_or_default().as_bytes()).await
+    let params = query.unwrap_or_default();
+    end_session(&app, &headers, &extensions, params.as_bytes()).await
 }
 
 /// POST `/end_session`.
 pub async fn end_session_post(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    end_session(&app, &headers, &body).await
+    end_session(&app, &headers, &extensions, &body).await
 }
 
-async fn end_session(app: &Arc<App>, headers: &HeaderMap, params: &[u8]) -> Response {
+async fn end_session(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    params: &[u8],
+) -> Response {
     let Some(loaded) = app.loaded.load_full() else {
         return unavailable_page(None, "no snapshot loaded yet");
     };
@@ -68,7 +79,7 @@ async fn end_session(app: &Arc<App>, headers: &HeaderMap, params: &[u8]) -> Resp
         );
     };
     let store = app.store.load_full();
-    let session = match current_session(&store, headers, now).await {
+    let session = match current_session(&loaded, &store, headers, now).await {
         Ok(session) => session,
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
@@ -88,20 +99,34 @@ async fn end_session(app: &Arc<App>, headers: &HeaderMap, params: &[u8]) -> Resp
         }
     };
     if checked.confirm {
-        let interaction =
-            match Interaction::create(&store, Purpose::Logout(checked.request), now).await {
-                Ok(interaction) => interaction,
-                Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
+        let source = super::interaction::client_address(app, headers, extensions);
+        // The answer to the confirmation redirects there; browsers apply form-action to it.
+        let target = checked
+            .request
+            .post_logout_redirect_uri
+            .as_deref()
+            .and_then(pages::redirect_target);
+        let purpose = Purpose::Logout(checked.request);
+        let visit = Visit {
+            loaded: &loaded,
+            store: &store,
+            headers,
+            now,
+        };
+        let (interaction, binding) =
+            match start_interaction(visit, &app.interactions, source, purpose).await {
+                Ok(started) => started,
+                Err(refused) => return refused.page(&loaded),
             };
-        return pages::page(
+        return binding.set_on(pages::page(
             StatusCode::OK,
             &ConfirmPage {
                 brand: Brand::of(Some(&loaded)),
                 interaction: &interaction.id,
                 csrf: &interaction.csrf,
             },
-            None,
-        );
+            target.as_deref(),
+        ));
     }
     sign_out(app, &loaded, session, &checked.request, now).await
 }
@@ -111,6 +136,7 @@ pub async fn confirm(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let now = now();
     let (_, loaded, store, interaction) = match submitted(
         &app,
+        &headers,
         &body,
         now,
         "/end_session/confirm",
@@ -122,10 +148,10 @@ pub async fn confirm(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         Err(response) => return response,
     };
     let Purpose::Logout(request) = &interaction.purpose else {
-        return super::signin::expired_page(&loaded);
+        return super::interaction::expired_page(&loaded);
     };
     let _ = interaction.finish(&store, now).await;
-    let session = match current_session(&store, &headers, now).await {
+    let session = match current_session(&loaded, &store, &headers, now).await {
         Ok(session) => session,
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
@@ -141,13 +167,18 @@ async fn sign_out(
     now: i64,
 ) -> Response {
     if let Some((cookie, session)) = &session {
-        if let Err(error) = app.store.load().delete(Kind::Session, cookie, now).await {
+        if let Err(error) = app
+            .store
+            .load()
+            .delete::<session::Session>(cookie, now)
+            .await
+        {
             return unavailable_page(Some(loaded), &error.to_string());
         }
         tracing::info!(sub = %session.sub, "signed out");
         crate::backchannel::notify(app, loaded, session, now);
     }
-    let mut response = match &request.post_logout_redirect_uri {
+    let response = match &request.post_logout_redirect_uri {
         Some(uri) => {
             let mut location = uri.clone();
             if let Some(state) = &request.state {
@@ -167,8 +198,5 @@ async fn sign_out(
             None,
         ),
     };
-    if let Ok(value) = HeaderValue::from_str(&session::clear_cookie(loaded.issuer())) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
+    browser::with_cookie(response, &loaded.cookies.clear_session())
 }

@@ -107,11 +107,25 @@ fn csp(form_targets: &[String]) -> String {
     )
 }
 
-/// The origin of `uri` (scheme://host[:port]) for `form-action`; None for custom schemes,
-/// which CSP cannot name safely (the redirect then goes to `'self'`-less targets anyway).
+/// The origin of an http(s) `uri` (scheme://host[:port]) for `form-action`.
 pub fn origin_of(uri: &str) -> Option<String> {
     let url = url::Url::parse(uri).ok()?;
     matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
+}
+
+/// What `form-action` must allow so that a form's answer may redirect to a client's
+/// `redirect_uri`: its origin, or for a native app's private-use scheme (reverse-domain, RFC
+/// 8252 §7.1) the scheme itself (`com.example.app:`), the narrowest source CSP has for a URI
+/// without a host. Without it Chromium blocks the redirect that ends a sign-in.
+pub fn redirect_target(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let scheme = url.scheme();
+    if scheme.contains('.') {
+        // The url crate has lower-cased it and checked RFC 3986's scheme characters, which
+        // are CSP's too.
+        return Some(format!("{scheme}:"));
+    }
+    origin_of(uri)
 }
 
 /// A rendered page with the security headers.
@@ -167,7 +181,7 @@ pub fn error_page(
     message: &str,
     detail: &str,
 ) -> Response {
-    let correlation_id = crate::tokens::random_token()[..16].to_owned();
+    let correlation_id = crate::random::token()[..16].to_owned();
     tracing::warn!(%correlation_id, status = status.as_u16(), message, detail, "error page");
     page(
         status,
@@ -239,5 +253,16 @@ mod tests {
             Some("https://app.example.com:8443")
         );
         assert_eq!(origin_of("com.example.cli:/callback"), None);
+        assert_eq!(
+            redirect_target("com.example.cli:/callback?x=1").as_deref(),
+            Some("com.example.cli:")
+        );
+        assert_eq!(
+            redirect_target("https://app.example.com/cb").as_deref(),
+            Some("https://app.example.com")
+        );
+        for not_a_target in ["javascript:alert(1)", "data:text/html,x", "mailto:a@b.c"] {
+            assert_eq!(redirect_target(not_a_target), None, "{not_a_target}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::App;
+use crate::app::App;
 use crate::tokens;
 
 /// 401 with the RFC 6750 challenge.
@@ -32,7 +32,7 @@ pub async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
     let Some(loaded) = app.loaded.load_full() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let now = super::now();
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -67,7 +67,7 @@ pub async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         Ok(Some(user)) => user,
         Ok(None) => return invalid_token("the person no longer exists"),
         Err(error) => {
-            return crate::http::error::OAuthError::temporarily_unavailable(error.to_string())
+            return crate::error::OAuthError::temporarily_unavailable(error.to_string())
                 .into_response();
         }
     };

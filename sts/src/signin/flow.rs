@@ -3,8 +3,8 @@
 
 use signet_crds::snapshot::Client;
 
-use super::request::AuthorizationRequest;
 use super::session::Session;
+use crate::authorization_code::request::AuthorizationRequest;
 
 /// The next step.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,8 +70,8 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
-    use super::super::request::Prompt;
     use super::*;
+    use crate::authorization_code::request::Prompt;
 
     const NOW: i64 = 1_800_000_000;
 

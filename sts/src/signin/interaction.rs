@@ -1,12 +1,16 @@
 //! A pending authorization while the person signs in and consents: kept in the store under a
-//! random id (in the page URL) with a CSRF token that every form of it must return.
+//! random id (in the page URL) with a CSRF token that every form of it must return, bound to
+//! the browser that started it. Anyone can start an interaction and read its id and token from
+//! its page, so the token alone does not stop a page the victim visits from posting the
+//! attacker's form from the victim's browser (login CSRF, RFC 6749 §10.12). The binding does:
+//! the interaction keeps the hash of the browser's binding cookie (`cookies`), and its pages and
+//! forms serve only a browser that sends that cookie.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::request::AuthorizationRequest;
 use super::session::Session;
-use crate::store::{Kind, Records, Store, Unavailable};
+use crate::authorization_code::request::AuthorizationRequest;
+use crate::store::{Kind, Record, Store, Unavailable};
 
 /// How long a person has to finish signing in.
 pub const INTERACTION_SECS: i64 = 15 * 60;
@@ -46,37 +50,43 @@ pub struct Interaction {
     pub purpose: Purpose,
     /// The CSRF token of its forms.
     pub csrf: String,
+    /// The hash of the binding cookie of the browser that started it (`cookies::binding_hash`);
+    /// empty in an interaction from before bindings, which then serves no browser.
+    #[serde(default)]
+    pub binding: String,
     /// When it began.
     pub started: i64,
 }
 
+impl Record for Interaction {
+    const KIND: Kind = Kind::Interaction;
+}
+
 impl Interaction {
-    /// A new interaction for `purpose`, stored.
-    pub async fn create(store: &Store, purpose: Purpose, now: i64) -> Result<Self, Unavailable> {
+    /// A new interaction for `purpose`, stored, bound to the browser whose binding cookie
+    /// hashes to `binding`.
+    pub async fn create(
+        store: &Store,
+        purpose: Purpose,
+        binding: &str,
+        now: i64,
+    ) -> Result<Self, Unavailable> {
         let interaction = Self {
-            id: crate::tokens::random_token(),
+            id: crate::random::token(),
             purpose,
-            csrf: crate::tokens::random_token(),
+            csrf: crate::random::token(),
+            binding: binding.to_owned(),
             started: now,
         };
         store
-            .put(
-                Kind::Interaction,
-                &interaction.id,
-                &json!(interaction),
-                now + INTERACTION_SECS,
-                now,
-            )
+            .put(&interaction.id, &interaction, now + INTERACTION_SECS, now)
             .await?;
         Ok(interaction)
     }
 
     /// The live interaction `id`.
     pub async fn load(store: &Store, id: &str, now: i64) -> Result<Option<Self>, Unavailable> {
-        Ok(store
-            .get(Kind::Interaction, id, now)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok()))
+        store.get(id, now).await
     }
 
     /// The authorization request, if that is what this is for.
@@ -102,9 +112,19 @@ impl Interaction {
             .is_ok()
     }
 
+    /// Whether a browser whose binding cookie is `cookie` started this interaction.
+    pub fn bound_to(&self, cookie: Option<&str>) -> bool {
+        let Some(cookie) = cookie.filter(|_| !self.binding.is_empty()) else {
+            return false;
+        };
+        let hash = super::cookies::binding_hash(cookie);
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.binding.as_bytes(), hash.as_bytes())
+            .is_ok()
+    }
+
     /// Ends it (the code was issued, or the person denied).
     pub async fn finish(&self, store: &Store, now: i64) -> Result<(), Unavailable> {
-        store.delete(Kind::Interaction, &self.id, now).await
+        store.delete::<Self>(&self.id, now).await
     }
 }
 
@@ -115,13 +135,38 @@ pub async fn session(
     now: i64,
 ) -> Result<Option<Session>, Unavailable> {
     Ok(store
-        .get(Kind::Session, cookie, now)
+        .get::<Session>(cookie, now)
         .await?
-        .and_then(|v| serde_json::from_value::<Session>(v).ok())
         .filter(|s| s.expires > now))
 }
 
-/// Remembered consent: the scopes a person allowed a client, by `sub` and client.
-pub fn consent_id(sub: &str, client_id: &str) -> String {
-    format!("{sub}\u{0}{client_id}")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signin::cookies::binding_hash;
+
+    fn bound(binding: &str) -> Interaction {
+        Interaction {
+            id: "i".into(),
+            purpose: Purpose::Logout(LogoutRequest {
+                post_logout_redirect_uri: None,
+                state: None,
+            }),
+            csrf: "c".into(),
+            binding: binding.into(),
+            started: 0,
+        }
+    }
+
+    #[test]
+    fn an_interaction_serves_only_the_browser_that_started_it() {
+        let interaction = bound(&binding_hash("the-browser"));
+        assert!(interaction.bound_to(Some("the-browser")));
+        assert!(!interaction.bound_to(Some("another-browser")));
+        assert!(!interaction.bound_to(None));
+        // The stored hash itself is not a cookie that passes.
+        assert!(!interaction.bound_to(Some(&binding_hash("the-browser"))));
+        // One stored before bindings existed serves nobody.
+        assert!(!bound("").bound_to(Some("")));
+    }
 }

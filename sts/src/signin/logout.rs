@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::interaction::LogoutRequest;
 use super::session::Session;
-use crate::http::form::Form;
+use crate::form::Form;
 use crate::loaded::Loaded;
 
 /// The back-channel logout event.

@@ -2,16 +2,14 @@
 //! decision of what comes next.
 
 pub mod admission;
+pub mod budget;
 pub mod claims;
+pub mod cookies;
 pub mod flow;
 pub mod interaction;
 pub mod logout;
 pub mod profile;
-pub mod request;
 pub mod session;
 pub mod source_address;
 pub mod throttle;
 pub mod users;
-
-#[cfg(test)]
-mod request_tests;

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::users::User;
 use crate::loaded::Loaded;
-use crate::store::{Kind, Records, Store, Unavailable};
+use crate::store::{Kind, Record, Store, Unavailable};
 
 /// How long an upstream person's claims are kept after their last sign-in: as long as a
 /// refresh token may live by default, so tokens never outlive the claims they describe.
@@ -23,23 +21,16 @@ pub async fn person(
     if let Some((_, user)) = loaded.users.by_sub(sub) {
         return Ok(Some(user.clone()));
     }
-    Ok(store
-        .get(Kind::Profile, sub, now)
-        .await?
-        .and_then(|v| serde_json::from_value::<User>(v).ok())
-        .map(Arc::new))
+    Ok(store.get::<User>(sub, now).await?.map(Arc::new))
 }
 
 /// Saves an upstream person's claims.
 pub async fn save(store: &Store, user: &User, now: i64) -> Result<(), Unavailable> {
     // `User` never serialises a password hash; upstream people have none anyway.
-    store
-        .put(
-            Kind::Profile,
-            &user.sub,
-            &json!(user),
-            now + PROFILE_SECS,
-            now,
-        )
-        .await
+    store.put(&user.sub, user, now + PROFILE_SECS, now).await
+}
+
+/// An upstream person's claims are kept by subject.
+impl Record for User {
+    const KIND: Kind = Kind::Profile;
 }

@@ -100,7 +100,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     hasher
         .hash_password(
-            crate::tokens::random_token().as_bytes(),
+            crate::random::token().as_bytes(),
             &SaltString::encode_b64(&salt).expect("16 bytes make a salt"),
         )
         .expect("argon2 hashes")

@@ -13,7 +13,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use signet_crds::snapshot::Wire;
 
-use crate::http::App;
+use crate::app::App;
+use crate::loaded::Refused;
 
 /// Most shards an STS reads: 8 × 900 KiB of gzip, far beyond 10,000 clients.
 pub const MAX_SHARDS: usize = 8;
@@ -89,12 +90,12 @@ pub fn retry_backoff() -> watcher::ExponentialBackoff {
 }
 
 /// Decompresses a snapshot; the hash annotation names the decompressed bytes.
-pub fn decode(hash: String, gz: &[u8]) -> Result<Wire, String> {
+pub fn decode(hash: String, gz: &[u8]) -> Result<Wire, Refused> {
     let mut json = Vec::new();
     flate2::read::GzDecoder::new(gz)
         .take(256 << 20)
         .read_to_end(&mut json)
-        .map_err(|e| format!("gzip: {e}"))?;
+        .map_err(Refused::Gzip)?;
     Ok(Wire { hash, json })
 }
 
@@ -151,11 +152,7 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
         if let Some((hash, gz)) = assemble(&token_service, &seen) {
             match decode(hash, &gz) {
                 Ok(wire) => super::install(&app, wire).await,
-                Err(reason) => {
-                    app.metrics.snapshots_refused.inc();
-                    tracing::warn!(%reason, "snapshot refused; the last good one keeps serving");
-                    *app.refused.lock().expect("refused lock") = Some(reason);
-                }
+                Err(reason) => super::refuse(&app, None, &reason),
             }
         }
     }

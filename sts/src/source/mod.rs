@@ -13,7 +13,7 @@ use std::sync::Arc;
 use signet_crds::snapshot::{Snapshot, StoreSettings, Wire};
 use signet_crds::v1alpha1::StoreType;
 
-use crate::http::App;
+use crate::app::App;
 use crate::loaded::{Loaded, Refused};
 use crate::store::{MemoryStore, RedisStore, Store};
 
@@ -49,11 +49,10 @@ fn serving(app: &App, hash: &str) -> bool {
 
 async fn swap(app: &App, hash: String, loaded: Result<Loaded, Refused>) {
     let loaded = match loaded {
-        Ok(loaded) => match ensure_store(app, &loaded.snapshot.store).await {
-            Ok(()) => Ok(loaded),
-            Err(reason) => Err(reason),
-        },
-        Err(reason) => Err(reason.to_string()),
+        Ok(loaded) => ensure_store(app, &loaded.snapshot.store)
+            .await
+            .map(|()| loaded),
+        Err(reason) => Err(reason),
     };
     match loaded {
         Ok(loaded) => {
@@ -62,18 +61,21 @@ async fn swap(app: &App, hash: String, loaded: Result<Loaded, Refused>) {
             app.metrics.snapshot_loaded(&hash);
             tracing::info!(%hash, "snapshot in service");
         }
-        Err(reason) => {
-            app.metrics.snapshots_refused.inc();
-            tracing::warn!(%hash, %reason, "snapshot refused; the last good one keeps serving");
-            *app.refused.lock().expect("refused lock") = Some(reason);
-        }
+        Err(reason) => refuse(app, Some(&hash), &reason),
     }
+}
+
+/// Counts and logs a refused snapshot and says why on /readyz; the last good one serves on.
+fn refuse(app: &App, hash: Option<&str>, reason: &Refused) {
+    app.metrics.snapshots_refused.inc();
+    tracing::warn!(hash = hash.unwrap_or("?"), %reason, "snapshot refused; the last good one keeps serving");
+    *app.refused.lock().expect("refused lock") = Some(reason.to_string());
 }
 
 /// Makes the operational store match `settings`: the in-process one, or a connection to
 /// redis. A redis that cannot be reached refuses the snapshot, so nothing is served that
 /// would lose single-use guarantees across replicas.
-async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), String> {
+async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), Refused> {
     let mut current = app.store_settings.lock().await;
     if current.as_ref() == Some(settings) {
         return Ok(());
@@ -84,13 +86,8 @@ async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), String>
             Store::Memory(MemoryStore::default())
         }
         StoreType::Redis => {
-            let url = settings
-                .redis_url
-                .as_ref()
-                .ok_or("store type redis without a redis URL")?;
-            let redis = RedisStore::connect(&url.0, &settings.key_prefix)
-                .await
-                .map_err(|e| e.to_string())?;
+            let url = settings.redis_url.as_ref().ok_or(Refused::NoRedisUrl)?;
+            let redis = RedisStore::connect(&url.0, &settings.key_prefix).await?;
             tracing::info!(prefix = %settings.key_prefix, "redis store connected");
             Store::Redis(redis)
         }

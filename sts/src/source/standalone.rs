@@ -422,7 +422,7 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)>
 /// Recompiles and installs the manifests whenever a file in `dir` changes. Polls once a
 /// second: that works on every filesystem, mounted ConfigMaps included.
 pub async fn watch(
-    app: Arc<crate::http::App>,
+    app: Arc<crate::app::App>,
     dir: PathBuf,
     state: PathBuf,
     issuer: Option<String>,

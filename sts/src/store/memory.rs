@@ -3,136 +3,93 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::Value;
+use super::Unavailable;
+use super::backend::{Backend, Write};
 
-use super::{DenyList, Kind, Records, ReferenceTokens, ReplayCache, Unavailable, token_key};
-
-/// Expiring records in memory.
+/// Expiring records in memory: key to (expiry, text).
 #[derive(Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, (i64, Value)>>,
+    inner: Mutex<Inner>,
 }
 
+#[derive(Default)]
+struct Inner {
+    records: HashMap<String, (i64, String)>,
+    /// When expired records were last swept out.
+    swept: i64,
+}
+
+/// How often expired records are swept out. Between sweeps an expired record is still in the
+/// map but never read: every operation checks the expiry of what it touches. So the cost of
+/// expiry is one pass per interval, not one per call, however many records are pending.
+const SWEEP_SECS: i64 = 10;
+
 impl MemoryStore {
-    fn with<T>(&self, now: i64, f: impl FnOnce(&mut HashMap<String, (i64, Value)>) -> T) -> T {
-        let mut records = self.records.lock().expect("store lock");
-        // Expired records go on every write-path call; the map stays bounded by live records.
-        records.retain(|_, (expires, _)| *expires > now);
-        f(&mut records)
+    /// Runs `f` on the records under the lock, which makes each operation atomic; `f` sees
+    /// only live records through [`live`].
+    fn with<T>(&self, now: i64, f: impl FnOnce(&mut HashMap<String, (i64, String)>) -> T) -> T {
+        let mut inner = self.inner.lock().expect("store lock");
+        if now >= inner.swept + SWEEP_SECS {
+            inner.records.retain(|_, (expires, _)| *expires > now);
+            inner.swept = now;
+        }
+        f(&mut inner.records)
     }
+}
 
-    /// Stores `value` under `key` until `expires` (unix seconds).
-    async fn put_raw(
-        &self,
-        key: &str,
-        value: Value,
-        expires: i64,
-        now: i64,
-    ) -> Result<(), Unavailable> {
-        self.with(now, |r| r.insert(key.to_owned(), (expires, value)));
-        Ok(())
+/// The live text under `key`.
+fn live<'a>(records: &'a HashMap<String, (i64, String)>, key: &str, now: i64) -> Option<&'a str> {
+    records
+        .get(key)
+        .filter(|(expires, _)| *expires > now)
+        .map(|(_, text)| text.as_str())
+}
+
+/// Performs `write`: a record that is already expired keeps nothing.
+fn store(records: &mut HashMap<String, (i64, String)>, write: Write, now: i64) {
+    if write.expires > now {
+        records.insert(write.key, (write.expires, write.value));
+    } else {
+        records.remove(&write.key);
     }
+}
 
-    /// The live record under `key`.
-    async fn get_raw(&self, key: &str, now: i64) -> Result<Option<Value>, Unavailable> {
-        Ok(self.with(now, |r| r.get(key).map(|(_, v)| v.clone())))
-    }
-
-    /// Records `key` until `expires` if it is not already there; false when it was (a replay).
-    /// Atomic: two requests racing on one key cannot both win.
-    async fn insert_once(&self, key: &str, expires: i64, now: i64) -> Result<bool, Unavailable> {
+impl Backend for MemoryStore {
+    async fn set(&self, write: Write, now: i64) -> Result<bool, Unavailable> {
         Ok(self.with(now, |r| {
-            if r.contains_key(key) {
+            if write.only_new && live(r, &write.key, now).is_some() {
                 return false;
             }
-            r.insert(key.to_owned(), (expires, Value::Null));
+            store(r, write, now);
             true
         }))
     }
 
-    /// Removes the record under `key`.
-    async fn delete_raw(&self, key: &str, now: i64) -> Result<(), Unavailable> {
-        self.with(now, |r| r.remove(key));
-        Ok(())
-    }
-}
-
-impl ReplayCache for MemoryStore {
-    async fn first_use(&self, id: &str, expires: i64, now: i64) -> Result<bool, Unavailable> {
-        self.insert_once(&format!("once:{}", token_key(id)), expires, now)
-            .await
-    }
-}
-
-impl DenyList for MemoryStore {
-    async fn deny(&self, jti: &str, until: i64, now: i64) -> Result<(), Unavailable> {
-        self.put_raw(
-            &format!("deny:{}", token_key(jti)),
-            Value::Bool(true),
-            until,
-            now,
-        )
-        .await
+    async fn get(&self, key: &str, now: i64) -> Result<Option<String>, Unavailable> {
+        Ok(self.with(now, |r| live(r, key, now).map(str::to_owned)))
     }
 
-    async fn is_denied(&self, jti: &str, now: i64) -> Result<bool, Unavailable> {
-        Ok(self
-            .get_raw(&format!("deny:{}", token_key(jti)), now)
-            .await?
-            .is_some())
-    }
-}
-
-impl ReferenceTokens for MemoryStore {
-    async fn put_reference(
+    async fn remove(
         &self,
-        token: &str,
-        claims: Value,
-        expires: i64,
+        key: &str,
         now: i64,
-    ) -> Result<(), Unavailable> {
-        self.put_raw(&format!("ref:{}", token_key(token)), claims, expires, now)
-            .await
+        _keep: bool,
+    ) -> Result<Option<String>, Unavailable> {
+        Ok(self.with(now, |r| {
+            r.remove(key)
+                .filter(|(expires, _)| *expires > now)
+                .map(|(_, v)| v)
+        }))
     }
 
-    async fn get_reference(&self, token: &str, now: i64) -> Result<Option<Value>, Unavailable> {
-        self.get_raw(&format!("ref:{}", token_key(token)), now)
-            .await
-    }
-
-    async fn delete_reference(&self, token: &str, now: i64) -> Result<(), Unavailable> {
-        self.delete_raw(&format!("ref:{}", token_key(token)), now)
-            .await
-    }
-}
-
-fn record_key(kind: Kind, id: &str) -> String {
-    format!("{}:{}", kind.tag(), token_key(id))
-}
-
-impl Records for MemoryStore {
-    async fn put(
-        &self,
-        kind: Kind,
-        id: &str,
-        value: &Value,
-        expires: i64,
-        now: i64,
-    ) -> Result<(), Unavailable> {
-        self.put_raw(&record_key(kind, id), value.clone(), expires, now)
-            .await
-    }
-
-    async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
-        self.get_raw(&record_key(kind, id), now).await
-    }
-
-    async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Value>, Unavailable> {
-        Ok(self.with(now, |r| r.remove(&record_key(kind, id)).map(|(_, v)| v)))
-    }
-
-    async fn delete(&self, kind: Kind, id: &str, now: i64) -> Result<(), Unavailable> {
-        self.delete_raw(&record_key(kind, id), now).await
+    async fn replace(&self, expected: &str, write: Write, now: i64) -> Result<bool, Unavailable> {
+        Ok(self.with(now, |r| {
+            if live(r, &write.key, now) != Some(expected) {
+                return false;
+            }
+            store(r, write, now);
+            true
+        }))
     }
 }
 
@@ -140,20 +97,40 @@ impl Records for MemoryStore {
 mod tests {
     use super::*;
 
+    fn len(store: &MemoryStore) -> usize {
+        store.inner.lock().unwrap().records.len()
+    }
+
     #[tokio::test]
-    async fn records_expire() {
+    async fn a_record_expires_at_its_time_and_the_map_is_swept_once_per_interval() {
         let store = MemoryStore::default();
-        store.put_raw("a", Value::from(1), 100, 0).await.unwrap();
-        assert_eq!(store.get_raw("a", 99).await.unwrap(), Some(Value::from(1)));
-        assert_eq!(store.get_raw("a", 100).await.unwrap(), None);
-        assert!(store.insert_once("j", 50, 0).await.unwrap());
-        assert!(!store.insert_once("j", 50, 1).await.unwrap(), "single use");
+        let now = 1_000;
+        for i in 0..100 {
+            let write = Write::always(format!("k{i}"), "v".into(), now + 5);
+            assert!(store.set(write, now).await.unwrap());
+        }
+        store
+            .set(Write::always("long".into(), "v".into(), now + 60), now)
+            .await
+            .unwrap();
+        // Expired at its time, though not yet swept out.
+        assert_eq!(store.get("k1", now + 5).await.unwrap(), None);
+        assert_eq!(len(&store), 101, "no sweep before the interval");
         assert!(
-            store.insert_once("j", 80, 50).await.unwrap(),
-            "free again after expiry"
+            store
+                .set(
+                    Write::if_absent("k2".into(), "new".into(), now + 60),
+                    now + 5
+                )
+                .await
+                .unwrap(),
+            "an expired key is free"
         );
-        store.put_raw("b", Value::from(2), 100, 0).await.unwrap();
-        store.delete_raw("b", 1).await.unwrap();
-        assert_eq!(store.get_raw("b", 2).await.unwrap(), None);
+        // The next operation after the interval sweeps.
+        assert_eq!(
+            store.get("long", now + SWEEP_SECS).await.unwrap(),
+            Some("v".into())
+        );
+        assert_eq!(len(&store), 2, "only the live records are left");
     }
 }

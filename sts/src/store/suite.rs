@@ -1,11 +1,44 @@
 //! One test suite for every backend: the memory store here, and a real redis-server started
 //! for the test (it fails, not skips, without one when CI=true).
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    DenyList, Kind, MemoryStore, Records, RedisStore, ReferenceTokens, ReplayCache, Store,
-};
+use super::{Kind, MemoryStore, Record, RedisStore, Store};
+
+/// A record type of the suite's own.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Note {
+    text: String,
+}
+
+impl Record for Note {
+    const KIND: Kind = Kind::Code;
+}
+
+/// Another record type, in another kind.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Other {
+    text: String,
+}
+
+impl Record for Other {
+    const KIND: Kind = Kind::Session;
+}
+
+/// The suite's record kind read as another shape.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Strict {
+    number: i64,
+}
+
+impl Record for Strict {
+    const KIND: Kind = Kind::Code;
+}
+
+fn note(text: &str) -> Note {
+    Note { text: text.into() }
+}
 
 /// Runs every store operation at `now` (real time for redis, whose expiry uses the clock).
 async fn suite(store: &Store, now: i64) {
@@ -22,7 +55,7 @@ async fn suite(store: &Store, now: i64) {
     assert!(store.is_denied("jti-3", now).await.unwrap());
     // Reference tokens.
     store
-        .put_reference("tok", json!({"sub": "a"}), now + 60, now)
+        .put_reference("tok", &json!({"sub": "a"}), now + 60, now)
         .await
         .unwrap();
     assert_eq!(
@@ -33,41 +66,75 @@ async fn suite(store: &Store, now: i64) {
     assert_eq!(store.get_reference("tok", now).await.unwrap(), None);
     // A record that is already expired is not kept.
     store
-        .put_reference("old", json!({}), now - 1, now)
+        .put_reference("old", &json!({}), now - 1, now)
         .await
         .unwrap();
     assert_eq!(store.get_reference("old", now).await.unwrap(), None);
+
     // Records: kinds do not collide; take is get-and-delete.
-    let value = json!({"client_id": "c"});
-    store
-        .put(Kind::Code, "x", &value, now + 60, now)
-        .await
-        .unwrap();
-    assert_eq!(store.get(Kind::Session, "x", now).await.unwrap(), None);
+    store.put("x", &note("a"), now + 60, now).await.unwrap();
+    assert_eq!(store.get::<Other>("x", now).await.unwrap(), None);
+    assert_eq!(store.get::<Note>("x", now).await.unwrap(), Some(note("a")));
+    assert_eq!(store.take::<Note>("x", now).await.unwrap(), Some(note("a")));
     assert_eq!(
-        store.get(Kind::Code, "x", now).await.unwrap(),
-        Some(value.clone())
-    );
-    assert_eq!(
-        store.take(Kind::Code, "x", now).await.unwrap(),
-        Some(value.clone())
-    );
-    assert_eq!(
-        store.take(Kind::Code, "x", now).await.unwrap(),
+        store.take::<Note>("x", now).await.unwrap(),
         None,
         "taken once"
     );
-    store
-        .put(Kind::Session, "s", &value, now + 60, now)
+    store.put("s", &note("b"), now + 60, now).await.unwrap();
+    store.delete::<Note>("s", now).await.unwrap();
+    assert_eq!(store.get::<Note>("s", now).await.unwrap(), None);
+    store.put("old", &note("c"), now - 1, now).await.unwrap();
+    assert_eq!(store.get::<Note>("old", now).await.unwrap(), None);
+
+    // Compare-and-set: the writer that read the current version wins; a writer holding an
+    // older read loses and leaves the record as the winner wrote it.
+    store.put("cas", &note("v1"), now + 60, now).await.unwrap();
+    let first = store
+        .get_versioned::<Note>("cas", now)
         .await
+        .unwrap()
         .unwrap();
-    store.delete(Kind::Session, "s", now).await.unwrap();
-    assert_eq!(store.get(Kind::Session, "s", now).await.unwrap(), None);
-    store
-        .put(Kind::Consent, "old", &value, now - 1, now)
+    let second = store
+        .get_versioned::<Note>("cas", now)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(store.get(Kind::Consent, "old", now).await.unwrap(), None);
+    assert_eq!(first.record, note("v1"));
+    assert!(
+        store
+            .replace("cas", &first, &note("v2"), now + 60, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace("cas", &second, &note("stale"), now + 60, now)
+            .await
+            .unwrap(),
+        "a write from an older read loses"
+    );
+    assert_eq!(
+        store.get::<Note>("cas", now).await.unwrap(),
+        Some(note("v2"))
+    );
+    // Nor does it win once the record is gone.
+    let current = store
+        .get_versioned::<Note>("cas", now)
+        .await
+        .unwrap()
+        .unwrap();
+    store.delete::<Note>("cas", now).await.unwrap();
+    assert!(
+        !store
+            .replace("cas", &current, &note("again"), now + 60, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get::<Note>("cas", now).await.unwrap(), None);
+    // A record that no longer parses as its type (written by another version) is absent.
+    store.put("bad", &note("d"), now + 60, now).await.unwrap();
+    assert_eq!(store.get::<Strict>("bad", now).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::grants::user_tokens::Grant;
+use crate::store::{Kind, Record};
 
 /// Letters of user codes: consonants only (RFC 8628 §6.1), so no word is spelled and no
 /// letter is mistaken for a digit.
@@ -75,6 +76,10 @@ pub struct DeviceRecord {
     pub expires: i64,
     /// The person's answer.
     pub status: Status,
+}
+
+impl Record for DeviceRecord {
+    const KIND: Kind = Kind::Device;
 }
 
 /// The answer to one poll.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::{ClientType, GrantType};
 
-use crate::http::form::Form;
+use crate::form::Form;
 use crate::loaded::Loaded;
 
 /// `prompt`, parsed.
@@ -79,6 +79,28 @@ fn param<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
     form.get(name).filter(|v| !v.is_empty())
 }
 
+/// The longest value of each parameter an interaction keeps, in bytes; an `id_token_hint`
+/// is only verified, never kept, and may be a large signed token.
+const CAPS: &[(&str, usize)] = &[
+    ("client_id", 256),
+    ("redirect_uri", 2048),
+    ("state", 2048),
+    ("nonce", 2048),
+    ("login_hint", 2048),
+    ("scope", 2048),
+    ("code_challenge", 128),
+    ("id_token_hint", 16 * 1024),
+];
+
+/// The first parameter longer than its cap, with the cap. Checked before anything else, so an
+/// over-long request is answered with a page (a redirect would have to carry the long state)
+/// and nothing of it is stored.
+fn over_long(form: &Form) -> Option<(&'static str, usize)> {
+    CAPS.iter()
+        .find(|(name, cap)| form.get(name).is_some_and(|v| v.len() > *cap))
+        .copied()
+}
+
 /// Checks the request. `hint_sub` verifies an `id_token_hint` (our signature, expiry
 /// tolerated) and gives its subject.
 pub fn validate(
@@ -86,6 +108,11 @@ pub fn validate(
     form: &Form,
     hint_sub: impl FnOnce(&str) -> Option<String>,
 ) -> Result<AuthorizationRequest, Rejected> {
+    if let Some((name, cap)) = over_long(form) {
+        return Err(Rejected::Page(format!(
+            "The application sent a sign-in request whose {name} is too long (at most {cap} bytes)."
+        )));
+    }
     let Some(client_id) = param(form, "client_id") else {
         return Err(Rejected::Page(
             "The request names no client (client_id).".into(),

@@ -1,4 +1,4 @@
-//! Scope helpers shared by the grants.
+//! The audiences a set of granted scopes gives a token (the APIs that own them).
 
 use crate::loaded::Loaded;
 

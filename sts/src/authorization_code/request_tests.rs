@@ -1,7 +1,7 @@
 use std::sync::LazyLock;
 
 use super::request::*;
-use crate::http::form::Form;
+use crate::form::Form;
 use crate::loaded::Loaded;
 
 static LOADED: LazyLock<Loaded> = LazyLock::new(|| crate::testing::examples("request"));
