@@ -1,11 +1,12 @@
 //! Two STS replicas on one redis: a reference token issued by one is introspected and revoked
-//! through the other; with redis down, stateful requests fail closed and recover.
+//! through the other; failed sign-ins at one count at the other; with redis down, stateful
+//! requests fail closed and recover.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{client_secret, redis_manifests, replica, test_dir};
+use common::{client_secret, code_params, redis_manifests, replica, replica_with, test_dir};
 use signet_tests::{RedisServer, http, wait_for};
 
 /// A client whose access tokens are reference tokens, kept in the store.
@@ -145,6 +146,53 @@ async fn redis_down_fails_closed_and_recovers_without_a_restart() -> anyhow::Res
         true,
         "{}",
         introspection.body
+    );
+    Ok(())
+}
+
+/// Guessing alice's password at both replicas, with a budget of three failures per username
+/// and address: the fourth guess is refused, at either replica.
+#[tokio::test]
+async fn failed_sign_ins_at_one_replica_count_at_the_other() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let dir = test_dir("shared-login-failures");
+    redis_manifests(&dir.join("manifests"), redis.port, "");
+    let state = dir.join("state");
+    let budget = ["--login-failures-per-user-address=3"];
+    let (_a, addr_a) = replica_with(&dir.join("manifests"), &state, "sts-a", &budget).await?;
+    let (_b, addr_b) = replica_with(&dir.join("manifests"), &state, "sts-b", &budget).await?;
+
+    let mut browser = signet_tests::browserless::Person::default();
+    let params = code_params(
+        "default.web-app",
+        "https://app.example.com/callback",
+        "openid",
+    );
+    let started = browser.authorize(&addr_a, &params).await?;
+    let login = browser
+        .get(&addr_a, started.header("location").unwrap_or_default())
+        .await?;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let field = |name| signet_tests::browserless::hidden(&login.body, name).unwrap_or_default();
+    let (interaction, csrf) = (field("interaction"), field("csrf"));
+    let mut guess = async |addr: &str, password: &str| {
+        let form = [
+            ("interaction", interaction.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", "alice"),
+            ("password", password),
+        ];
+        browser.post(addr, "/login", &form).await.map(|r| r.status)
+    };
+    for i in 0..3 {
+        let addr = if i % 2 == 0 { &addr_a } else { &addr_b };
+        assert_eq!(guess(addr, "wrong").await?, 401, "guess {i}");
+    }
+    assert_eq!(guess(&addr_a, "wrong").await?, 429);
+    assert_eq!(
+        guess(&addr_b, "correct horse battery staple").await?,
+        429,
+        "refused unchecked at the other replica too"
     );
     Ok(())
 }

@@ -18,12 +18,15 @@ pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 #[derive(Debug, Default)]
 pub struct Person {
     jar: Mutex<BTreeMap<String, String>>,
+    /// The address a trusted proxy says requests come from (`X-Forwarded-For`), if any.
+    forwarded_for: Option<String>,
 }
 
 impl Clone for Person {
     fn clone(&self) -> Self {
         Self {
             jar: Mutex::new(self.jar().clone()),
+            forwarded_for: self.forwarded_for.clone(),
         }
     }
 }
@@ -69,6 +72,14 @@ fn decode(text: &str) -> String {
 }
 
 impl Person {
+    /// A browser whose requests come through a trusted proxy from `address`.
+    pub fn from_address(address: &str) -> Self {
+        Self {
+            forwarded_for: Some(address.to_owned()),
+            ..Self::default()
+        }
+    }
+
     fn jar(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
         self.jar
             .lock()
@@ -90,13 +101,18 @@ impl Person {
         self.cookie("signet_session")
     }
 
-    fn cookie_header(&self) -> Vec<(&'static str, String)> {
-        let jar = self.jar();
-        if jar.is_empty() {
-            return Vec::new();
+    /// The headers this browser sends: its cookies, and the proxy's word for its address.
+    fn request_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        if let Some(address) = &self.forwarded_for {
+            headers.push(("X-Forwarded-For", address.clone()));
         }
-        let pairs: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        vec![("Cookie", pairs.join("; "))]
+        let jar = self.jar();
+        if !jar.is_empty() {
+            let pairs: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            headers.push(("Cookie", pairs.join("; ")));
+        }
+        headers
     }
 
     /// Keeps what the response's `Set-Cookie` headers say: a value, or a removal (empty value
@@ -123,7 +139,7 @@ impl Person {
 
     /// GET `path` with the cookies; keeps the cookies set.
     pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<Response> {
-        let headers = self.cookie_header();
+        let headers = self.request_headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let response = http::get_with(addr, path, &headers).await?;
         self.keep_cookies(&response);
@@ -137,7 +153,7 @@ impl Person {
         path: &str,
         form: &[(&str, &str)],
     ) -> anyhow::Result<Response> {
-        let headers = self.cookie_header();
+        let headers = self.request_headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let response = http::post_form(addr, path, form, &headers).await?;
         self.keep_cookies(&response);

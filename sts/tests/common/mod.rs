@@ -56,14 +56,25 @@ pub async fn replica(
     state: &Path,
     name: &str,
 ) -> anyhow::Result<(Process, String)> {
+    replica_with(manifests, state, name, &[]).await
+}
+
+/// [`replica`] with more command-line arguments.
+pub async fn replica_with(
+    manifests: &Path,
+    state: &Path,
+    name: &str,
+    extra_args: &[&str],
+) -> anyhow::Result<(Process, String)> {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let args = vec![
+    let mut args = vec![
         format!("--manifests={}", manifests.display()),
         format!("--state-dir={}", state.display()),
         format!("--listen={addr}"),
         "--metrics-addr=127.0.0.1:0".into(),
     ];
+    args.extend(extra_args.iter().map(|a| a.to_string()));
     let process = Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_signet-sts")),
         name,
