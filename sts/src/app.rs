@@ -30,8 +30,8 @@ pub struct App {
     pub jwks: crate::remote_jwks::RemoteJwks,
     /// Password checks, off the request threads and bounded.
     pub passwords: crate::signin::users::VerifierPool,
-    /// Failed sign-in delays.
-    pub throttle: crate::signin::throttle::Throttle,
+    /// Budgets of failed sign-ins (counted in `store`).
+    pub login_limits: crate::signin::throttle::Limits,
     /// New interactions per source address.
     pub interactions: crate::signin::budget::Budget,
     /// Proxies whose X-Forwarded-For is believed.
@@ -40,25 +40,35 @@ pub struct App {
     pub upstreams: crate::federation::Upstreams,
 }
 
+/// The limits an operator sets at the edges (flags of `signet-sts`).
+#[derive(Clone, Debug)]
+pub struct Edges {
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<crate::signin::source_address::Cidr>,
+    /// New interactions one source may start per minute.
+    pub interactions_per_minute: u32,
+    /// Budgets of failed sign-ins.
+    pub login: crate::signin::throttle::Limits,
+}
+
+impl Default for Edges {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            interactions_per_minute: DEFAULT_INTERACTIONS_PER_MINUTE,
+            login: Default::default(),
+        }
+    }
+}
+
 impl App {
-    /// An app with no snapshot yet.
+    /// An app with no snapshot yet and the default limits.
     pub fn new() -> Arc<Self> {
-        Self::with_trusted_proxies(Vec::new())
+        Self::configured(Edges::default())
     }
 
-    /// An app with no snapshot yet that believes X-Forwarded-For from `trusted_proxies`.
-    pub fn with_trusted_proxies(
-        trusted_proxies: Vec<crate::signin::source_address::Cidr>,
-    ) -> Arc<Self> {
-        Self::configured(trusted_proxies, DEFAULT_INTERACTIONS_PER_MINUTE)
-    }
-
-    /// An app with no snapshot yet that believes X-Forwarded-For from `trusted_proxies` and
-    /// lets one source start `interactions_per_minute` sign-ins.
-    pub fn configured(
-        trusted_proxies: Vec<crate::signin::source_address::Cidr>,
-        interactions_per_minute: u32,
-    ) -> Arc<Self> {
+    /// An app with no snapshot yet and the limits `edges`.
+    pub fn configured(edges: Edges) -> Arc<Self> {
         Arc::new(Self {
             loaded: ArcSwapOption::empty(),
             refused: Default::default(),
@@ -67,15 +77,15 @@ impl App {
             metrics: crate::metrics::Metrics::new(),
             outbound: crate::outbound::Outbound::new(),
             jwks: Default::default(),
-            // One hashing thread leaves the other cores to the token endpoint; 64 waiting
-            // logins is a queue of a few seconds at argon2id's cost.
+            // One hashing thread per two cores leaves the others to the token endpoint; 64
+            // waiting logins is a queue of a few seconds at argon2id's cost.
             passwords: crate::signin::users::VerifierPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
                 64,
             ),
-            throttle: Default::default(),
-            interactions: crate::signin::budget::Budget::new(interactions_per_minute),
-            trusted_proxies,
+            login_limits: edges.login,
+            interactions: crate::signin::budget::Budget::new(edges.interactions_per_minute),
+            trusted_proxies: edges.trusted_proxies,
             upstreams: Default::default(),
         })
     }

@@ -66,6 +66,20 @@ struct Args {
     #[arg(long, env = "SIGNET_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<signet_sts::signin::source_address::Cidr>,
 
+    /// Failed sign-ins one source address may make for one username per
+    /// --login-failure-window; past it that address gets a 429 page for that username.
+    #[arg(long, env = "SIGNET_LOGIN_FAILURES_PER_USER_ADDRESS", default_value_t = signet_sts::signin::throttle::Limits::default().per_user_address, value_parser = clap::value_parser!(u32).range(1..))]
+    login_failures_per_user_address: u32,
+
+    /// Failed sign-ins one source address may make in all per --login-failure-window (many
+    /// people may share one address); past it the address gets a 429 page.
+    #[arg(long, env = "SIGNET_LOGIN_FAILURES_PER_ADDRESS", default_value_t = signet_sts::signin::throttle::Limits::default().per_address, value_parser = clap::value_parser!(u32).range(1..))]
+    login_failures_per_address: u32,
+
+    /// Seconds a count of failed sign-ins lives from its first failure.
+    #[arg(long, env = "SIGNET_LOGIN_FAILURE_WINDOW", default_value_t = signet_sts::signin::throttle::Limits::default().window_secs, value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    login_failure_window: i64,
+
     /// Address of /metrics.
     #[arg(long, env = "SIGNET_METRICS_ADDR", default_value = "127.0.0.1:9091")]
     metrics_addr: SocketAddr,
@@ -80,7 +94,15 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     signet_crds::logging::init(args.log_format);
 
-    let app = http::App::configured(args.trusted_proxies.clone(), args.interactions_per_minute);
+    let app = http::App::configured(signet_sts::app::Edges {
+        trusted_proxies: args.trusted_proxies.clone(),
+        interactions_per_minute: args.interactions_per_minute,
+        login: signet_sts::signin::throttle::Limits {
+            per_user_address: args.login_failures_per_user_address,
+            per_address: args.login_failures_per_address,
+            window_secs: args.login_failure_window,
+        },
+    });
     match (&args.manifests, &args.token_service, &args.namespace) {
         (Some(dir), _, _) => {
             let state = args

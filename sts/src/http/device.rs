@@ -26,6 +26,7 @@ use crate::grants::user_tokens::unavailable;
 use crate::loaded::Loaded;
 use crate::signin::interaction::Purpose;
 use crate::signin::session::Session;
+use crate::signin::throttle;
 use crate::store::{Store, Unavailable};
 
 #[derive(Template)]
@@ -151,14 +152,14 @@ pub async fn verification_page(
         return entry(&loaded, "", None, StatusCode::OK);
     };
     let store = app.store.load_full();
-    // Guessing is slowed per source address: each wrong code adds delay (RFC 8628 §5.1).
-    let keys = [format!(
-        "device:{}",
-        client_address(&app, &headers, &extensions)
-    )];
-    let delay = app.throttle.delay(&keys, now);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    // Guessing is slowed per source address, counted before the lookup so parallel guesses
+    // each see the ones before them (RFC 8628 §5.1).
+    let source = client_address(&app, &headers, &extensions);
+    let window = app.login_limits.window_secs;
+    match throttle::device_guess(&store, &source.to_string(), now, window).await {
+        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Ok(_) => {}
+        Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     }
     let record = match verification::pending(&store, &typed, now).await {
         Ok(Some((_, read))) => Ok(Some(read.record)),
@@ -168,7 +169,6 @@ pub async fn verification_page(
     let record = match record {
         Ok(Some(record)) => record,
         Ok(None) => {
-            app.throttle.failed(&keys, now);
             return entry(
                 &loaded,
                 &typed,
@@ -178,7 +178,10 @@ pub async fn verification_page(
         }
         Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
     };
-    let source = client_address(&app, &headers, &extensions);
+    if let Err(error) = throttle::device_guess_right(&store, &source.to_string(), now, window).await
+    {
+        return unavailable_page(Some(&loaded), &error.to_string());
+    }
     let purpose = Purpose::Device {
         user_code: record.user_code.clone(),
         client_id: record.client_id.clone(),

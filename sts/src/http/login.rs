@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::authorize::{Progress, proceed};
@@ -22,6 +22,12 @@ use crate::loaded::Loaded;
 use crate::signin::flow::Done;
 use crate::signin::interaction::{Interaction, Purpose};
 use crate::signin::session::Session;
+use crate::signin::throttle::{self, Verdict};
+
+const WRONG_PASSWORD: &str = "The username or password is not right. Check them and try again.";
+const TOO_MANY_FAILURES: &str =
+    "Too many sign-ins have failed from your network. Please try again later.";
+const POOL_FULL: &str = "Too many people are signing in right now. Please try again in a moment.";
 
 /// Where the login page's forms may lead: the client's redirect origin (after a password
 /// sign-in) and each offered upstream's authorization endpoint (after "Sign in with …").
@@ -113,8 +119,9 @@ pub async fn login_page(
     }
 }
 
-/// POST `/login`: checks the CSRF token, throttles, checks the password on the pool, starts
-/// a session (always a new cookie value) and continues the authorization.
+/// POST `/login`: checks the CSRF token, counts the attempt (refused past an address's
+/// budget, delayed by the username's failures), checks the password on the pool, starts a
+/// session (always a new cookie value) and continues the authorization.
 pub async fn login_submit(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -129,30 +136,43 @@ pub async fn login_submit(
         };
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default();
-    let source = client_address(&app, &headers, &extensions);
-    let keys = [format!("user:{username}"), format!("ip:{source}")];
-    let delay = app.throttle.delay(&keys, now);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    let source = client_address(&app, &headers, &extensions).to_string();
+    let limits = app.login_limits;
+    let (verdict, attempt) = match throttle::begin(&store, limits, &username, &source, now).await {
+        Ok(begun) => begun,
+        Err(error) => return unavailable_page(Some(&loaded), &error.to_string()),
+    };
+    let form_again = |error: &'static str, status: StatusCode| {
+        login_form(&app, &loaded, &interaction, &username, Some(error), status)
+    };
+    let clean = match verdict {
+        Verdict::Refuse(over) => {
+            tracing::warn!(%source, ?over, "sign-in refused: too many failures");
+            let mut response = form_again(TOO_MANY_FAILURES, StatusCode::TOO_MANY_REQUESTS).await;
+            // The longest the count can still live (its window began at its first failure).
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(limits.window_secs));
+            return response;
+        }
+        Verdict::Check { delay, clean } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            clean
+        }
+    };
     let user = loaded.users.by_username(&username);
     let matched = match app
         .passwords
-        .check(user.map(|(_, u)| u.as_ref()), password)
+        .check(user.map(|(_, u)| u.as_ref()), password, clean)
         .await
     {
         Ok(matched) => matched,
         Err(busy) => {
-            tracing::warn!(error = %busy, "sign-in turned away");
-            return login_form(
-                &app,
-                &loaded,
-                &interaction,
-                &username,
-                Some("Too many people are signing in right now. Please try again in a moment."),
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .await;
+            tracing::warn!(error = %busy, %source, clean, "sign-in turned away");
+            let _ = attempt.not_checked(&store, now).await;
+            return form_again(POOL_FULL, StatusCode::SERVICE_UNAVAILABLE).await;
         }
     };
     let allowed = |idp: &str| {
@@ -161,18 +181,11 @@ pub async fn login_submit(
             .any(|p| p.name == idp)
     };
     let Some((idp, user)) = user.filter(|(idp, _)| matched && allowed(idp)) else {
-        app.throttle.failed(&keys, now);
-        return login_form(
-            &app,
-            &loaded,
-            &interaction,
-            &username,
-            Some("The username or password is not right. Check them and try again."),
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
+        return form_again(WRONG_PASSWORD, StatusCode::UNAUTHORIZED).await;
     };
-    app.throttle.succeeded(&keys[0]);
+    if let Err(error) = attempt.succeeded(&store, now).await {
+        return unavailable_page(Some(&loaded), &error.to_string());
+    }
     let visit = Visit {
         loaded: &loaded,
         store: &store,

@@ -123,9 +123,15 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 
 /// Password checks on at most `threads` blocking threads at once; callers beyond `queue`
 /// waiting are turned away at once (the page says to try again) rather than piling up.
+/// Attempts from addresses with recent failures ("suspects") get a share only: a quarter of the
+/// queue, and half the threads (one of one), so at most that many suspects are ever on a
+/// thread or first in line for one. However many guesses a flood sends, a person whose
+/// address has not been failing waits behind at most one suspect per thread, not the flood.
 pub struct VerifierPool {
     running: Semaphore,
     waiting: Semaphore,
+    suspects_running: Semaphore,
+    suspects_waiting: Semaphore,
 }
 
 /// The pool is full: too many logins at once.
@@ -136,15 +142,34 @@ pub struct Busy;
 impl VerifierPool {
     /// A pool of `threads` checkers with room for `queue` waiting logins.
     pub fn new(threads: usize, queue: usize) -> Self {
+        let (threads, queue) = (threads.max(1), queue.max(4));
         Self {
-            running: Semaphore::new(threads.max(1)),
-            waiting: Semaphore::new(queue.max(1)),
+            running: Semaphore::new(threads),
+            waiting: Semaphore::new(queue),
+            suspects_running: Semaphore::new((threads / 2).max(1)),
+            suspects_waiting: Semaphore::new(queue / 4),
         }
     }
 
-    /// Checks `password` for `user`, or against the dummy hash when there is no such user.
-    pub async fn check(&self, user: Option<&User>, password: &str) -> Result<bool, Busy> {
+    /// Checks `password` for `user`, or against the dummy hash when there is no such user;
+    /// `clean` when the attempt's address had no recent failure (it may use the whole pool).
+    pub async fn check(
+        &self,
+        user: Option<&User>,
+        password: &str,
+        clean: bool,
+    ) -> Result<bool, Busy> {
+        let share = match clean {
+            true => None,
+            false => Some(self.suspects_waiting.try_acquire().map_err(|_| Busy)?),
+        };
         let _queued = self.waiting.try_acquire().map_err(|_| Busy)?;
+        // A suspect takes a suspect's turn before lining up for a thread, so the line for the
+        // threads never holds more suspects than they have turns.
+        let _suspect_thread = match share {
+            Some(_) => Some(self.suspects_running.acquire().await.map_err(|_| Busy)?),
+            None => None,
+        };
         let _running = self.running.acquire().await.map_err(|_| Busy)?;
         let hash = user
             .map(|u| u.password_hash.clone())
@@ -185,9 +210,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_users_never_match_and_a_full_queue_is_busy() {
+    async fn unknown_users_never_match() {
         let pool = VerifierPool::new(1, 1);
-        assert!(!pool.check(None, "anything").await.unwrap());
+        assert!(!pool.check(None, "anything", true).await.unwrap());
         let directory =
             Directory::parse([("local", "- {username: a, passwordHash: 'x', sub: s1}\n")]).0;
         assert_eq!(directory.by_username("a").unwrap().0, "local");
@@ -195,5 +220,34 @@ mod tests {
         let (_, errors) = Directory::parse([("broken", "- [")]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("broken"));
+    }
+
+    #[tokio::test]
+    async fn suspects_get_one_turn_on_the_thread_and_a_quarter_of_the_queue() {
+        let pool = std::sync::Arc::new(VerifierPool::new(1, 8));
+        // A suspect holds the suspects' only turn; two more wait for it.
+        let suspect_thread = pool.suspects_running.acquire().await.unwrap();
+        let mut suspects = Vec::new();
+        for _ in 0..2 {
+            let pool = pool.clone();
+            suspects.push(tokio::spawn(
+                async move { pool.check(None, "x", false).await },
+            ));
+        }
+        while pool.suspects_waiting.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            pool.check(None, "x", false).await.is_err(),
+            "a third suspect is turned away"
+        );
+        // A person from a clean address is checked at once: no suspect is in line for the
+        // thread ahead of them.
+        assert_eq!(pool.running.available_permits(), 1);
+        assert!(!pool.check(None, "x", true).await.unwrap());
+        drop(suspect_thread);
+        for task in suspects {
+            assert!(!task.await.unwrap().unwrap(), "checked, and no match");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! What a backend does: keep text under keys until an expiry, with four operations, each
+//! What a backend does: keep text under keys until an expiry, with five operations, each
 //! atomic in the backend. The typed store (`store`) is built on these alone.
 
 use std::future::Future;
@@ -68,4 +68,15 @@ pub trait Backend {
         write: Write,
         now: i64,
     ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+
+    /// Adds `by` to the integer under `key` (0 when absent) and returns the sum; a key it
+    /// creates expires at `expires`, an existing one keeps its expiry (a fixed window from the
+    /// first count). A sum of 0 or less removes the key: a count never goes negative.
+    fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<i64, Unavailable>> + Send;
 }

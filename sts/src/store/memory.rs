@@ -91,6 +91,22 @@ impl Backend for MemoryStore {
             true
         }))
     }
+
+    async fn add(&self, key: &str, by: i64, expires: i64, now: i64) -> Result<i64, Unavailable> {
+        Ok(self.with(now, |r| {
+            let (was, until) = match r.get(key).filter(|(until, _)| *until > now) {
+                Some((until, text)) => (text.parse::<i64>().unwrap_or(0), *until),
+                None => (0, expires),
+            };
+            let sum = was.saturating_add(by);
+            if sum <= 0 || until <= now {
+                r.remove(key);
+                return sum.max(0);
+            }
+            r.insert(key.to_owned(), (until, sum.to_string()));
+            sum
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Operational state, keyed by hashes of tokens (never the tokens), every record with an
 //! expiry. Two backends: `memory` serves one replica, `redis` is shared by all of them.
 //!
-//! A backend only keeps text under keys, with four operations (`backend::Backend`). Everything
+//! A backend only keeps text under keys, with five operations (`backend::Backend`). Everything
 //! above that is typed, here, once for both backends: each record type names its kind (and so
 //! its key prefix) through [`Record`], and is read and written as that type, never as loose
 //! JSON. What each kind needs to be atomic:
@@ -21,6 +21,7 @@
 //! | `User` (an upstream person's claims) | `prof` | none |
 //! | client assertion `jti`s, refresh uses | `once` | `first_use` (`SET NX`) |
 //! | revoked access tokens | `deny` | none |
+//! | failed sign-in counts (`signin::throttle`) | `count` | `add`: parallel attempts each see the ones before |
 //! | reference tokens | `ref` | none |
 //!
 //! Keys are `PREFIX KIND ":" hex(SHA-256(id))` on redis, as before this layout.
@@ -158,7 +159,7 @@ fn text<R: Record>(record: &R) -> String {
     serde_json::to_string(record).expect("records serialise")
 }
 
-/// The backend's five operations, for whichever backend is in use.
+/// The backend's operations, for whichever backend is in use.
 impl Store {
     async fn set(&self, write: Write, now: i64) -> Result<bool, Unavailable> {
         match self {
@@ -185,6 +186,13 @@ impl Store {
         match self {
             Store::Memory(s) => s.replace(expected, write, now).await,
             Store::Redis(s) => s.replace(expected, write, now).await,
+        }
+    }
+
+    async fn sum(&self, key: &str, by: i64, expires: i64, now: i64) -> Result<i64, Unavailable> {
+        match self {
+            Store::Memory(s) => s.add(key, by, expires, now).await,
+            Store::Redis(s) => s.add(key, by, expires, now).await,
         }
     }
 }
@@ -300,5 +308,23 @@ impl Store {
         self.remove(&key("ref", token), now, false)
             .await
             .map(|_| ())
+    }
+
+    /// Adds `by` to counter `id` and returns its new value: a counter starts at 0, lives until
+    /// the `expires` given when it was first counted, and is gone at 0. Atomic: of parallel
+    /// adds each sees the others that came before it.
+    pub async fn count(
+        &self,
+        id: &str,
+        by: i64,
+        expires: i64,
+        now: i64,
+    ) -> Result<i64, Unavailable> {
+        self.sum(&key("count", id), by, expires, now).await
+    }
+
+    /// Forgets counter `id`.
+    pub async fn reset_count(&self, id: &str, now: i64) -> Result<(), Unavailable> {
+        self.remove(&key("count", id), now, false).await.map(|_| ())
     }
 }

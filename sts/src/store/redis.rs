@@ -20,6 +20,20 @@ end
 return 1
 ";
 
+/// A counter in one script: `INCRBY`, the window's expiry on a key it created, and no key
+/// left at 0 or below.
+const ADD: &str = r"
+local sum = redis.call('INCRBY', KEYS[1], ARGV[1])
+if sum <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if redis.call('TTL', KEYS[1]) == -1 then
+  redis.call('EXPIREAT', KEYS[1], ARGV[2])
+end
+return sum
+";
+
 /// A redis connection (reconnecting by itself) and the key prefix.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -108,5 +122,21 @@ impl Backend for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(replaced == 1)
+    }
+
+    async fn add(&self, key: &str, by: i64, expires: i64, now: i64) -> Result<i64, Unavailable> {
+        if expires <= now {
+            return Ok(0);
+        }
+        let mut connection = self.connection.clone();
+        redis::cmd("EVAL")
+            .arg(ADD)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(by)
+            .arg(expires)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)
     }
 }

@@ -135,6 +135,50 @@ async fn suite(store: &Store, now: i64) {
     // A record that no longer parses as its type (written by another version) is absent.
     store.put("bad", &note("d"), now + 60, now).await.unwrap();
     assert_eq!(store.get::<Strict>("bad", now).await.unwrap(), None);
+    counters(store, now).await;
+}
+
+/// Counters: a fixed window from the first count, never below zero, and parallel adds that
+/// each see the ones before them (so no two attempts read the same count).
+async fn counters(store: &Store, now: i64) {
+    assert_eq!(store.count("c", 1, now + 60, now).await.unwrap(), 1);
+    assert_eq!(store.count("c", 1, now + 5, now).await.unwrap(), 2);
+    assert_eq!(store.count("c", -1, now + 60, now).await.unwrap(), 1);
+    assert_eq!(store.count("c", -5, now + 60, now).await.unwrap(), 0);
+    assert_eq!(
+        store.count("c", 1, now + 60, now).await.unwrap(),
+        1,
+        "gone at zero, so it starts over"
+    );
+    assert_eq!(
+        store.count("fresh", -1, now + 60, now).await.unwrap(),
+        0,
+        "a decrement never makes a negative counter"
+    );
+    store.reset_count("c", now).await.unwrap();
+    assert_eq!(store.count("c", 1, now + 60, now).await.unwrap(), 1);
+    let sums =
+        futures::future::join_all((0..20).map(|_| store.count("par", 1, now + 60, now))).await;
+    let mut sums: Vec<i64> = sums.into_iter().map(Result::unwrap).collect();
+    sums.sort();
+    assert_eq!(
+        sums,
+        (1..=20).collect::<Vec<_>>(),
+        "each add saw the ones before"
+    );
+}
+
+#[tokio::test]
+async fn a_counter_keeps_the_window_of_its_first_count() {
+    let store = Store::Memory(MemoryStore::default());
+    let now = 1_800_000_000;
+    assert_eq!(store.count("w", 1, now + 10, now).await.unwrap(), 1);
+    assert_eq!(store.count("w", 1, now + 100, now + 9).await.unwrap(), 2);
+    assert_eq!(
+        store.count("w", 1, now + 100, now + 10).await.unwrap(),
+        1,
+        "expired at the first count's window, not extended by later counts"
+    );
 }
 
 #[tokio::test]
