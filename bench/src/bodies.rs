@@ -24,6 +24,25 @@ pub fn form(params: &[(&str, &str)]) -> anyhow::Result<String> {
     Ok(pairs.join("&"))
 }
 
+/// One introspection body per token, the caller authenticated as `client_id` with `secret`
+/// (client_secret_post).
+pub fn introspections(
+    tokens: &[String],
+    client_id: &str,
+    secret: &str,
+) -> anyhow::Result<Vec<String>> {
+    tokens
+        .iter()
+        .map(|t| {
+            form(&[
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("token", t),
+            ])
+        })
+        .collect()
+}
+
 /// Writes one body per line.
 pub fn write_lines(path: &Path, bodies: &[String]) -> anyhow::Result<()> {
     let mut text = bodies.join("\n");

@@ -1,5 +1,5 @@
-//! The benchmark's manifests folder: the repository's examples, the store switched to redis,
-//! many client_credentials clients and one reference-token client.
+//! The benchmark's manifests folder: the repository's examples, the store switched to redis
+//! (or left in memory), many client_credentials clients and one reference-token client.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -16,9 +16,15 @@ pub const REFERENCE_CLIENT: &str = "default.reporter";
 /// are for its API's audience, not issued to it).
 pub const INTROSPECTOR: &str = "default.orders-worker";
 
-/// Writes the folder: examples/ copied, the TokenService's store on `redis_url`, and
-/// `clients` generated OidcClients in one file (the STS polls the folder's file list).
-pub fn write(dir: &Path, examples: &Path, clients: usize, redis_url: &str) -> anyhow::Result<()> {
+/// Writes the folder: examples/ copied, the TokenService's store on `redis_url` (else the
+/// examples' memory store), and `clients` generated OidcClients in one file (the STS polls the
+/// folder's file list).
+pub fn write(
+    dir: &Path,
+    examples: &Path,
+    clients: usize,
+    redis_url: Option<&str>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(examples)? {
         let path = entry?.path();
@@ -28,18 +34,21 @@ pub fn write(dir: &Path, examples: &Path, clients: usize, redis_url: &str) -> an
             std::fs::copy(&path, dir.join(name))?;
         }
     }
-    let ts = std::fs::read_to_string(examples.join("token-service.yaml"))?;
-    let ts = ts.replace(
-        "  store:\n    type: memory\n",
-        "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
-    );
-    anyhow::ensure!(
-        ts.contains("type: redis"),
-        "the example TokenService's store section changed; update bench/src/manifests.rs"
-    );
-    let secret = format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{redis_url}\"}}\n"
-    );
+    let mut ts = std::fs::read_to_string(examples.join("token-service.yaml"))?;
+    let mut secret = String::new();
+    if let Some(redis_url) = redis_url {
+        ts = ts.replace(
+            "  store:\n    type: memory\n",
+            "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
+        );
+        anyhow::ensure!(
+            ts.contains("type: redis"),
+            "the example TokenService's store section changed; update bench/src/manifests.rs"
+        );
+        secret = format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{redis_url}\"}}\n"
+        );
+    }
     let reference = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
     std::fs::write(
         dir.join("token-service.yaml"),

@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         &manifests_dir,
         &repo_root().join("examples"),
         args.clients,
-        &redis.url(),
+        Some(&redis.url()),
     )?;
     progress.say(&format!(
         "starting signet-sts with {} clients",
@@ -162,16 +162,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let jwts = bodies::issue(&addr, &cycled, 32).await?;
     let introspector = manifests::client_secret(&state, INTROSPECTOR)?;
-    let jwt_bodies = jwts
-        .iter()
-        .map(|t| {
-            form(&[
-                ("client_id", INTROSPECTOR),
-                ("client_secret", &introspector),
-                ("token", t),
-            ])
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let jwt_bodies = bodies::introspections(&jwts, INTROSPECTOR, &introspector)?;
 
     progress.say(&format!("issuing {} reference tokens ahead", args.tokens));
     let reporter = manifests::client_secret(&state, REFERENCE_CLIENT)?;
@@ -181,16 +172,7 @@ async fn main() -> anyhow::Result<()> {
         ("client_secret", &reporter),
     ])?;
     let references = bodies::issue(&addr, &vec![reference_request; args.tokens], 32).await?;
-    let reference_bodies = references
-        .iter()
-        .map(|t| {
-            form(&[
-                ("client_id", REFERENCE_CLIENT),
-                ("client_secret", &reporter),
-                ("token", t),
-            ])
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let reference_bodies = bodies::introspections(&references, REFERENCE_CLIENT, &reporter)?;
 
     // The load must measure real work: an inactive answer would be a cheaper path.
     for (what, body) in [
