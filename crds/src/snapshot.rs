@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -308,8 +308,15 @@ pub struct Client {
     pub client_type: ClientType,
     /// Allowed grants.
     pub grant_types: Vec<GrantType>,
-    /// Token endpoint authentication.
+    /// Token endpoint authentication. A client that authenticates with ServiceAccount tokens
+    /// is written as `private_key_jwt` with no keys and its `serviceAccounts` (schema 1.3): an
+    /// older reader, which does not know the method, then fails it closed (no key verifies),
+    /// instead of refusing the whole snapshot over an unknown value.
     pub auth_method: AuthMethod,
+    /// The ServiceAccounts whose tokens authenticate the client, as the API server names them
+    /// (`system:serviceaccount:NAMESPACE:NAME`); empty for every other method (schema 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
     /// Hex SHA-256 of each secret that currently authenticates the client, with the end of
     /// its validity for a secret in its rotation overlap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

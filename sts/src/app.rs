@@ -38,6 +38,11 @@ pub struct App {
     pub trusted_proxies: Vec<crate::signin::source_address::Cidr>,
     /// Upstream identity providers' metadata.
     pub upstreams: crate::federation::Upstreams,
+    /// The API server of the cluster the STS runs in (in-cluster mode only): it reviews
+    /// ServiceAccount tokens.
+    pub kube: std::sync::OnceLock<kube::Client>,
+    /// ServiceAccount tokens the API server vouched for, briefly.
+    pub reviews: crate::workload::Reviews,
 }
 
 /// The limits an operator sets at the edges (flags of `signet-sts`).
@@ -87,6 +92,8 @@ impl App {
             interactions: crate::signin::budget::Budget::new(edges.interactions_per_minute),
             trusted_proxies: edges.trusted_proxies,
             upstreams: Default::default(),
+            kube: Default::default(),
+            reviews: Default::default(),
         })
     }
 }

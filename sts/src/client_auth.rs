@@ -1,7 +1,8 @@
 //! Client authentication at the token, introspection, revocation and device authorization
 //! endpoints (the only callers), done once before anything else: `client_secret_basic`
 //! (credentials form-decoded, RFC 6749 §2.3.1) or `client_secret_post`, compared in constant
-//! time with the SHA-256 hashes in the snapshot, or `private_key_jwt` (see `client_assertion`).
+//! time with the SHA-256 hashes in the snapshot, `private_key_jwt` (see `client_assertion`) or
+//! `kubernetes_service_account` (see `workload`).
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -13,6 +14,7 @@ use crate::client_assertion;
 use crate::error::OAuthError;
 use crate::form::Form;
 use crate::loaded::Loaded;
+use crate::workload;
 
 /// Credentials as presented.
 struct Presented {
@@ -75,6 +77,17 @@ pub async fn authenticate<'a>(
             return Err(OAuthError::invalid_request(
                 "client_assertion_type must be the RFC 7523 JWT bearer type",
             ));
+        }
+        // A client that names ServiceAccounts takes their tokens, and only them.
+        if let Some(client) = form
+            .get("client_id")
+            .and_then(|id| loaded.clients.get(id))
+            .filter(|c| !c.service_accounts.is_empty())
+        {
+            let kube = app.kube.get();
+            let issuer = loaded.issuer();
+            return workload::authenticate(kube, &app.reviews, client, issuer, assertion, now)
+                .await;
         }
         return client_assertion::authenticate(loaded, app, assertion, form.get("client_id"), now)
             .await;

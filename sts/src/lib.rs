@@ -29,3 +29,4 @@ pub mod store;
 mod testing;
 pub mod tls;
 pub mod tokens;
+pub mod workload;

@@ -179,6 +179,8 @@ fn discovery(snapshot: &Snapshot, signers: &HashMap<Algorithm, Signer>) -> Value
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
+        // Signet's: a pod's ServiceAccount token as the assertion (docs/workload-identity.md).
+        "kubernetes_service_account",
     ];
     let mut token_auth_methods = auth_methods.to_vec();
     token_auth_methods.push("none"); // public clients at the token endpoint

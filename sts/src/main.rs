@@ -124,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, Some(ts), Some(ns)) => {
             let client = kube::Client::try_default().await?;
+            let _ = app.kube.set(client.clone());
             tracing::info!(token_service = %ts, namespace = %ns, "watching the snapshot Secrets");
             tokio::spawn(source::cluster::run(
                 app.clone(),

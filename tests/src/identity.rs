@@ -51,6 +51,31 @@ pub async fn service_account_kubeconfig(
     account_kubeconfig(client, admin_kubeconfig, ns, name).await
 }
 
+/// Grants the existing ServiceAccount `ns/name` cluster-wide `rules` too (for resources that
+/// have no namespace, such as `tokenreviews`), through a ClusterRole of its own.
+pub async fn grant_cluster_rules(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    rules: serde_json::Value,
+) -> anyhow::Result<()> {
+    let role_name = format!("signet-test-{ns}-{name}-cluster");
+    let role: ClusterRole =
+        serde_json::from_value(json!({"metadata": {"name": role_name}, "rules": rules}))?;
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }))?;
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
+
 /// Creates ServiceAccount `ns/name` with a Role of exactly `rules` (RBAC PolicyRules as JSON)
 /// in `ns`, and writes a kubeconfig for it.
 pub async fn namespaced_service_account_kubeconfig(

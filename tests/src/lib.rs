@@ -28,7 +28,8 @@ pub mod tls;
 
 pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
 pub use identity::{
-    apply_cluster_role, namespaced_service_account_kubeconfig, service_account_kubeconfig,
+    apply_cluster_role, grant_cluster_rules, namespaced_service_account_kubeconfig,
+    service_account_kubeconfig,
 };
 pub use local::{TestPki, free_port, workspace_bin};
 pub use namespace::TestNamespace;

@@ -570,6 +570,14 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
     );
     assert!(!sts(&["get", "secret/signet-snapshot-8"])?);
     assert!(!sts(&["get", "tokenservices.signet.dev"])?);
+    // Workload identity: it may have ServiceAccount tokens reviewed, and read nothing for it.
+    assert!(sts(&["create", "tokenreviews.authentication.k8s.io"])?);
+    assert!(!sts(&[
+        "create",
+        "subjectaccessreviews.authorization.k8s.io"
+    ])?);
+    assert!(!sts(&["get", "serviceaccounts"])?);
+    assert!(!sts(&["create", "serviceaccounts", "--subresource=token"])?);
     let op = |args: &[&str]| can_i(&cluster, &ns, "signet-operator", args);
     assert!(op(&["create", "secrets"])?);
     assert!(op(&[

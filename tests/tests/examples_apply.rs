@@ -91,3 +91,40 @@ async fn the_team_examples_are_accepted_by_server_side_apply() -> anyhow::Result
     cleanup?;
     Ok(())
 }
+
+/// examples/workload/ (a ServiceAccount, its OidcClient, a Deployment that projects the token) is
+/// accepted in a namespace.
+#[tokio::test]
+async fn the_workload_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = signet_tests::TestNamespace::create(&client, "workload-example")
+        .await?
+        .name;
+    let out = cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "signet-tests",
+            "-n",
+            &ns,
+            "-f",
+        ])
+        .arg(repo_root().join("examples/workload"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = signet_api(&client, &ns, "OidcClient")
+        .get("orders-reporter")
+        .await?;
+    assert_eq!(
+        applied.data["spec"]["workloadIdentity"]["serviceAccounts"],
+        serde_json::json!(["orders-reporter"])
+    );
+    Ok(())
+}

@@ -11,7 +11,9 @@ use super::scopes::ScopeTable;
 use super::token_service::effective_lifetimes;
 use super::{ConditionType, IDENTITY_SCOPES, Inputs, Kind, ObjectKey, Output, Report};
 use crate::snapshot::{self, LifetimeSecs};
-use crate::v1alpha1::{AuthMethod, ClientType, Lifetimes, OidcClient, TokenService};
+use crate::v1alpha1::{
+    AuthMethod, ClientType, Lifetimes, OidcClient, SERVICE_ACCOUNT_NAME, TokenService,
+};
 
 /// The client id an OidcClient asks for: its own, or `<namespace>.<name>`.
 pub fn default_client_id(client: &OidcClient) -> String {
@@ -94,13 +96,20 @@ pub(super) fn compile_clients(
         }
         let lifetimes = client_lifetimes(ts, ceiling, client.spec.lifetimes.as_ref(), &mut report);
         let claims = static_claims(&client.spec.claims, &mut report);
-        let auth_method = auth_method(client);
+        let mut auth_method = auth_method(client);
         let secret_hashes = match auth_method {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
                 client_secret_hashes(inputs, ts, client, &key, &mut report, out)
             }
-            AuthMethod::PrivateKeyJwt | AuthMethod::None => Vec::new(),
+            AuthMethod::PrivateKeyJwt | AuthMethod::KubernetesServiceAccount | AuthMethod::None => {
+                Vec::new()
+            }
         };
+        let service_accounts = workload_identities(client, &key.namespace, &mut report);
+        if auth_method == AuthMethod::KubernetesServiceAccount {
+            // The snapshot's encoding for older readers (see `snapshot::Client::auth_method`).
+            auth_method = AuthMethod::PrivateKeyJwt;
+        }
 
         if report.included() {
             taken.insert(client_id.clone(), key.clone());
@@ -112,6 +121,7 @@ pub(super) fn compile_clients(
                 client_type: client.spec.client_type,
                 grant_types: client.spec.grant_types.clone(),
                 auth_method,
+                service_accounts,
                 secret_hashes,
                 redirect_uris: client.spec.redirect_uris.clone(),
                 post_logout_redirect_uris: client.spec.post_logout_redirect_uris.clone(),
@@ -249,4 +259,47 @@ fn resolve_scopes(
     granted.sort();
     granted.dedup();
     granted
+}
+
+/// The API server's names of the ServiceAccounts a client accepts
+/// (`system:serviceaccount:NS:NAME`), all in the client's own namespace. The CRD's rules refuse
+/// anything else at apply; this holds the same line for standalone manifests and for objects
+/// written before the rule.
+fn workload_identities(client: &OidcClient, namespace: &str, report: &mut Report) -> Vec<String> {
+    let method = auth_method(client);
+    let identity = client.spec.workload_identity.as_ref();
+    match (method == AuthMethod::KubernetesServiceAccount, identity) {
+        (false, None) => return Vec::new(),
+        (true, Some(identity)) if !identity.service_accounts.is_empty() => {
+            static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+                regex::Regex::new(SERVICE_ACCOUNT_NAME).expect("the name pattern compiles")
+            });
+            if let Some(bad) = identity
+                .service_accounts
+                .iter()
+                .find(|n| n.len() > 253 || !PATTERN.is_match(n))
+            {
+                report.exclude(
+                    ConditionType::Ready,
+                    "ServiceAccountNotInNamespace",
+                    format!("workloadIdentity.serviceAccounts: {bad:?} is not the name of a ServiceAccount in namespace {namespace}; another namespace's ServiceAccount cannot be bound"),
+                );
+                return Vec::new();
+            }
+            let mut names: Vec<String> = identity
+                .service_accounts
+                .iter()
+                .map(|n| format!("system:serviceaccount:{namespace}:{n}"))
+                .collect();
+            names.sort();
+            names.dedup();
+            return names;
+        }
+        _ => report.exclude(
+            ConditionType::Ready,
+            "WorkloadIdentityMismatch",
+            "tokenEndpointAuthMethod kubernetes_service_account and workloadIdentity.serviceAccounts go together".into(),
+        ),
+    }
+    Vec::new()
 }

@@ -1011,3 +1011,53 @@ fn a_newer_scope_copying_an_audience_declares_no_resource_servers() {
         .collect();
     assert_eq!(servers, vec!["team-b.orders-api"]);
 }
+
+#[test]
+fn a_workload_client_names_service_accounts_of_its_own_namespace_only() {
+    let workload = |name: &str, accounts: serde_json::Value| {
+        client(
+            "team-a",
+            name,
+            "2026-01-02T00:00:00Z",
+            json!({"tokenEndpointAuthMethod": "kubernetes_service_account", "workloadIdentity": {"serviceAccounts": accounts}}),
+        )
+    };
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![
+            workload("worker", json!(["worker", "batch", "worker"])),
+            // What CEL refuses at apply; standalone manifests reach compile() without it.
+            workload("thief", json!(["system:serviceaccount:team-b:worker"])),
+            workload("sneaky", json!(["../team-b/worker"])),
+        ],
+        vec![],
+    ));
+    let compiled = compiled_client(&out, "team-a.worker");
+    assert_eq!(
+        compiled.service_accounts,
+        [
+            "system:serviceaccount:team-a:batch",
+            "system:serviceaccount:team-a:worker"
+        ]
+    );
+    assert!(compiled.secret_hashes.is_empty(), "no secret at all");
+    assert_eq!(
+        compiled.auth_method,
+        crate::v1alpha1::AuthMethod::PrivateKeyJwt,
+        "written so that an older STS fails it closed"
+    );
+    assert!(compiled.jwks.is_none() && compiled.jwks_uri.is_none());
+    for name in ["thief", "sneaky"] {
+        assert_eq!(
+            reasons(&out, Kind::OidcClient, "team-a", name),
+            ["ServiceAccountNotInNamespace"],
+            "{name}"
+        );
+    }
+    assert_eq!(client_ids(&out), ["team-a.worker"]);
+    assert_eq!(
+        crate::compile::client_secret::status_secret_name(&workload("worker", json!(["w"]))),
+        None,
+        "no Secret is generated for it"
+    );
+}

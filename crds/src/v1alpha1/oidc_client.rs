@@ -122,7 +122,11 @@ pub fn is_registered_claim(name: &str) -> bool {
     validation = Rule::new("!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'private_key_jwt' || has(self.jwks) || has(self.jwksUri)")
         .message("private_key_jwt needs jwks or jwksUri").field_path(".tokenEndpointAuthMethod"),
     validation = Rule::new("!(has(self.jwks) && has(self.jwksUri))")
-        .message("set jwks or jwksUri, not both").field_path(".jwksUri")
+        .message("set jwks or jwksUri, not both").field_path(".jwksUri"),
+    validation = Rule::new("has(self.workloadIdentity) == (has(self.tokenEndpointAuthMethod) && self.tokenEndpointAuthMethod == 'kubernetes_service_account')")
+        .message("tokenEndpointAuthMethod kubernetes_service_account and workloadIdentity go together").field_path(".workloadIdentity"),
+    validation = Rule::new("!has(self.workloadIdentity) || !has(self.secret)")
+        .message("a client that authenticates with ServiceAccount tokens has no secret").field_path(".secret")
 )]
 pub struct OidcClientSpec {
     /// The OAuth client_id. Default `<namespace>.<name>`. A custom id must still start with
@@ -200,6 +204,11 @@ pub struct OidcClientSpec {
     /// confidential clients and `none` for public ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<AuthMethod>,
+
+    /// The ServiceAccounts whose tokens authenticate as this client
+    /// (tokenEndpointAuthMethod `kubernetes_service_account`): no secret at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentity>,
 
     /// The client's public keys for private_key_jwt, as a JWK Set (RFC 7517).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,8 +304,28 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with the client's private key (RFC 7523).
     PrivateKeyJwt,
+    /// The pod's ServiceAccount token as a client assertion, with client_id; the
+    /// ServiceAccounts are named in workloadIdentity (Signet's profile, docs/workload-identity.md).
+    KubernetesServiceAccount,
     /// No authentication: public clients.
     None,
+}
+
+/// The names of a ServiceAccount: lower-case DNS subdomain names, no namespace (`[.]`, not an
+/// escaped dot: the pattern goes into a CEL string literal as it is).
+pub const SERVICE_ACCOUNT_NAME: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// Which pods may authenticate as a client: by ServiceAccount, in the client's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentity {
+    /// Names of ServiceAccounts in this OidcClient's namespace. Another namespace's cannot be
+    /// named: a tenant binds only its own workloads.
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = Rule::new(format!("self.all(n, n.matches('{SERVICE_ACCOUNT_NAME}'))"))
+        .message("serviceAccounts are names of ServiceAccounts in this OidcClient's namespace (no namespace, no 'system:serviceaccount:' prefix): another namespace's ServiceAccount cannot be bound"))]
+    pub service_accounts: Vec<String>,
 }
 
 /// Format of access tokens.

@@ -1,6 +1,6 @@
 //! The operator and the STS as processes against a test control plane: the examples applied in
 //! a namespace, the operator scoped to it, the STS with a ServiceAccount that may read only
-//! its snapshot Secrets, by name.
+//! its snapshot Secrets, by name, and create TokenReviews.
 
 use std::path::Path;
 use std::process::Command;
@@ -72,6 +72,9 @@ pub async fn deploy_with(
     let rules = json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": names}]);
     let sts_kubeconfig =
         namespaced_service_account_kubeconfig(client, kubeconfig, ns, "sts", rules).await?;
+    // And, as the chart grants it, the review of ServiceAccount tokens (workload identity).
+    let review = json!([{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]);
+    signet_tests::grant_cluster_rules(client, ns, "sts", review).await?;
     let addr = format!("127.0.0.1:{}", signet_tests::free_port());
     let metrics_addr = format!("127.0.0.1:{}", signet_tests::free_port());
     let sts = Process::spawn(

@@ -1,0 +1,250 @@
+//! Workload identity (issue 20) on the real control plane: a pod's ServiceAccount token,
+//! minted by the real kube-apiserver (`kubectl create token`, also bound to a Pod object),
+//! authenticates an OidcClient that names that ServiceAccount, with no secret anywhere. The
+//! STS reviews tokens with TokenReview, as its chart Role allows. Refused with invalid_client:
+//! another ServiceAccount, another namespace's, another audience, a token this cluster did not
+//! sign, a legacy Secret-based token; and after the bound Pod or the ServiceAccount is deleted,
+//! within the review cache's 30 s. Binding another namespace's ServiceAccount is refused at
+//! apply.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+use common::cluster::deploy;
+use signet_tests::{TestNamespace, http, shared, signet_api, signet_object, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+/// The review cache's bound, with room for the request itself.
+const REVIEW_BOUND: Duration = Duration::from_secs(45);
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A client_credentials request authenticated by `token` as `client_id`.
+async fn token_with(addr: &str, client_id: &str, token: &str) -> anyhow::Result<http::Response> {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", token),
+        ("scope", "orders.read"),
+    ];
+    http::post_form(addr, "/token", &form, &[]).await
+}
+
+/// `kubectl create token` with `args`, the token it printed.
+fn create_token(cluster: &signet_tests::SharedCluster, args: &[&str]) -> anyhow::Result<String> {
+    let out = cluster
+        .kubectl()
+        .arg("create")
+        .arg("token")
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl create token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+fn invalid_client(response: &http::Response) -> bool {
+    response.status == 401 && response.json()["error"] == "invalid_client"
+}
+
+#[tokio::test]
+async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does()
+-> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = TestNamespace::create(&client, "workload").await?.name;
+    let elsewhere = TestNamespace::create(&client, "workload-other").await?.name;
+    let deployed = deploy(
+        cluster.kubectl(),
+        &cluster.kubeconfig,
+        &client,
+        &ns,
+        "workload",
+    )
+    .await?;
+    let addr = deployed.addr.clone();
+    let issuer = http::get(&addr, "/.well-known/openid-configuration")
+        .await?
+        .json()["issuer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let discovery = http::get(&addr, "/.well-known/openid-configuration")
+        .await?
+        .json();
+    assert!(
+        discovery["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .is_some_and(|m| m.contains(&json!("kubernetes_service_account"))),
+        "{discovery}"
+    );
+
+    for (namespace, name) in [(&ns, "worker"), (&ns, "other"), (&elsewhere, "worker")] {
+        let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &account)
+            .await?;
+    }
+    let spec = json!({
+        "grantTypes": ["client_credentials"],
+        "allowedScopes": ["orders.read"],
+        "tokenEndpointAuthMethod": "kubernetes_service_account",
+        "workloadIdentity": {"serviceAccounts": ["worker"]},
+    });
+    signet_api(&client, &ns, "OidcClient")
+        .create(
+            &PostParams::default(),
+            &signet_object("OidcClient", "pod-app", spec),
+        )
+        .await?;
+    let client_id = format!("{ns}.pod-app");
+
+    // The worker's token, for the issuer: an access token, once the client is compiled.
+    let worker = create_token(&cluster, &["worker", "-n", &ns, "--audience", &issuer])?;
+    let issued = wait_for("a token for the workload client", TIMEOUT, || async {
+        let r = token_with(&addr, &client_id, &worker).await?;
+        Ok((r.status == 200).then_some(r))
+    })
+    .await?;
+    let claims = http::jwt_claims(issued.json()["access_token"].as_str().unwrap_or_default());
+    assert_eq!(claims["client_id"], client_id.as_str(), "{claims}");
+    assert_eq!(claims["scope"], "orders.read");
+    // No Secret was generated for it.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    assert!(secrets.get_opt("pod-app-oidc").await?.is_none());
+
+    // Refused: another ServiceAccount, another namespace's, another audience, a token this
+    // cluster did not sign (the worker's claims under a signature of our own), a legacy token.
+    let other = create_token(&cluster, &["other", "-n", &ns, "--audience", &issuer])?;
+    let foreign = create_token(
+        &cluster,
+        &["worker", "-n", &elsewhere, "--audience", &issuer],
+    )?;
+    let api_audience = create_token(&cluster, &["worker", "-n", &ns])?;
+    let forged = {
+        let payload: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            worker.split('.').nth(1).unwrap_or_default(),
+        )?)?;
+        let alg = signet_crds::v1alpha1::Algorithm::RS256;
+        let key = signet_crds::keygen::generate(alg, None)?;
+        signet_sts::jose::Signer::from_pem(&key.kid, alg, &key.private_pem)?.sign("JWT", &payload)
+    };
+    let legacy_secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "worker-legacy", "annotations": {"kubernetes.io/service-account.name": "worker"}},
+        "type": "kubernetes.io/service-account-token",
+    }))?;
+    secrets
+        .create(&PostParams::default(), &legacy_secret)
+        .await?;
+    let legacy = wait_for("the legacy token", TIMEOUT, || async {
+        let secret = secrets.get("worker-legacy").await?;
+        Ok(secret.data.and_then(|d| {
+            d.get("token")
+                .map(|t| String::from_utf8_lossy(&t.0).into_owned())
+        }))
+    })
+    .await?;
+    for (why, token) in [
+        ("another ServiceAccount", &other),
+        ("another namespace's ServiceAccount", &foreign),
+        ("the API server's audience", &api_audience),
+        ("not signed by this cluster", &forged),
+        ("a legacy Secret-based token", &legacy),
+    ] {
+        let refused = token_with(&addr, &client_id, token).await?;
+        assert!(
+            invalid_client(&refused),
+            "{why}: {} {}",
+            refused.status,
+            refused.body
+        );
+    }
+    // The worker's token authenticates no other client: for a private_key_jwt or secret
+    // client it is an assertion whose `iss` is not the client_id.
+    let refused = token_with(&addr, &format!("{ns}.orders-worker"), &worker).await?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        refused.json()["error"],
+        "invalid_request",
+        "{}",
+        refused.body
+    );
+
+    // A token bound to a Pod object works while the Pod exists.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "worker-pod"},
+        "spec": {"serviceAccountName": "worker", "containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod).await?;
+    let bound = create_token(
+        &cluster,
+        &[
+            "worker",
+            "-n",
+            &ns,
+            "--audience",
+            &issuer,
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            "worker-pod",
+        ],
+    )?;
+    let while_running = token_with(&addr, &client_id, &bound).await?;
+    assert_eq!(while_running.status, 200, "{}", while_running.body);
+    pods.delete("worker-pod", &DeleteParams::default().grace_period(0))
+        .await?;
+    wait_for(
+        "the deleted Pod's token to stop working",
+        REVIEW_BOUND,
+        || async {
+            Ok(invalid_client(&token_with(&addr, &client_id, &bound).await?).then_some(()))
+        },
+    )
+    .await?;
+
+    // The ServiceAccount deleted: its tokens stop within the bound.
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .delete("worker", &DeleteParams::default())
+        .await?;
+    wait_for(
+        "the deleted ServiceAccount's token to stop working",
+        REVIEW_BOUND,
+        || async {
+            Ok(invalid_client(&token_with(&addr, &client_id, &worker).await?).then_some(()))
+        },
+    )
+    .await?;
+
+    // A tenant cannot bind another namespace's ServiceAccount: refused at apply.
+    let spec = json!({
+        "grantTypes": ["client_credentials"],
+        "tokenEndpointAuthMethod": "kubernetes_service_account",
+        "workloadIdentity": {"serviceAccounts": [format!("system:serviceaccount:{elsewhere}:worker")]},
+    });
+    let refused = signet_api(&client, &ns, "OidcClient")
+        .create(
+            &PostParams::default(),
+            &signet_object("OidcClient", "thief", spec),
+        )
+        .await
+        .expect_err("another namespace's ServiceAccount is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("another namespace's ServiceAccount cannot be bound"),
+        "{refused}"
+    );
+    drop(deployed);
+    Ok(())
+}
