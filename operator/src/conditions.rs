@@ -117,7 +117,56 @@ pub fn conditions(
             ctype, status, reason, message, previous, generation, now,
         ));
     }
+    if let Some(found) = service_accounts_found(report, previous, generation, now) {
+        out.push(found);
+    }
     out
+}
+
+/// `ServiceAccountsFound`, on a client that accepts ServiceAccount tokens: which it accepts
+/// and whether each exists. A missing one is not an error of the client (the Deployment may
+/// come later), so Ready does not depend on it.
+fn service_accounts_found(
+    report: &Report,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Option<Condition> {
+    if report.service_accounts.is_empty() {
+        return None;
+    }
+    let missing: Vec<&str> = report
+        .service_accounts
+        .iter()
+        .filter(|(_, found)| *found == Some(false))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let listed: Vec<String> = report
+        .service_accounts
+        .iter()
+        .map(|(name, found)| match found {
+            Some(true) => format!("{name} (found)"),
+            Some(false) => format!("{name} (not found)"),
+            None => name.clone(),
+        })
+        .collect();
+    let message = format!(
+        "accepts the tokens of ServiceAccounts {}",
+        listed.join(", ")
+    );
+    let reason = match missing.is_empty() {
+        true => "Found",
+        false => "ServiceAccountNotFound",
+    };
+    Some(named(
+        "ServiceAccountsFound",
+        missing.is_empty(),
+        reason.into(),
+        message,
+        previous,
+        generation,
+        now,
+    ))
 }
 
 fn condition(
@@ -129,7 +178,28 @@ fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let type_ = name(ctype).to_owned();
+    named(
+        name(ctype),
+        status,
+        reason,
+        message,
+        previous,
+        generation,
+        now,
+    )
+}
+
+/// A condition of type `type_`; one whose status did not change keeps its transition time.
+fn named(
+    type_: &str,
+    status: bool,
+    reason: String,
+    message: String,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let type_ = type_.to_owned();
     let status = if status { "True" } else { "False" }.to_owned();
     let last_transition_time = previous
         .iter()
@@ -265,5 +335,45 @@ mod tests {
         let changed = conditions(Kind::TokenService, &failing, &again, Some(2), &at(300));
         assert_eq!(find(&changed, "Ready").status, "False");
         assert_eq!(find(&changed, "Ready").last_transition_time, at(300));
+    }
+
+    #[test]
+    fn a_workload_client_says_which_service_accounts_exist_and_stays_ready_without_them() {
+        let report = Report {
+            service_accounts: vec![("batch".into(), Some(false)), ("worker".into(), Some(true))],
+            ..served()
+        };
+        let c = conditions(Kind::OidcClient, &report, &[], Some(1), &at(100));
+        let found = find(&c, "ServiceAccountsFound");
+        assert_eq!(
+            (found.status.as_str(), found.reason.as_str()),
+            ("False", "ServiceAccountNotFound")
+        );
+        assert_eq!(
+            found.message,
+            "accepts the tokens of ServiceAccounts batch (not found), worker (found)"
+        );
+        assert_eq!(find(&c, "Ready").status, "True");
+        let all = Report {
+            service_accounts: vec![("worker".into(), Some(true))],
+            ..served()
+        };
+        let later = conditions(Kind::OidcClient, &all, &c, Some(1), &at(200));
+        let found = find(&later, "ServiceAccountsFound");
+        assert_eq!(
+            (found.status.as_str(), found.reason.as_str()),
+            ("True", "Found")
+        );
+        assert_eq!(
+            found.last_transition_time,
+            at(200),
+            "a change of status is a transition"
+        );
+        assert!(
+            conditions(Kind::OidcClient, &served(), &[], Some(1), &at(100))
+                .iter()
+                .all(|c| c.type_ != "ServiceAccountsFound"),
+            "only on workload clients"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -39,6 +39,9 @@ pub struct Mirrors {
     pub secrets: Arc<Mirror<PartialObjectMeta<Secret>>>,
     /// Namespace metadata (labels for selectors).
     pub namespaces: Arc<Mirror<PartialObjectMeta<Namespace>>>,
+    /// ServiceAccount metadata in the watched namespaces: a workload client's status says
+    /// whether the ServiceAccounts it accepts exist.
+    pub service_accounts: Arc<Mirror<PartialObjectMeta<ServiceAccount>>>,
 }
 
 impl Mirrors {
@@ -52,6 +55,7 @@ impl Mirrors {
             && self.secrets.is_synced()
             && self.managed_secrets.is_synced()
             && self.namespaces.is_synced()
+            && self.service_accounts.is_synced()
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
@@ -133,6 +133,12 @@ async fn main() -> anyhow::Result<()> {
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             )],
             |n| format!("{:?}", n.metadata.labels),
+            trigger.clone(),
+        ),
+        // Only whether each exists matters: a token added to one is no change.
+        service_accounts: mirror::spawn(
+            apis::<PartialObjectMeta<ServiceAccount>>(&client, &scopes),
+            |a| format!("{:?}", a.metadata.uid),
             trigger.clone(),
         ),
     };

@@ -5,7 +5,7 @@
 //! another ServiceAccount, another namespace's, another audience, a token this cluster did not
 //! sign, a legacy Secret-based token; and after the bound Pod or the ServiceAccount is deleted,
 //! within the review cache's 30 s. Binding another namespace's ServiceAccount is refused at
-//! apply.
+//! apply. The client's ServiceAccountsFound condition says which ServiceAccounts exist.
 
 mod common;
 
@@ -97,7 +97,7 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
         "grantTypes": ["client_credentials"],
         "allowedScopes": ["orders.read"],
         "tokenEndpointAuthMethod": "kubernetes_service_account",
-        "workloadIdentity": {"serviceAccounts": ["worker"]},
+        "workloadIdentity": {"serviceAccounts": ["worker", "batch"]},
     });
     signet_api(&client, &ns, "OidcClient")
         .create(
@@ -106,6 +106,39 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
         )
         .await?;
     let client_id = format!("{ns}.pod-app");
+
+    // Its status says which ServiceAccounts it accepts and whether each exists.
+    let found = |status: &'static str| {
+        let (client, ns) = (client.clone(), ns.clone());
+        move || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let object = signet_api(&client, &ns, "OidcClient")
+                    .get("pod-app")
+                    .await?;
+                let conditions = object.data["status"]["conditions"].clone();
+                Ok(conditions.as_array().and_then(|all| {
+                    all.iter()
+                        .find(|c| c["type"] == "ServiceAccountsFound" && c["status"] == status)
+                        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+                }))
+            }
+        }
+    };
+    let message = wait_for("ServiceAccountsFound=False", TIMEOUT, found("False")).await?;
+    assert_eq!(
+        message,
+        "accepts the tokens of ServiceAccounts batch (not found), worker (found)"
+    );
+    let batch: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "batch"}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &batch)
+        .await?;
+    let message = wait_for("ServiceAccountsFound=True", TIMEOUT, found("True")).await?;
+    assert_eq!(
+        message,
+        "accepts the tokens of ServiceAccounts batch (found), worker (found)"
+    );
 
     // The worker's token, for the issuer: an access token, once the client is compiled.
     let worker = create_token(&cluster, &["worker", "-n", &ns, "--audience", &issuer])?;

@@ -106,6 +106,23 @@ pub(super) fn compile_clients(
             }
         };
         let service_accounts = workload_identities(client, &key.namespace, &mut report);
+        if !service_accounts.is_empty()
+            && let Some(identity) = &client.spec.workload_identity
+        {
+            report.service_accounts = identity
+                .service_accounts
+                .iter()
+                .map(|name| {
+                    let found = inputs
+                        .service_accounts
+                        .as_ref()
+                        .map(|known| known.contains(&ObjectKey::new(&key.namespace, name)));
+                    (name.clone(), found)
+                })
+                .collect();
+            report.service_accounts.sort();
+            report.service_accounts.dedup();
+        }
         if auth_method == AuthMethod::KubernetesServiceAccount {
             // The snapshot's encoding for older readers (see `snapshot::Client::auth_method`).
             auth_method = AuthMethod::PrivateKeyJwt;

@@ -125,6 +125,9 @@ pub struct Inputs {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Referenced Secrets.
     pub secrets: BTreeMap<ObjectKey, SecretData>,
+    /// The ServiceAccounts that exist, when the caller knows them (the operator watches them;
+    /// standalone has none to know), so a workload client's status says which it finds.
+    pub service_accounts: Option<BTreeSet<ObjectKey>>,
     /// Unix seconds.
     pub now: i64,
     /// Where new client secrets come from. When set (the operator), the compiler also plans
@@ -210,6 +213,9 @@ pub struct Report {
     pub secret_name: Option<String>,
     /// Problems, in the order found.
     pub problems: Vec<Problem>,
+    /// For workload clients: each ServiceAccount it accepts (its name in the client's
+    /// namespace) and whether it exists (`None`: not known here).
+    pub service_accounts: Vec<(String, Option<bool>)>,
 }
 
 impl Report {

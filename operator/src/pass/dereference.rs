@@ -59,6 +59,14 @@ pub async fn run(
             .map(|n| (n.name_any(), n.labels().clone()))
             .collect(),
         secrets: BTreeMap::new(),
+        service_accounts: Some(
+            mirrors
+                .service_accounts
+                .list()
+                .iter()
+                .map(|meta| key(&**meta))
+                .collect(),
+        ),
         now,
         new_client_secret: Some(signet_crds::keygen::client_secret),
     };
