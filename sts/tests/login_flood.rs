@@ -66,6 +66,24 @@ async fn at_login(addr: &str, address: &str) -> anyhow::Result<(Person, String, 
     Ok((person.clone(), field("interaction"), field("csrf")))
 }
 
+/// Alice, in a fresh browser from `address`, signs in with her password and lands at the
+/// client with a code.
+async fn alice_signs_in(addr: &str, address: &str) -> anyhow::Result<()> {
+    let landed = Person::from_address(address)
+        .sign_in(
+            addr,
+            &code_params(WEB, CALLBACK, "openid"),
+            "alice",
+            PASSWORD,
+        )
+        .await?;
+    anyhow::ensure!(
+        landed.starts_with(CALLBACK) && landed.contains("code="),
+        "from {address}: {landed}"
+    );
+    Ok(())
+}
+
 /// Posts the login form of `interaction` as `username` with `password`; the status and body.
 async fn attempt(
     person: &mut Person,
@@ -123,19 +141,7 @@ async fn a_person_signs_in_while_many_addresses_flood_the_password_form() -> any
 
     // Meanwhile, two people from addresses that have not been failing sign in.
     for n in 1..=2 {
-        let mut person = Person::from_address(&format!("203.0.113.{n}"));
-        let landed = person
-            .sign_in(
-                &addr,
-                &code_params(WEB, CALLBACK, "openid"),
-                "alice",
-                PASSWORD,
-            )
-            .await?;
-        assert!(
-            landed.starts_with(CALLBACK) && landed.contains("code="),
-            "person {n}: {landed}"
-        );
+        alice_signs_in(&addr, &format!("203.0.113.{n}")).await?;
     }
     stop.store(true, Ordering::Relaxed);
     for guesser in flood {
@@ -199,20 +205,8 @@ async fn an_address_past_its_budget_is_refused_and_a_username_is_only_slowed() -
 
     // Alice, from an address that has not been failing: slowed by her username's three
     // failures (one second), never refused.
-    let mut alice = Person::from_address("203.0.113.50");
     let started = std::time::Instant::now();
-    let landed = alice
-        .sign_in(
-            &addr,
-            &code_params(WEB, CALLBACK, "openid"),
-            "alice",
-            PASSWORD,
-        )
-        .await?;
-    assert!(
-        landed.starts_with(CALLBACK) && landed.contains("code="),
-        "{landed}"
-    );
+    alice_signs_in(&addr, "203.0.113.50").await?;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "slowed by the username's failures"
