@@ -2,7 +2,7 @@
 # Starts or stops a Kubernetes control plane for tests: etcd, kube-apiserver and
 # kube-controller-manager on free loopback ports. No scheduler and no kubelet: pods never run.
 #
-#   controlplane.sh start DIR [--owner-pid PID] [--jwt-authenticator FILE]...
+#   controlplane.sh start DIR [--owner-pid PID] [--jwt-authenticator FILE]... [--service-account-issuer URL]
 #                                           prints DIR/kubeconfig when /readyz is ok
 #   controlplane.sh stop DIR
 #   controlplane.sh stop-apiserver DIR      kills the API server only; returns once it is gone
@@ -15,12 +15,13 @@
 # that configuration's `jwt:` list (a YAML mapping: issuer, claimMappings, ...); with any, the
 # file is written anew from them, otherwise a file a test wrote before is kept. With
 # --owner-pid, the control plane stops itself when that process exits, so a test run that dies
-# leaves nothing behind.
+# leaves nothing behind. --service-account-issuer sets the `iss` of the ServiceAccount tokens it
+# mints (default https://kubernetes.default.svc), so two control planes can act as two clusters.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
-  echo "usage: $0 start DIR [--owner-pid PID] [--jwt-authenticator FILE]... | stop DIR | stop-apiserver DIR | restart-apiserver DIR" >&2
+  echo "usage: $0 start DIR [--owner-pid PID] [--jwt-authenticator FILE]... [--service-account-issuer URL] | stop DIR | stop-apiserver DIR | restart-apiserver DIR" >&2
   exit 2
 }
 
@@ -133,13 +134,14 @@ stop_apiserver() {
 }
 
 start() {
-  local dir owner="" jwt=()
+  local dir owner="" jwt=() sa_issuer=https://kubernetes.default.svc
   dir=$(mkdir -p "$1" && cd "$1" && pwd)
   shift
   while [ $# -gt 1 ]; do
     case $1 in
       --owner-pid) owner=$2; shift 2 ;;
       --jwt-authenticator) [ -f "$2" ] || { echo "no file $2" >&2; exit 2; }; jwt+=("$2"); shift 2 ;;
+      --service-account-issuer) sa_issuer=$2; shift 2 ;;
       *) usage ;;
     esac
   done
@@ -206,7 +208,7 @@ YAML
       --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
       --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
       --client-ca-file "$dir/ca.crt" \
-      --service-account-issuer https://kubernetes.default.svc \
+      --service-account-issuer "$sa_issuer" \
       --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
       --service-cluster-ip-range 10.0.0.0/24 \
       --authorization-mode RBAC \

@@ -157,7 +157,7 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Starts a control plane and installs the CRDs.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
-        Self::start_with(name, &[]).await
+        Self::start_with(name, &[], None).await
     }
 
     /// Starts a control plane whose API server also authenticates JWTs with `authenticator`:
@@ -166,10 +166,20 @@ impl PrivateCluster {
     /// server fetches the issuer's discovery document and keys itself, retrying until they
     /// answer; tokens are refused until then.
     pub async fn start_with_jwt(name: &str, authenticator: &str) -> anyhow::Result<Self> {
-        Self::start_with(name, &[authenticator]).await
+        Self::start_with(name, &[authenticator], None).await
     }
 
-    async fn start_with(name: &str, authenticators: &[&str]) -> anyhow::Result<Self> {
+    /// Starts a control plane that acts as another cluster: its ServiceAccount tokens say
+    /// `iss: issuer` (a cluster's `--service-account-issuer`).
+    pub async fn start_as_issuer(name: &str, issuer: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[], Some(issuer)).await
+    }
+
+    async fn start_with(
+        name: &str,
+        authenticators: &[&str],
+        service_account_issuer: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("signet-cp-{}-{name}", std::process::id()));
         let pid = std::process::id().to_string();
         let mut args = vec![
@@ -179,6 +189,10 @@ impl PrivateCluster {
             pid,
         ];
         std::fs::create_dir_all(&dir)?;
+        if let Some(issuer) = service_account_issuer {
+            args.push("--service-account-issuer".to_owned());
+            args.push(issuer.to_owned());
+        }
         for (i, authenticator) in authenticators.iter().enumerate() {
             let file = dir.join(format!("jwt-authenticator-{i}.yaml"));
             std::fs::write(&file, authenticator)?;

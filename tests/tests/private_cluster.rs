@@ -38,6 +38,38 @@ async fn private_control_plane_is_isolated_and_stops_on_drop() -> anyhow::Result
     Ok(())
 }
 
+/// A second control plane acts as another cluster: its ServiceAccount tokens carry its own
+/// issuer, and the shared one's still say `https://kubernetes.default.svc`.
+#[tokio::test]
+async fn a_private_control_plane_can_be_another_cluster_with_its_own_issuer() -> anyhow::Result<()>
+{
+    let east = PrivateCluster::start_as_issuer("east", "https://east.clusters.test").await?;
+    let iss = |kubectl: std::process::Command| -> anyhow::Result<serde_json::Value> {
+        let mut kubectl = kubectl;
+        let out = kubectl
+            .args(["create", "token", "default", "-n", "default"])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout)?;
+        Ok(signet_tests::http::jwt_claims(token.trim())["iss"].clone())
+    };
+    // The default ServiceAccount appears once the controller manager made it.
+    let east_iss = signet_tests::wait_for(
+        "east's default ServiceAccount",
+        std::time::Duration::from_secs(60),
+        || async { Ok(iss(east.kubectl()).ok()) },
+    )
+    .await?;
+    assert_eq!(east_iss, "https://east.clusters.test");
+    let shared = shared().await?;
+    assert_eq!(iss(shared.kubectl())?, "https://kubernetes.default.svc");
+    Ok(())
+}
+
 /// Whether `pid` runs; an exited process that nobody reaped (a zombie) does not.
 fn runs(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
