@@ -748,6 +748,10 @@ async fn helm_installs_and_the_documented_crd_upgrades_work() -> anyhow::Result<
             && notes.contains("kubectl -n identity wait --for=condition=Ready tokenservice/signet"),
         "{notes}"
     );
+    assert!(
+        notes.contains("sts.trustedProxies is empty"),
+        "the NOTES warn that every person shares the proxy's budgets: {notes}"
+    );
     run_ok(kubectl().args([
         "get",
         "tokenservice/signet",
@@ -782,14 +786,21 @@ async fn helm_installs_and_the_documented_crd_upgrades_work() -> anyhow::Result<
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    run_ok(helm_on(&kc).args(["upgrade", RELEASE]).arg(&chart).args([
+    let out = run_ok(helm_on(&kc).args(["upgrade", RELEASE]).arg(&chart).args([
         "-n",
         "identity",
         "--reuse-values",
         "--set",
         "crds.install=true",
+        "--set",
+        "sts.trustedProxies={10.244.0.0/16}",
         "--take-ownership",
     ]))?;
+    let notes = String::from_utf8(out.stdout)?;
+    assert!(
+        notes.contains("Issuer:") && !notes.contains("sts.trustedProxies is empty"),
+        "{notes}"
+    );
     let annotations = crd_annotations("tokenservices.signet.dev")?;
     assert!(
         annotations.contains(r#""meta.helm.sh/release-name":"signet""#)
