@@ -83,6 +83,21 @@ async fn one_source_is_held_to_its_budget_of_new_interactions() -> anyhow::Resul
         other.body
     );
 
+    // One IPv6 /64 is one source, whichever of its addresses a request comes from.
+    for i in 1..=5 {
+        let r = authorize(&addr, &format!("2001:db8:9:1::{i:x}")).await?;
+        assert!(
+            r.header("location")
+                .unwrap_or_default()
+                .starts_with("/login?"),
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
+    let rotated = authorize(&addr, "2001:db8:9:1:abcd::1").await?;
+    assert_eq!(rotated.status, 429, "same /64: {}", rotated.body);
+
     // A page the victim visits fires image requests at /authorize from the victim's
     // browser (Chromium's Fetch Metadata for an <img>): none starts an interaction, so the
     // victim's own sign-in from the same address still works afterwards.

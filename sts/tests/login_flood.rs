@@ -213,3 +213,25 @@ async fn an_address_past_its_budget_is_refused_and_a_username_is_only_slowed() -
     );
     Ok(())
 }
+
+/// An attacker with an IPv6 network (a /64 is what one home or one VM gets) takes a new address
+/// for every guess: the budget per address holds for the whole /64, for failed sign-ins and for
+/// new interactions alike.
+#[tokio::test]
+async fn guesses_from_one_ipv6_network_share_one_budget() -> anyhow::Result<()> {
+    let (_sts, addr) = sts("login-ipv6", &["--login-failures-per-address=5"]).await?;
+    for i in 1..=5 {
+        let address = format!("2001:db8:1:2::{i:x}");
+        let (mut person, interaction, csrf) = at_login(&addr, &address).await?;
+        let guess = attempt(&mut person, &addr, (&interaction, &csrf), "mallory", "x").await?;
+        assert_eq!(guess.status, 401, "guess {i}: {}", guess.body);
+    }
+    let (mut person, interaction, csrf) = at_login(&addr, "2001:db8:1:2:ffff::9").await?;
+    let refused = attempt(&mut person, &addr, (&interaction, &csrf), "mallory", "x").await?;
+    assert_eq!(refused.status, 429, "same /64: {}", refused.body);
+    // The next network is another source.
+    let (mut person, interaction, csrf) = at_login(&addr, "2001:db8:1:3::1").await?;
+    let other = attempt(&mut person, &addr, (&interaction, &csrf), "mallory", "x").await?;
+    assert_eq!(other.status, 401, "{}", other.body);
+    Ok(())
+}
