@@ -18,7 +18,7 @@ use crate::signin::admission;
 use crate::signin::budget::Budget;
 use crate::signin::interaction::{self, Interaction, Purpose};
 use crate::signin::session::Session;
-use crate::signin::source_address::source_address;
+use crate::signin::source_address::{budget_source, source_address};
 use crate::store::{Store, Unavailable};
 
 /// What a browser's request to a page brings along: the snapshot and store it is served with,
@@ -229,14 +229,15 @@ pub(super) async fn submitted(
     Ok((form, loaded, store, interaction))
 }
 
-/// Where a request comes from, for throttling (see `signin::source_address`).
+/// The source a request counts against in the budgets: where it comes from, an IPv6 address
+/// as its /64 (see `signin::source_address`).
 pub(super) fn client_address(app: &App, headers: &HeaderMap, extensions: &Extensions) -> IpAddr {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    source_address(peer, forwarded, &app.trusted_proxies)
+    budget_source(source_address(peer, forwarded, &app.trusted_proxies))
 }
 
 /// What a person reads when an interaction's form comes back without its CSRF token.

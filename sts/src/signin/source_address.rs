@@ -1,6 +1,7 @@
 //! The address a request comes from, for throttling: the TCP peer, unless the peer is a
 //! trusted proxy, in which case the right-most address in `X-Forwarded-For` that is not a
-//! trusted proxy (the left part of the header is whatever the client wrote).
+//! trusted proxy (the left part of the header is whatever the client wrote); and the source
+//! the budgets count it as (an IPv6 address's /64).
 
 use std::net::IpAddr;
 
@@ -61,6 +62,19 @@ impl Cidr {
     }
 }
 
+/// The source that budgets count: an IPv4 address as it is, an IPv6 address as its /64 (one
+/// home, one VM or one customer gets a whole /64, so counting single IPv6 addresses would give
+/// an attacker 2^64 fresh budgets). An IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn budget_source(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 /// The client's address.
 pub fn source_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |a: IpAddr| trusted.iter().any(|c| c.contains(a));
@@ -118,5 +132,17 @@ mod tests {
         );
         assert!(!trusted[0].contains(ip("11.0.0.1")));
         assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_slash_64() {
+        assert_eq!(budget_source(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            budget_source(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(budget_source(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(budget_source(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(budget_source(ip("203.0.113.7")), ip("203.0.113.7"));
     }
 }
