@@ -235,3 +235,28 @@ async fn guesses_from_one_ipv6_network_share_one_budget() -> anyhow::Result<()> 
     assert_eq!(other.status, 401, "{}", other.body);
     Ok(())
 }
+
+/// A page the victim visits makes the victim's browser post login forms (with an interaction
+/// and CSRF token the attacker got for itself) to spend the victim's budgets: refused as
+/// another browser's form before anything is counted, so the victim then signs in at once.
+#[tokio::test]
+async fn forms_posted_through_the_victims_browser_spend_none_of_its_budget() -> anyhow::Result<()> {
+    let (_sts, addr) = sts(
+        "login-cross-site",
+        &[
+            "--login-failures-per-user-address=3",
+            "--login-failures-per-address=3",
+        ],
+    )
+    .await?;
+    let (_, interaction, csrf) = at_login(&addr, "198.51.100.66").await?;
+    // The victim's browser, with a sign-in of its own started (so it has a binding cookie).
+    let (mut victim, _, _) = at_login(&addr, "203.0.113.80").await?;
+    for i in 0..10 {
+        let r = attempt(&mut victim, &addr, (&interaction, &csrf), "alice", "wrong").await?;
+        assert_eq!(r.status, 403, "post {i}: {}", r.body);
+    }
+    // Had the ten posts counted, this address would be past both budgets of three.
+    alice_signs_in(&addr, "203.0.113.80").await?;
+    Ok(())
+}
