@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use signet_tests::http;
 
-use common::{code_params, memory_manifests, test_dir};
+use common::{code_params, memory_manifests, replica_with, test_dir};
 
 const WEB: &str = "default.web-app";
 const CALLBACK: &str = "https://app.example.com/callback";
@@ -38,25 +36,17 @@ async fn authorize_as(
 async fn one_source_is_held_to_its_budget_of_new_interactions() -> anyhow::Result<()> {
     let dir = test_dir("interaction-budget");
     memory_manifests(&dir.join("manifests"), "");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let args = vec![
-        format!("--manifests={}", dir.join("manifests").display()),
-        format!("--state-dir={}", dir.join("state").display()),
-        format!("--listen={addr}"),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--trusted-proxies=127.0.0.1/32".into(),
-        "--interactions-per-minute=5".into(),
+    let args = [
+        "--trusted-proxies=127.0.0.1/32",
+        "--interactions-per-minute=5",
     ];
-    let _sts = signet_tests::Process::spawn(
-        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+    let (_sts, addr) = replica_with(
+        &dir.join("manifests"),
+        &dir.join("state"),
         "interaction-budget",
         &args,
-        &[],
-    )?;
-    signet_tests::wait_ready(&addr).await?;
+    )
+    .await?;
 
     for i in 0..5 {
         let r = authorize(&addr, "203.0.113.7").await?;

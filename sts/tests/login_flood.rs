@@ -10,41 +10,29 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use signet_tests::browserless::Person;
-use signet_tests::{Process, free_port, wait_for};
+use signet_tests::{Process, wait_for};
 
-use common::{code_params, memory_manifests, test_dir};
+use common::{code_params, memory_manifests, replica_with, test_dir};
 
 const WEB: &str = "default.web-app";
 const CALLBACK: &str = "https://app.example.com/callback";
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A standalone STS on the examples behind a trusted proxy (loopback), with `extra_args`.
 async fn sts(test: &str, extra_args: &[&str]) -> anyhow::Result<(Process, String)> {
     let dir = test_dir(test);
     memory_manifests(&dir.join("manifests"), "");
-    let addr = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
-        format!("--manifests={}", dir.join("manifests").display()),
-        format!("--state-dir={}", dir.join("state").display()),
-        format!("--listen={addr}"),
-        "--metrics-addr=127.0.0.1:0".into(),
-        "--trusted-proxies=127.0.0.1/32".into(),
-        "--interactions-per-minute=100000".into(),
+        "--trusted-proxies=127.0.0.1/32",
+        "--interactions-per-minute=100000",
     ];
-    args.extend(extra_args.iter().map(|a| a.to_string()));
-    let process = Process::spawn(
-        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
-        test,
-        &args,
-        &[],
-    )?;
-    signet_tests::wait_ready(&addr).await?;
-    Ok((process, addr))
+    args.extend_from_slice(extra_args);
+    replica_with(&dir.join("manifests"), &dir.join("state"), test, &args).await
 }
 
 /// A browser from `address` on the login page of a fresh sign-in; returns it and the page's
