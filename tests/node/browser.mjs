@@ -112,3 +112,17 @@ export async function authorizeInBrowser(page, authorizationUrl, redirectUri, { 
   }
   return { callback, shown };
 }
+
+/**
+ * Runs `fn(page, context)` in a browser context of its own (its own cookie jar, so each call
+ * is another person's browser), closed afterwards. `options` go to `browser.newContext`.
+ */
+export async function inNewContext(browser, fn, { timeout = 15_000, ...options } = {}) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(timeout);
+  try {
+    return await fn(await context.newPage(), context);
+  } finally {
+    await context.close();
+  }
+}

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 import { startSts } from './sts.mjs';
-import { authorizeInBrowser, browserMissing, launchBrowser, signIn } from './browser.mjs';
+import { authorizeInBrowser, browserMissing, inNewContext, launchBrowser, signIn } from './browser.mjs';
 
 const examples = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 const alice = { username: 'alice', password: 'correct horse battery staple' };
@@ -221,15 +221,7 @@ after(async () => {
 });
 
 /** A page in a browser context of its own (its own cookie jar), closed afterwards. */
-async function withPage(fn) {
-  const context = await browser.newContext();
-  context.setDefaultTimeout(15_000);
-  try {
-    return await fn(await context.newPage(), context);
-  } finally {
-    await context.close();
-  }
-}
+const withPage = (fn) => inNewContext(browser, fn);
 
 /** A fresh authorization request (PKCE S256, state, nonce) of `clientId`. */
 async function authorizationRequest(clientId, redirectUri, extra = {}) {

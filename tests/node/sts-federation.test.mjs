@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 import { startSts } from './sts.mjs';
 import { startUpstream } from './upstream.mjs';
-import { blockRequests, browserMissing, captureRedirect, launchBrowser } from './browser.mjs';
+import { blockRequests, browserMissing, captureRedirect, inNewContext, launchBrowser } from './browser.mjs';
 
 const examples = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 const upstreamSecret = 'upstream-client-secret-for-signet';
@@ -152,15 +152,7 @@ async function authorizationRequest() {
  * certificate is self-signed: Chromium is told to accept it (the STS trusts it by SSL_CERT_FILE).
  * The pages' Content-Security-Policy applies, as in any browser.
  */
-async function withPage(fn) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  context.setDefaultTimeout(15_000);
-  try {
-    return await fn(await context.newPage());
-  } finally {
-    await context.close();
-  }
-}
+const withPage = (fn) => inNewContext(browser, fn, { ignoreHTTPSErrors: true });
 
 /**
  * Starts fed-app's sign-in, chooses `button` on Signet's login page, and at the upstream signs

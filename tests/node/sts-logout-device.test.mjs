@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startSts } from './sts.mjs';
-import { authorizeInBrowser, browserMissing, captureRedirect, launchBrowser, signIn } from './browser.mjs';
+import { authorizeInBrowser, browserMissing, captureRedirect, inNewContext, launchBrowser, signIn } from './browser.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -192,15 +192,7 @@ async function silentAuthorize(page, id = webApp, redirectUri = webRedirect) {
 }
 
 /** A page in a browser context of its own (its own cookie jar), closed afterwards. */
-async function withPage(fn) {
-  const context = await browser.newContext();
-  context.setDefaultTimeout(15_000);
-  try {
-    return await fn(await context.newPage(), context);
-  } finally {
-    await context.close();
-  }
-}
+const withPage = (fn) => inNewContext(browser, fn);
 
 /** The `signet_session` cookie of the context, as a Cookie header value, or undefined. */
 async function sessionCookie(context) {

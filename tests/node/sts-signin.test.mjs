@@ -11,7 +11,7 @@ import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startSts } from './sts.mjs';
-import { authorizeInBrowser, browserMissing, captureRedirect, launchBrowser, signIn } from './browser.mjs';
+import { authorizeInBrowser, browserMissing, captureRedirect, inNewContext, launchBrowser, signIn } from './browser.mjs';
 
 // Clients of this file, beside the examples' web-app, spa and cli.
 const extraClients = `
@@ -135,15 +135,7 @@ function redeem(request, callback, checks = {}) {
 }
 
 /** A page in a browser context of its own (its own cookie jar), closed afterwards. */
-async function withPage(fn) {
-  const context = await browser.newContext();
-  context.setDefaultTimeout(10_000);
-  try {
-    return await fn(await context.newPage(), context);
-  } finally {
-    await context.close();
-  }
-}
+const withPage = (fn) => inNewContext(browser, fn, { timeout: 10_000 });
 
 /** Signs in (if asked) in the page and redeems the code: tokens, callback URL, pages shown. */
 async function codeFlow(page, id, redirectUri, { extra, user = alice, consent = 'Allow', checks } = {}) {

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as jose from 'jose';
 import { startSts } from './sts.mjs';
-import { browserMissing, launchBrowser, signIn } from './browser.mjs';
+import { browserMissing, inNewContext, launchBrowser, signIn } from './browser.mjs';
 import { serveSpa } from './spa/server.mjs';
 
 const alice = { username: 'alice', password: 'correct horse battery staple' };
@@ -46,16 +46,8 @@ after(async () => {
   await sts?.stop();
 });
 
-/** A page in a browser context of its own (its own cookies and storage), closed afterwards. */
-async function withPage(fn) {
-  const context = await browser.newContext();
-  context.setDefaultTimeout(15_000);
-  try {
-    return await fn(await context.newPage());
-  } finally {
-    await context.close();
-  }
-}
+/** A page in a browser context of its own (its own cookie jar), closed afterwards. */
+const withPage = (fn) => inNewContext(browser, fn);
 
 /** Waits until the app's step is `step`, or fails with the step it reached (an error, say). */
 async function reached(page, step) {
