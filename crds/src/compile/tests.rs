@@ -1061,3 +1061,27 @@ fn a_workload_client_names_service_accounts_of_its_own_namespace_only() {
         "no Secret is generated for it"
     );
 }
+
+/// A tenant that gives its workload client a JWK Set of its own as well does not get a second
+/// way in: the snapshot keeps no keys for it, so no private_key_jwt assertion verifies (the STS
+/// reads the method from the snapshot, which says private_key_jwt for older readers).
+#[test]
+fn a_workload_client_carries_no_keys_of_its_own() {
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        vec![client(
+            "team-a",
+            "worker",
+            "2026-01-02T00:00:00Z",
+            json!({
+                "tokenEndpointAuthMethod": "kubernetes_service_account",
+                "workloadIdentity": {"serviceAccounts": ["worker"]},
+                "jwks": jwks,
+            }),
+        )],
+        vec![],
+    ));
+    let compiled = compiled_client(&out, "team-a.worker");
+    assert!(compiled.jwks.is_none() && compiled.jwks_uri.is_none());
+}
