@@ -105,26 +105,12 @@ pub(super) fn compile_clients(
                 Vec::new()
             }
         };
-        let service_accounts = workload_identities(client, &key.namespace, &mut report);
-        if !service_accounts.is_empty()
-            && let Some(identity) = &client.spec.workload_identity
-        {
-            report.service_accounts = identity
-                .service_accounts
-                .iter()
-                .map(|name| {
-                    let found = inputs
-                        .service_accounts
-                        .as_ref()
-                        .map(|known| known.contains(&ObjectKey::new(&key.namespace, name)));
-                    (name.clone(), found)
-                })
-                .collect();
-            report.service_accounts.sort();
-            report.service_accounts.dedup();
-        }
-        if auth_method == AuthMethod::KubernetesServiceAccount {
-            // The snapshot's encoding for older readers (see `snapshot::Client::auth_method`).
+        let service_accounts = workload_identities(inputs, client, &key.namespace, &mut report);
+        // A workload client authenticates with ServiceAccount tokens only: it carries no keys,
+        // and is written as private_key_jwt for older readers (`snapshot::Client::auth_method`),
+        // which then verify nothing.
+        let workload = auth_method == AuthMethod::KubernetesServiceAccount;
+        if workload {
             auth_method = AuthMethod::PrivateKeyJwt;
         }
 
@@ -156,8 +142,9 @@ pub(super) fn compile_clients(
                     .spec
                     .jwks
                     .as_ref()
+                    .filter(|_| !workload)
                     .map(|j| serde_json::to_value(j).expect("JWKS serializes")),
-                jwks_uri: client.spec.jwks_uri.clone(),
+                jwks_uri: client.spec.jwks_uri.clone().filter(|_| !workload),
                 lifetimes,
                 access_token_format: client.spec.access_token_format,
                 back_channel_logout_uri: client.spec.back_channel_logout_uri.clone(),
@@ -279,10 +266,15 @@ fn resolve_scopes(
 }
 
 /// The API server's names of the ServiceAccounts a client accepts
-/// (`system:serviceaccount:NS:NAME`), all in the client's own namespace. The CRD's rules refuse
-/// anything else at apply; this holds the same line for standalone manifests and for objects
-/// written before the rule.
-fn workload_identities(client: &OidcClient, namespace: &str, report: &mut Report) -> Vec<String> {
+/// (`system:serviceaccount:NS:NAME`), all in the client's own namespace, and in the report
+/// each one's name and whether it exists. The CRD's rules refuse anything else at apply; this
+/// holds the same line for standalone manifests and for objects written before the rule.
+fn workload_identities(
+    inputs: &Inputs,
+    client: &OidcClient,
+    namespace: &str,
+    report: &mut Report,
+) -> Vec<String> {
     let method = auth_method(client);
     let identity = client.spec.workload_identity.as_ref();
     match (method == AuthMethod::KubernetesServiceAccount, identity) {
@@ -303,14 +295,18 @@ fn workload_identities(client: &OidcClient, namespace: &str, report: &mut Report
                 );
                 return Vec::new();
             }
-            let mut names: Vec<String> = identity
-                .service_accounts
+            let mut accepted = identity.service_accounts.clone();
+            accepted.sort();
+            accepted.dedup();
+            let exists = |name: &str| {
+                let known = inputs.service_accounts.as_ref();
+                known.map(|known| known.contains(&ObjectKey::new(namespace, name)))
+            };
+            report.service_accounts = accepted.iter().map(|n| (n.clone(), exists(n))).collect();
+            return accepted
                 .iter()
                 .map(|n| format!("system:serviceaccount:{namespace}:{n}"))
                 .collect();
-            names.sort();
-            names.dedup();
-            return names;
         }
         _ => report.exclude(
             ConditionType::Ready,
