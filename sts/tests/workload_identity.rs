@@ -201,6 +201,23 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
             refused.body
         );
     }
+    // Nor is the workload client reachable as private_key_jwt: an assertion that names it
+    // (no client_id) under any key is refused, for the snapshot holds no key of it.
+    let pretender = {
+        let alg = signet_crds::v1alpha1::Algorithm::ES256;
+        let key = signet_crds::keygen::generate(alg, None)?;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let claims = json!({"iss": client_id, "sub": client_id, "aud": issuer, "exp": now + 60, "jti": "pretend-1"});
+        signet_sts::jose::Signer::from_pem(&key.kid, alg, &key.private_pem)?.sign("JWT", &claims)
+    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", pretender.as_str()),
+    ];
+    let refused = http::post_form(&addr, "/token", &form, &[]).await?;
+    assert!(invalid_client(&refused), "{}", refused.body);
+
     // The worker's token authenticates no other client: for a private_key_jwt or secret
     // client it is an assertion whose `iss` is not the client_id.
     let refused = token_with(&addr, &format!("{ns}.orders-worker"), &worker).await?;
