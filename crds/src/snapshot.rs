@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -71,6 +71,30 @@ pub struct Snapshot {
     pub identity_providers: Vec<IdentityProvider>,
     /// Signing keys of every SigningKey of the TokenService, sorted by kid.
     pub keys: Vec<Key>,
+    /// Other clusters whose ServiceAccount tokens are checked offline, by name (schema 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_clusters: Vec<TrustedCluster>,
+}
+
+/// Another cluster whose ServiceAccount tokens authenticate the workload clients that name it
+/// (schema 1.4).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedCluster {
+    /// The name clients use.
+    pub name: String,
+    /// Its tokens' `iss`.
+    pub issuer: String,
+    /// Its JWK Set; unset: from the issuer's discovery document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// PEM CA certificates trusted for its hosts instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Longest accepted `exp - iat`, in seconds.
+    pub max_token_lifetime_secs: u64,
+    /// Whether its issuer and JWK Set may be at private or loopback addresses.
+    pub allow_private_network: bool,
 }
 
 impl Snapshot {
@@ -317,6 +341,11 @@ pub struct Client {
     /// (`system:serviceaccount:NAMESPACE:NAME`); empty for every other method (schema 1.3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_accounts: Vec<String>,
+    /// The trusted cluster (by name) those ServiceAccounts live in; unset: the cluster the STS
+    /// runs in (schema 1.4). An older reader, which does not know it, asks its own API server,
+    /// which does not accept another cluster's token: it fails closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_cluster: Option<String>,
     /// Hex SHA-256 of each secret that currently authenticates the client, with the end of
     /// its validity for a secret in its rotation overlap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

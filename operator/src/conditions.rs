@@ -154,6 +154,18 @@ fn service_accounts_found(
         "accepts the tokens of ServiceAccounts {}",
         listed.join(", ")
     );
+    if let Some(cluster) = &report.workload_cluster {
+        // Another cluster's ServiceAccounts are not visible from here.
+        return Some(with_status(
+            "ServiceAccountsFound",
+            "Unknown",
+            "OtherCluster".into(),
+            format!("{message} of trusted cluster {cluster}, which the operator cannot see"),
+            previous,
+            generation,
+            now,
+        ));
+    }
     let reason = match missing.is_empty() {
         true => "Found",
         false => "ServiceAccountNotFound",
@@ -199,8 +211,22 @@ fn named(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
+    let status = if status { "True" } else { "False" };
+    with_status(type_, status, reason, message, previous, generation, now)
+}
+
+/// [`named`], with any status (`Unknown` included).
+fn with_status(
+    type_: &str,
+    status: &str,
+    reason: String,
+    message: String,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
     let type_ = type_.to_owned();
-    let status = if status { "True" } else { "False" }.to_owned();
+    let status = status.to_owned();
     let last_transition_time = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
@@ -375,5 +401,25 @@ mod tests {
                 .all(|c| c.type_ != "ServiceAccountsFound"),
             "only on workload clients"
         );
+    }
+
+    #[test]
+    fn a_client_of_another_cluster_says_its_service_accounts_are_not_visible() {
+        let report = Report {
+            service_accounts: vec![("worker".into(), None)],
+            workload_cluster: Some("east".into()),
+            ..served()
+        };
+        let c = conditions(Kind::OidcClient, &report, &[], Some(1), &at(100));
+        let found = find(&c, "ServiceAccountsFound");
+        assert_eq!(
+            (found.status.as_str(), found.reason.as_str()),
+            ("Unknown", "OtherCluster")
+        );
+        assert_eq!(
+            found.message,
+            "accepts the tokens of ServiceAccounts worker of trusted cluster east, which the operator cannot see"
+        );
+        assert_eq!(find(&c, "Ready").status, "True");
     }
 }

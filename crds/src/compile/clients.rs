@@ -105,7 +105,8 @@ pub(super) fn compile_clients(
                 Vec::new()
             }
         };
-        let service_accounts = workload_identities(inputs, client, &key.namespace, &mut report);
+        let (service_accounts, workload_cluster) =
+            workload_identities(inputs, ts, client, &key.namespace, &mut report);
         // A workload client authenticates with ServiceAccount tokens only: it carries no keys,
         // and is written as private_key_jwt for older readers (`snapshot::Client::auth_method`),
         // which then verify nothing.
@@ -125,6 +126,7 @@ pub(super) fn compile_clients(
                 grant_types: client.spec.grant_types.clone(),
                 auth_method,
                 service_accounts,
+                workload_cluster,
                 secret_hashes,
                 redirect_uris: client.spec.redirect_uris.clone(),
                 post_logout_redirect_uris: client.spec.post_logout_redirect_uris.clone(),
@@ -266,53 +268,92 @@ fn resolve_scopes(
 }
 
 /// The API server's names of the ServiceAccounts a client accepts
-/// (`system:serviceaccount:NS:NAME`), all in the client's own namespace, and in the report
-/// each one's name and whether it exists. The CRD's rules refuse anything else at apply; this
-/// holds the same line for standalone manifests and for objects written before the rule.
+/// (`system:serviceaccount:NS:NAME`), all in the client's own namespace, and the trusted
+/// cluster they live in (none: this one); in the report each one's name and whether it exists.
+/// The CRD's rules refuse other namespaces at apply; this holds the same line for standalone
+/// manifests and for objects written before the rule. Another cluster must be among the
+/// TokenService's `trustedClusters` and select the client's namespace.
 fn workload_identities(
     inputs: &Inputs,
+    ts: &TokenService,
     client: &OidcClient,
     namespace: &str,
     report: &mut Report,
-) -> Vec<String> {
+) -> (Vec<String>, Option<String>) {
     let method = auth_method(client);
     let identity = client.spec.workload_identity.as_ref();
-    match (method == AuthMethod::KubernetesServiceAccount, identity) {
-        (false, None) => return Vec::new(),
-        (true, Some(identity)) if !identity.service_accounts.is_empty() => {
-            static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-                regex::Regex::new(SERVICE_ACCOUNT_NAME).expect("the name pattern compiles")
-            });
-            if let Some(bad) = identity
-                .service_accounts
-                .iter()
-                .find(|n| n.len() > 253 || !PATTERN.is_match(n))
-            {
-                report.exclude(
-                    ConditionType::Ready,
-                    "ServiceAccountNotInNamespace",
-                    format!("workloadIdentity.serviceAccounts: {bad:?} is not the name of a ServiceAccount in namespace {namespace}; another namespace's ServiceAccount cannot be bound"),
-                );
-                return Vec::new();
-            }
-            let mut accepted = identity.service_accounts.clone();
-            accepted.sort();
-            accepted.dedup();
-            let exists = |name: &str| {
-                let known = inputs.service_accounts.as_ref();
-                known.map(|known| known.contains(&ObjectKey::new(namespace, name)))
-            };
-            report.service_accounts = accepted.iter().map(|n| (n.clone(), exists(n))).collect();
-            return accepted
-                .iter()
-                .map(|n| format!("system:serviceaccount:{namespace}:{n}"))
-                .collect();
+    let identity = match (method == AuthMethod::KubernetesServiceAccount, identity) {
+        (false, None) => return Default::default(),
+        (true, Some(identity)) if !identity.service_accounts.is_empty() => identity,
+        _ => {
+            report.exclude(
+                ConditionType::Ready,
+                "WorkloadIdentityMismatch",
+                "tokenEndpointAuthMethod kubernetes_service_account and workloadIdentity.serviceAccounts go together".into(),
+            );
+            return Default::default();
         }
-        _ => report.exclude(
+    };
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(SERVICE_ACCOUNT_NAME).expect("the name pattern compiles")
+    });
+    if let Some(bad) = identity
+        .service_accounts
+        .iter()
+        .find(|n| n.len() > 253 || !PATTERN.is_match(n))
+    {
+        report.exclude(
             ConditionType::Ready,
-            "WorkloadIdentityMismatch",
-            "tokenEndpointAuthMethod kubernetes_service_account and workloadIdentity.serviceAccounts go together".into(),
-        ),
+            "ServiceAccountNotInNamespace",
+            format!("workloadIdentity.serviceAccounts: {bad:?} is not the name of a ServiceAccount in namespace {namespace}; another namespace's ServiceAccount cannot be bound"),
+        );
+        return Default::default();
     }
-    Vec::new()
+    if let Some(cluster) = &identity.cluster
+        && let Err(why) = may_use_cluster(inputs, ts, cluster, namespace)
+    {
+        report.exclude(ConditionType::Ready, "ClusterNotTrusted", why);
+        return Default::default();
+    }
+    let mut accepted = identity.service_accounts.clone();
+    accepted.sort();
+    accepted.dedup();
+    // The operator sees this cluster's ServiceAccounts only.
+    let exists = |name: &str| {
+        let known = inputs
+            .service_accounts
+            .as_ref()
+            .filter(|_| identity.cluster.is_none());
+        known.map(|known| known.contains(&ObjectKey::new(namespace, name)))
+    };
+    report.service_accounts = accepted.iter().map(|n| (n.clone(), exists(n))).collect();
+    report.workload_cluster = identity.cluster.clone();
+    let usernames = accepted
+        .iter()
+        .map(|n| format!("system:serviceaccount:{namespace}:{n}"))
+        .collect();
+    (usernames, identity.cluster.clone())
+}
+
+/// Whether clients in `namespace` may accept the tokens of trusted cluster `name`.
+fn may_use_cluster(
+    inputs: &Inputs,
+    ts: &TokenService,
+    name: &str,
+    namespace: &str,
+) -> Result<(), String> {
+    let ts_key = ObjectKey::of(ts);
+    let Some(cluster) = ts.spec.trusted_clusters.iter().find(|c| c.name == name) else {
+        return Err(format!(
+            "workloadIdentity.cluster {name:?} is not among the trustedClusters of TokenService {ts_key}"
+        ));
+    };
+    let selected = namespace == ts_key.namespace
+        || inputs.selects(cluster.client_namespace_selector.as_ref(), namespace);
+    match selected {
+        true => Ok(()),
+        false => Err(format!(
+            "namespace {namespace} may not accept tokens of trusted cluster {name}: its clientNamespaceSelector on TokenService {ts_key} does not select it"
+        )),
+    }
 }

@@ -216,6 +216,9 @@ pub struct Report {
     /// For workload clients: each ServiceAccount it accepts (its name in the client's
     /// namespace) and whether it exists (`None`: not known here).
     pub service_accounts: Vec<(String, Option<bool>)>,
+    /// For workload clients of another cluster: its name in the TokenService's
+    /// `trustedClusters`.
+    pub workload_cluster: Option<String>,
 }
 
 impl Report {

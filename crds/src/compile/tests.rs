@@ -74,10 +74,13 @@ fn inputs(ts: Vec<TokenService>, clients: Vec<OidcClient>, scopes: Vec<ApiScope>
     ]
     .into_iter()
     .map(|(n, labels)| {
+        // Kubernetes labels every namespace with its name.
+        let name = ("kubernetes.io/metadata.name", n);
         (
             n.to_owned(),
             labels
                 .into_iter()
+                .chain([name])
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
         )
@@ -1084,4 +1087,67 @@ fn a_workload_client_carries_no_keys_of_its_own() {
     ));
     let compiled = compiled_client(&out, "team-a.worker");
     assert!(compiled.jwks.is_none() && compiled.jwks_uri.is_none());
+}
+
+/// A tenant can accept the tokens of another cluster only where the platform listed that
+/// cluster on the TokenService and selected the tenant's namespace for it: naming an unlisted
+/// cluster, or a listed one from an unselected namespace, keeps the client out of the snapshot.
+#[test]
+fn a_client_accepts_another_clusters_tokens_only_where_the_platform_trusts_it_for_its_namespace() {
+    let workload = |ns: &str, name: &str, cluster: &str| {
+        client(
+            ns,
+            name,
+            "2026-01-02T00:00:00Z",
+            json!({
+                "tokenEndpointAuthMethod": "kubernetes_service_account",
+                "workloadIdentity": {"serviceAccounts": ["worker"], "cluster": cluster},
+            }),
+        )
+    };
+    let mut spec = json!({
+        "trustedClusters": [{
+            "name": "east",
+            "issuer": "https://east.clusters.example",
+            "jwksUri": "https://east-api.example/openid/v1/jwks",
+            "maxTokenLifetime": "10m",
+            "clientNamespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-a"}},
+        }],
+    });
+    merge(&mut spec, tenants_selector());
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", spec)],
+        vec![
+            workload("team-a", "reporter", "east"),
+            workload("team-a", "stranger", "west"),
+            workload("team-b", "reporter", "east"),
+        ],
+        vec![],
+    ));
+    let compiled = compiled_client(&out, "team-a.reporter");
+    assert_eq!(compiled.workload_cluster.as_deref(), Some("east"));
+    assert_eq!(
+        compiled.service_accounts,
+        ["system:serviceaccount:team-a:worker"]
+    );
+    let snapshot = out.snapshots.values().next().unwrap();
+    assert_eq!(
+        snapshot.trusted_clusters,
+        [snapshot::TrustedCluster {
+            name: "east".into(),
+            issuer: "https://east.clusters.example".into(),
+            jwks_uri: Some("https://east-api.example/openid/v1/jwks".into()),
+            ca_bundle: None,
+            max_token_lifetime_secs: 600,
+            allow_private_network: false,
+        }]
+    );
+    for (ns, name) in [("team-a", "stranger"), ("team-b", "reporter")] {
+        assert_eq!(
+            reasons(&out, Kind::OidcClient, ns, name),
+            ["ClusterNotTrusted"],
+            "{ns}/{name}"
+        );
+    }
+    assert_eq!(client_ids(&out), ["team-a.reporter"]);
 }

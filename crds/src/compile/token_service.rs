@@ -57,6 +57,19 @@ pub(super) fn snapshot(
         scopes: parts.scopes,
         identity_providers: parts.identity_providers,
         keys: parts.keys,
+        trusted_clusters: ts
+            .spec
+            .trusted_clusters
+            .iter()
+            .map(|c| snapshot::TrustedCluster {
+                name: c.name.clone(),
+                issuer: c.issuer.clone(),
+                jwks_uri: c.jwks_uri.clone(),
+                ca_bundle: c.ca_bundle.clone(),
+                max_token_lifetime_secs: secs(c.max_token_lifetime.as_ref().map(|d| d.get()), 3600),
+                allow_private_network: c.allow_private_network,
+            })
+            .collect(),
     }
     .seal()
 }

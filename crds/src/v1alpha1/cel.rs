@@ -78,6 +78,20 @@ pub(crate) fn endpoint(_: &mut SchemaGenerator) -> Schema {
     )
 }
 
+/// A URL the platform points Signet at (a trusted cluster's issuer or JWK Set): https only,
+/// no fragment.
+pub(crate) fn platform_https(_: &mut SchemaGenerator) -> Schema {
+    string_schema(
+        MAX_URL,
+        None,
+        &[
+            absolute_url("URL"),
+            no_fragment("URL"),
+            Rule::new(format!("self.matches('{HTTPS}')")).message("URL must use https"),
+        ],
+    )
+}
+
 /// A redirect or post-logout redirect URI. Private-use schemes (a scheme with a dot, RFC 8252
 /// §7.1) pass here; the client-level rule limits them to public clients.
 pub(crate) fn redirect_uris(_: &mut SchemaGenerator) -> Schema {

@@ -326,6 +326,12 @@ pub struct WorkloadIdentity {
     #[x_kube(validation = Rule::new(format!("self.all(n, n.matches('{SERVICE_ACCOUNT_NAME}'))"))
         .message("serviceAccounts are names of ServiceAccounts in this OidcClient's namespace (no namespace, no 'system:serviceaccount:' prefix): another namespace's ServiceAccount cannot be bound"))]
     pub service_accounts: Vec<String>,
+    /// The cluster those ServiceAccounts live in: the name of one of the TokenService's
+    /// `trustedClusters`, whose tokens are checked offline. Unset: the cluster Signet runs in,
+    /// whose API server reviews each token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub cluster: Option<String>,
 }
 
 /// Format of access tokens.

@@ -94,6 +94,16 @@ pub struct TokenServiceSpec {
     #[serde(default)]
     pub allow_private_network_targets: bool,
 
+    /// Other clusters whose ServiceAccount tokens may authenticate workload clients
+    /// (`workloadIdentity.cluster` on an OidcClient). Their tokens are checked offline with
+    /// each cluster's published keys, so a deleted pod or ServiceAccount is not seen: keep the
+    /// projected lifetime short (docs/workload-identity.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))")
+        .message("trustedClusters must have unique names"))]
+    pub trusted_clusters: Vec<TrustedCluster>,
+
     /// IdentityProviders (by name, in this namespace) that people can sign in with, in the
     /// order the login page offers them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,6 +132,50 @@ pub struct TokenServiceSpec {
     /// Look of the login, consent and device pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<Branding>,
+}
+
+/// Another cluster whose ServiceAccount tokens Signet accepts (see `trustedClusters`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedCluster {
+    /// How OidcClients name it in `workloadIdentity.cluster`: a DNS label.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The cluster's ServiceAccount issuer (its API server's `--service-account-issuer`),
+    /// exactly as its tokens' `iss` says it.
+    #[schemars(schema_with = "cel::platform_https")]
+    pub issuer: String,
+    /// Its JWK Set: the API server's `/openid/v1/jwks`, or the copy a cloud provider
+    /// publishes. Unset: the `jwks_uri` of the issuer's discovery document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cel::platform_https")]
+    pub jwks_uri: Option<String>,
+    /// PEM CA certificates that sign the TLS certificates of the issuer and JWK Set hosts,
+    /// trusted instead of the system's roots for this cluster only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    #[x_kube(validation = Rule::new("self.contains('-----BEGIN CERTIFICATE-----')")
+        .message("caBundle holds PEM certificates (-----BEGIN CERTIFICATE-----), not the base64 of a kubeconfig's certificate-authority-data"))]
+    pub ca_bundle: Option<String>,
+    /// Namespaces whose OidcClients may accept this cluster's tokens. A client names
+    /// ServiceAccounts of its own namespace's name in that cluster. Unset: only this
+    /// TokenService's namespace; `{}` selects every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_namespace_selector: Option<LabelSelector>,
+    /// Longest lifetime (exp - iat) of a token accepted from this cluster. Offline, a token
+    /// works until it expires even after its pod or ServiceAccount is deleted, so this bounds
+    /// that window. Default 1h, at most 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("24h"))]
+    pub max_token_lifetime: Option<KubeDuration>,
+    /// Allow the issuer and JWK Set to be at private or loopback addresses (an API server
+    /// inside the platform's network). Separate from `allowPrivateNetworkTargets`, which opens
+    /// the URLs tenants choose.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 /// A namespace that owns scope names and audiences (see `apiOwners`).

@@ -33,6 +33,8 @@ pub const SUPPORTED_FUNCTIONS: &[&str] = &[
     "!_",
     "_?_:_",
     "_[_]",
+    // `exists_one` counts its matches with it
+    "_+_",
     "@in",
     "@not_strictly_false",
     // standard library

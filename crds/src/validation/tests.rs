@@ -125,6 +125,7 @@ fn the_functions_the_rules_call_behave_as_in_kubernetes() {
         "self.u.contains('#') == false && self.u.startsWith('https://') && self.u.endsWith('/x')",
         "self.b && self.n == 3 && self.n > 2 && self.n >= 3 && self.n != 4",
         "(self.b ? self.l[0] : 'x') == 'a' && self.m['k'] == 'v'",
+        "self.l.all(c, self.l.exists_one(d, d == c)) && !['a', 'a'].all(c, ['a', 'a'].exists_one(d, d == c))",
     ] {
         assert_eq!(run(rule, v.clone()), Ok(()), "{rule}");
     }
