@@ -43,6 +43,8 @@ pub struct App {
     pub kube: std::sync::OnceLock<kube::Client>,
     /// ServiceAccount tokens the API server vouched for, briefly.
     pub reviews: crate::workload::Reviews,
+    /// Trusted clusters' JWK Set URLs read from their discovery documents.
+    pub clusters: crate::workload::Discovered,
 }
 
 /// The limits an operator sets at the edges (flags of `signet-sts`).
@@ -94,6 +96,7 @@ impl App {
             upstreams: Default::default(),
             kube: Default::default(),
             reviews: Default::default(),
+            clusters: Default::default(),
         })
     }
 }

@@ -78,16 +78,16 @@ pub async fn authenticate<'a>(
                 "client_assertion_type must be the RFC 7523 JWT bearer type",
             ));
         }
-        // A client that names ServiceAccounts takes their tokens, and only them.
-        if let Some(client) = form
-            .get("client_id")
-            .and_then(|id| loaded.clients.get(id))
-            .filter(|c| !c.service_accounts.is_empty())
-        {
-            let kube = app.kube.get();
-            let issuer = loaded.issuer();
-            return workload::authenticate(kube, &app.reviews, client, issuer, assertion, now)
-                .await;
+        // A client that names ServiceAccounts takes their tokens, and only them; a client_id
+        // the snapshot does not know authenticates nothing (RFC 6749 §5.2: unknown client).
+        if let Some(id) = form.get("client_id") {
+            let client = loaded
+                .clients
+                .get(id)
+                .ok_or_else(OAuthError::invalid_client)?;
+            if !client.service_accounts.is_empty() {
+                return workload::authenticate(loaded, app, client, assertion, now).await;
+            }
         }
         return client_assertion::authenticate(loaded, app, assertion, form.get("client_id"), now)
             .await;

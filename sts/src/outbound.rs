@@ -4,9 +4,11 @@
 //! link-local and other non-public addresses (`public_ip`) refused unless the TokenService
 //! allows them; short timeouts; response size capped.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -73,23 +75,48 @@ impl tower_service::Service<Name> for GuardedResolver {
 
 type Https = HttpsConnector<HttpConnector<GuardedResolver>>;
 
-/// Clients for tenant-chosen URLs: one that refuses non-public addresses, one that allows them.
+type HttpsClient = Client<Https, Full<Bytes>>;
+
+/// Clients for tenant-chosen URLs: one that refuses non-public addresses, one that allows them;
+/// and for the platform's trusted clusters, clients that trust only a given CA bundle.
 pub struct Outbound {
-    public_only: Client<Https, Full<Bytes>>,
-    any: Client<Https, Full<Bytes>>,
+    public_only: HttpsClient,
+    any: HttpsClient,
+    /// By SHA-256 of the PEM bundle and whether private targets are allowed.
+    anchored: Mutex<HashMap<(String, bool), HttpsClient>>,
 }
 
-fn client(allow_private: bool) -> Client<Https, Full<Bytes>> {
+fn client(allow_private: bool, roots: Option<rustls::RootCertStore>) -> HttpsClient {
     let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
     http.set_connect_timeout(Some(TIMEOUT));
     http.enforce_http(false);
-    let tls = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .expect("the system's root certificates load")
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
+    let tls = match roots {
+        None => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .expect("the system's root certificates load"),
+        Some(roots) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        ),
+    };
+    let tls = tls.https_only().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(tls)
+}
+
+/// The certificates of a PEM bundle as a root store; an error when it holds none.
+fn roots(pem: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the CA bundle is not PEM: {e}"))?;
+    let mut store = rustls::RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(certs);
+    match added {
+        0 => Err("the CA bundle holds no usable certificate".into()),
+        _ => Ok(store),
+    }
 }
 
 impl Default for Outbound {
@@ -102,8 +129,9 @@ impl Outbound {
     /// Both clients.
     pub fn new() -> Self {
         Self {
-            public_only: client(false),
-            any: client(true),
+            public_only: client(false, None),
+            any: client(true, None),
+            anchored: Mutex::default(),
         }
     }
 
@@ -116,6 +144,39 @@ impl Outbound {
         self.get_json_with(url, &[], allow_private).await
     }
 
+    /// GETs `url` as JSON, trusting only the certificates of `ca` (a PEM bundle) for TLS.
+    pub async fn get_json_trusting(
+        &self,
+        url: &str,
+        ca: &str,
+        allow_private: bool,
+    ) -> Result<serde_json::Value, OutboundError> {
+        let key = (crate::store::token_key(ca), allow_private);
+        let anchored = self
+            .anchored
+            .lock()
+            .expect("anchored clients lock")
+            .get(&key)
+            .cloned();
+        let client = match anchored {
+            Some(client) => client,
+            None => {
+                let roots = roots(ca).map_err(|message| OutboundError::Failed {
+                    url: url.to_owned(),
+                    message,
+                })?;
+                let client = client(allow_private, Some(roots));
+                let mut anchored = self.anchored.lock().expect("anchored clients lock");
+                anchored.insert(key, client.clone());
+                client
+            }
+        };
+        let body = self
+            .call_with(&client, url, allow_private, json_get(&[]))
+            .await?;
+        parse_json(url, &body)
+    }
+
     /// GETs `url` as JSON with extra headers (a Bearer token for an upstream's userinfo).
     pub async fn get_json_with(
         &self,
@@ -123,19 +184,8 @@ impl Outbound {
         headers: &[(hyper::header::HeaderName, String)],
         allow_private: bool,
     ) -> Result<serde_json::Value, OutboundError> {
-        let request = |uri: hyper::Uri| {
-            let mut request =
-                hyper::Request::get(uri).header(hyper::header::ACCEPT, "application/json");
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            request.body(Full::default())
-        };
-        let body = self.call(url, allow_private, request).await?;
-        serde_json::from_slice(&body).map_err(|e| OutboundError::Failed {
-            url: url.to_owned(),
-            message: format!("JSON: {e}"),
-        })
+        let body = self.call(url, allow_private, json_get(headers)).await?;
+        parse_json(url, &body)
     }
 
     /// POSTs a form to `url` with extra headers; the body of a 2xx answer.
@@ -159,9 +209,25 @@ impl Outbound {
         self.call(url, allow_private, request).await
     }
 
-    /// One call under the rules: https, address check, timeout, size cap, 2xx.
+    /// One call under the rules with the client for the system's roots.
     async fn call(
         &self,
+        url: &str,
+        allow_private: bool,
+        request: impl Fn(hyper::Uri) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error>,
+    ) -> Result<Bytes, OutboundError> {
+        let client = if allow_private {
+            &self.any
+        } else {
+            &self.public_only
+        };
+        self.call_with(client, url, allow_private, request).await
+    }
+
+    /// One call under the rules: https, address check, timeout, size cap, 2xx.
+    async fn call_with(
+        &self,
+        client: &HttpsClient,
         url: &str,
         allow_private: bool,
         request: impl Fn(hyper::Uri) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error>,
@@ -188,11 +254,6 @@ impl Outbound {
                 "no public address (private targets are not allowed)".into(),
             ));
         }
-        let client = if allow_private {
-            &self.any
-        } else {
-            &self.public_only
-        };
         let request = request(uri).map_err(|e| failed(format!("{e}")))?;
         let call = async {
             let response = client
@@ -212,6 +273,31 @@ impl Outbound {
             .await
             .map_err(|_| failed("timed out".into()))?
     }
+}
+
+/// A GET that asks for JSON, with `headers`.
+fn json_get(
+    headers: &[(hyper::header::HeaderName, String)],
+) -> impl Fn(hyper::Uri) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> + '_ {
+    move |uri| {
+        // A JWK Set's own media type (RFC 7517 §8.5) too: kube-apiserver answers 406 to a
+        // request for its /openid/v1/jwks that accepts only application/json.
+        let mut request = hyper::Request::get(uri).header(
+            hyper::header::ACCEPT,
+            "application/json, application/jwk-set+json",
+        );
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(Full::default())
+    }
+}
+
+fn parse_json(url: &str, body: &[u8]) -> Result<serde_json::Value, OutboundError> {
+    serde_json::from_slice(body).map_err(|e| OutboundError::Failed {
+        url: url.to_owned(),
+        message: format!("JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

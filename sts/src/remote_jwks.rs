@@ -22,6 +22,12 @@ pub trait Fetch: Sync {
         url: &str,
         allow_private: bool,
     ) -> impl Future<Output = Result<Value, OutboundError>> + Send;
+
+    /// What this fetcher trusts for TLS, when not the system's roots (a hash of a CA bundle):
+    /// keys fetched under one trust are not served to a request that trusts another.
+    fn anchor(&self) -> &str {
+        ""
+    }
 }
 
 impl Fetch for Outbound {
@@ -182,12 +188,13 @@ struct Entry {
     fetching: tokio::sync::Mutex<()>,
 }
 
-/// The JWK Sets of every URL in use, by URL and by whether private targets were allowed (a
-/// snapshot that stops allowing them does not reuse keys fetched from a private address).
+/// The JWK Sets of every URL in use, by URL, by whether private targets were allowed (a
+/// snapshot that stops allowing them does not reuse keys fetched from a private address) and
+/// by the fetcher's TLS anchor.
 #[derive(Default)]
 pub struct RemoteJwks {
     policy: Policy,
-    entries: Mutex<HashMap<(String, bool), Arc<Entry>>>,
+    entries: Mutex<HashMap<(String, bool, String), Arc<Entry>>>,
 }
 
 impl RemoteJwks {
@@ -213,7 +220,7 @@ impl RemoteJwks {
             .entries
             .lock()
             .expect("jwks entries lock")
-            .entry((url.to_owned(), allow_private))
+            .entry((url.to_owned(), allow_private, fetch.anchor().to_owned()))
             .or_default()
             .clone();
         let step = || {

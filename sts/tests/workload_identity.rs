@@ -6,6 +6,10 @@
 //! sign, a legacy Secret-based token; and after the bound Pod or the ServiceAccount is deleted,
 //! within the review cache's 30 s. Binding another namespace's ServiceAccount is refused at
 //! apply. The client's ServiceAccountsFound condition says which ServiceAccounts exist.
+//!
+//! A second private control plane, with an issuer of its own, acts as another cluster: its
+//! tokens are checked offline with its published keys, and work only once the platform lists
+//! it in the TokenService's trustedClusters, and only for the client that names that cluster.
 
 mod common;
 
@@ -16,7 +20,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
 use common::cluster::deploy;
-use signet_tests::{TestNamespace, http, shared, signet_api, signet_object, wait_for};
+use signet_tests::{
+    PrivateCluster, TestNamespace, http, shared, signet_api, signet_object, wait_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// The review cache's bound, with room for the request itself.
@@ -36,19 +42,30 @@ async fn token_with(addr: &str, client_id: &str, token: &str) -> anyhow::Result<
 }
 
 /// `kubectl create token` with `args`, the token it printed.
-fn create_token(cluster: &signet_tests::SharedCluster, args: &[&str]) -> anyhow::Result<String> {
-    let out = cluster
-        .kubectl()
-        .arg("create")
-        .arg("token")
-        .args(args)
-        .output()?;
+fn create_token(mut kubectl: std::process::Command, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl.arg("create").arg("token").args(args).output()?;
     anyhow::ensure!(
         out.status.success(),
         "kubectl create token {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// The examples, the operator and an STS in `ns`; the STS and its issuer.
+async fn deploy_in(
+    cluster: &signet_tests::SharedCluster,
+    client: &kube::Client,
+    ns: &str,
+    test: &str,
+) -> anyhow::Result<(common::cluster::Deployed, String)> {
+    let deployed = deploy(cluster.kubectl(), &cluster.kubeconfig, client, ns, test).await?;
+    let discovery = http::get(&deployed.addr, "/.well-known/openid-configuration").await?;
+    let issuer = discovery.json()["issuer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((deployed, issuer))
 }
 
 fn invalid_client(response: &http::Response) -> bool {
@@ -62,21 +79,8 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     let client = cluster.client().await?;
     let ns = TestNamespace::create(&client, "workload").await?.name;
     let elsewhere = TestNamespace::create(&client, "workload-other").await?.name;
-    let deployed = deploy(
-        cluster.kubectl(),
-        &cluster.kubeconfig,
-        &client,
-        &ns,
-        "workload",
-    )
-    .await?;
+    let (deployed, issuer) = deploy_in(&cluster, &client, &ns, "workload").await?;
     let addr = deployed.addr.clone();
-    let issuer = http::get(&addr, "/.well-known/openid-configuration")
-        .await?
-        .json()["issuer"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     let discovery = http::get(&addr, "/.well-known/openid-configuration")
         .await?
         .json();
@@ -141,7 +145,10 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     );
 
     // The worker's token, for the issuer: an access token, once the client is compiled.
-    let worker = create_token(&cluster, &["worker", "-n", &ns, "--audience", &issuer])?;
+    let worker = create_token(
+        cluster.kubectl(),
+        &["worker", "-n", &ns, "--audience", &issuer],
+    )?;
     let issued = wait_for("a token for the workload client", TIMEOUT, || async {
         let r = token_with(&addr, &client_id, &worker).await?;
         Ok((r.status == 200).then_some(r))
@@ -156,12 +163,15 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
 
     // Refused: another ServiceAccount, another namespace's, another audience, a token this
     // cluster did not sign (the worker's claims under a signature of our own), a legacy token.
-    let other = create_token(&cluster, &["other", "-n", &ns, "--audience", &issuer])?;
+    let other = create_token(
+        cluster.kubectl(),
+        &["other", "-n", &ns, "--audience", &issuer],
+    )?;
     let foreign = create_token(
-        &cluster,
+        cluster.kubectl(),
         &["worker", "-n", &elsewhere, "--audience", &issuer],
     )?;
-    let api_audience = create_token(&cluster, &["worker", "-n", &ns])?;
+    let api_audience = create_token(cluster.kubectl(), &["worker", "-n", &ns])?;
     let forged = {
         let payload: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
@@ -237,7 +247,7 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     pods.create(&PostParams::default(), &pod).await?;
     let bound = create_token(
-        &cluster,
+        cluster.kubectl(),
         &[
             "worker",
             "-n",
@@ -295,6 +305,199 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
             .contains("another namespace's ServiceAccount cannot be bound"),
         "{refused}"
     );
+    drop(deployed);
+    Ok(())
+}
+
+/// `kubectl` with `args`, which must succeed.
+fn kubectl_ok(mut kubectl: std::process::Command, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl.args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Waits until OidcClient `name` has condition `type_` with `status`; its reason.
+async fn condition(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> anyhow::Result<String> {
+    wait_for(&format!("{name}: {type_}={status}"), TIMEOUT, || async {
+        let object = signet_api(client, ns, "OidcClient").get(name).await?;
+        let conditions = object.data["status"]["conditions"].clone();
+        Ok(conditions.as_array().and_then(|all| {
+            all.iter()
+                .find(|c| c["type"] == type_ && c["status"] == status)
+                .map(|c| c["reason"].as_str().unwrap_or_default().to_owned())
+        }))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn another_clusters_tokens_work_only_once_trusted_and_only_for_the_client_naming_that_cluster()
+-> anyhow::Result<()> {
+    const EAST: &str = "https://east.clusters.test";
+    let east = PrivateCluster::start_as_issuer("east-workloads", EAST).await?;
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = TestNamespace::create(&client, "workload-east").await?.name;
+    let (deployed, issuer) = deploy_in(&cluster, &client, &ns, "workload-east").await?;
+    let addr = deployed.addr.clone();
+
+    // East: the namespace of the same name with ServiceAccounts, and its keys readable without
+    // credentials, as a cloud provider publishes them.
+    kubectl_ok(east.kubectl(), &["create", "namespace", &ns])?;
+    for name in ["worker", "other"] {
+        kubectl_ok(
+            east.kubectl(),
+            &["create", "serviceaccount", name, "-n", &ns],
+        )?;
+    }
+    kubectl_ok(
+        east.kubectl(),
+        &[
+            "create",
+            "clusterrolebinding",
+            "public-service-account-keys",
+            "--clusterrole=system:service-account-issuer-discovery",
+            "--group=system:unauthenticated",
+        ],
+    )?;
+    let east_token = |args: &[&str]| {
+        let mut all = vec!["-n", ns.as_str()];
+        all.extend_from_slice(args);
+        create_token(east.kubectl(), &all)
+    };
+    let worker = east_token(&["worker", "--audience", &issuer, "--duration", "10m"])?;
+    assert_eq!(http::jwt_claims(&worker)["iss"], EAST);
+
+    // Here: a ServiceAccount of the same name, a client of this cluster naming it, and a
+    // client naming east's.
+    let here: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "worker"}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &here)
+        .await?;
+    let workload = |cluster: Option<&str>| {
+        let mut identity = json!({"serviceAccounts": ["worker"]});
+        if let Some(cluster) = cluster {
+            identity["cluster"] = cluster.into();
+        }
+        json!({
+            "grantTypes": ["client_credentials"],
+            "allowedScopes": ["orders.read"],
+            "tokenEndpointAuthMethod": "kubernetes_service_account",
+            "workloadIdentity": identity,
+        })
+    };
+    let clients = signet_api(&client, &ns, "OidcClient");
+    for (name, spec) in [("here", workload(None)), ("there", workload(Some("east")))] {
+        clients
+            .create(
+                &PostParams::default(),
+                &signet_object("OidcClient", name, spec),
+            )
+            .await?;
+    }
+    let (here_id, there_id) = (format!("{ns}.here"), format!("{ns}.there"));
+
+    // Not trusted yet: the client naming east is not served, and east's token gets nothing.
+    let reason = condition(&client, &ns, "there", "Ready", "False").await?;
+    assert_eq!(reason, "ClusterNotTrusted");
+    condition(&client, &ns, "here", "Ready", "True").await?;
+    let refused = token_with(&addr, &there_id, &worker).await?;
+    assert!(invalid_client(&refused), "{}", refused.body);
+
+    // The platform trusts east: its JWK Set on the API server, under its CA.
+    let api_server = std::fs::read_to_string(east.dir.join("apiserver.url"))?;
+    let ca = std::fs::read_to_string(east.dir.join("ca.crt"))?;
+    let trust = json!({"spec": {"trustedClusters": [{
+        "name": "east",
+        "issuer": EAST,
+        "jwksUri": format!("{}/openid/v1/jwks", api_server.trim()),
+        "caBundle": ca,
+        "maxTokenLifetime": "15m",
+        "allowPrivateNetwork": true,
+    }]}});
+    signet_api(&client, &ns, "TokenService")
+        .patch(
+            "signet",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&trust),
+        )
+        .await?;
+    condition(&client, &ns, "there", "Ready", "True").await?;
+    let reason = condition(&client, &ns, "there", "ServiceAccountsFound", "Unknown").await?;
+    assert_eq!(reason, "OtherCluster");
+    let issued = wait_for("a token for east's worker", TIMEOUT, || async {
+        let r = token_with(&addr, &there_id, &worker).await?;
+        Ok((r.status == 200).then_some(r))
+    })
+    .await?;
+    let claims = http::jwt_claims(issued.json()["access_token"].as_str().unwrap_or_default());
+    assert_eq!(claims["client_id"], there_id.as_str(), "{claims}");
+
+    // Only for the client that names east: this cluster's client of the same ServiceAccount
+    // name refuses east's token, and east's client refuses this cluster's token.
+    let local = create_token(
+        cluster.kubectl(),
+        &["worker", "-n", &ns, "--audience", &issuer],
+    )?;
+    let accepted = token_with(&addr, &here_id, &local).await?;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    let other = east_token(&["other", "--audience", &issuer, "--duration", "10m"])?;
+    let api_audience = east_token(&["worker", "--duration", "10m"])?;
+    let too_long = east_token(&["worker", "--audience", &issuer, "--duration", "1h"])?;
+    let legacy_secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "worker-legacy", "namespace": ns, "annotations": {"kubernetes.io/service-account.name": "worker"}},
+        "type": "kubernetes.io/service-account-token",
+    });
+    let file = east.dir.join("legacy-secret.json");
+    std::fs::write(&file, legacy_secret.to_string())?;
+    kubectl_ok(east.kubectl(), &["apply", "-f", &file.to_string_lossy()])?;
+    let legacy = wait_for("east's legacy token", TIMEOUT, || async {
+        let out = kubectl_ok(
+            east.kubectl(),
+            &[
+                "get",
+                "secret",
+                "worker-legacy",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.data.token}",
+            ],
+        )?;
+        let token = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, out.trim());
+        Ok(token
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| String::from_utf8_lossy(&t).into_owned()))
+    })
+    .await?;
+    for (why, id, token) in [
+        ("east's token for this cluster's client", &here_id, &worker),
+        ("this cluster's token for east's client", &there_id, &local),
+        ("another ServiceAccount of east", &there_id, &other),
+        ("east's token for its API server", &there_id, &api_audience),
+        ("a lifetime past maxTokenLifetime", &there_id, &too_long),
+        ("east's legacy Secret-based token", &there_id, &legacy),
+    ] {
+        let refused = token_with(&addr, id, token).await?;
+        assert!(
+            invalid_client(&refused),
+            "{why}: {} {}",
+            refused.status,
+            refused.body
+        );
+    }
     drop(deployed);
     Ok(())
 }

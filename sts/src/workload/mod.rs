@@ -1,0 +1,168 @@
+//! `kubernetes_service_account`: a pod authenticates with the ServiceAccount token Kubernetes
+//! projected into it, sent as the client assertion together with `client_id` (Signet's
+//! profile, docs/workload-identity.md). A ServiceAccount token's `iss` is the cluster and its
+//! `sub` is `system:serviceaccount:NS:NAME`, so RFC 7523's rule that both name the client does
+//! not fit; instead the client names the ServiceAccounts it accepts, `client_id` says which
+//! client is meant, and the token's audiences must hold the issuer, the only audience Signet
+//! accepts it for (as for private_key_jwt).
+//!
+//! Where the ServiceAccounts live decides how a token is checked: in the cluster the STS runs
+//! in, its API server reviews it (`review`: it sees a deleted pod or ServiceAccount); in one
+//! of the TokenService's trusted clusters, it is verified offline with that cluster's
+//! published keys (`offline`).
+
+mod offline;
+mod review;
+
+use base64::Engine;
+use serde_json::Value;
+use signet_crds::snapshot::Client;
+
+pub use offline::Discovered;
+pub use review::{CACHE_SECS, Reviews};
+
+use crate::app::App;
+use crate::error::OAuthError;
+use crate::loaded::Loaded;
+
+/// The claims read from a token before any check of its signature: enough to refuse what no
+/// check could accept, without asking an API server or fetching keys.
+#[derive(Debug, PartialEq)]
+pub struct Claims {
+    /// `sub`.
+    pub sub: String,
+    /// `exp`.
+    pub exp: i64,
+}
+
+/// The unverified claims of a JWT, if it is one.
+fn unverified(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `aud` (a string or an array) holds `issuer`.
+fn holds_audience(aud: &Value, issuer: &str) -> bool {
+    match aud {
+        Value::String(aud) => aud == issuer,
+        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(issuer)),
+        _ => false,
+    }
+}
+
+/// Reads `token`'s claims unverified and checks what needs no key: an expiry in the future
+/// (a legacy Secret-based token has none: refused), `issuer` among the audiences, and a `sub`
+/// the client accepts.
+pub fn precheck(token: &str, client: &Client, issuer: &str, now: i64) -> Option<Claims> {
+    let claims = unverified(token)?;
+    let exp = claims["exp"].as_i64().filter(|exp| *exp > now)?;
+    let sub = claims["sub"].as_str()?;
+    let accepted = client.service_accounts.iter().any(|s| s == sub);
+    (holds_audience(&claims["aud"], issuer) && accepted).then(|| Claims {
+        sub: sub.to_owned(),
+        exp,
+    })
+}
+
+/// Authenticates `client` (one that names ServiceAccounts) with `token` at `now`.
+pub async fn authenticate<'a>(
+    loaded: &Loaded,
+    app: &App,
+    client: &'a Client,
+    token: &str,
+    now: i64,
+) -> Result<&'a Client, OAuthError> {
+    let issuer = loaded.issuer();
+    let Some(claims) = precheck(token, client, issuer, now) else {
+        tracing::info!(client_id = %client.client_id, "ServiceAccount token refused before any check: expired, legacy, another audience or another ServiceAccount");
+        return Err(OAuthError::invalid_client());
+    };
+    let Some(name) = &client.workload_cluster else {
+        let kube = app.kube.get();
+        return review::authenticate(kube, &app.reviews, client, issuer, token, &claims, now).await;
+    };
+    let trusted = loaded.snapshot.trusted_clusters.iter();
+    let Some(cluster) = trusted.clone().find(|c| &c.name == name) else {
+        // The compiler keeps such a client out; a hand-made snapshot could still say it.
+        tracing::warn!(client_id = %client.client_id, cluster = %name, "the client's cluster is not trusted");
+        return Err(OAuthError::invalid_client());
+    };
+    offline::authenticate(app, cluster, client, issuer, token, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unsigned JWT with `claims` (the signature is not looked at before review).
+    pub(super) fn token(claims: Value) -> String {
+        let encode = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        format!(
+            "{}.{}.sig",
+            encode(&serde_json::json!({"alg": "RS256"})),
+            encode(&claims)
+        )
+    }
+
+    pub(super) fn client() -> Client {
+        let loaded = crate::testing::examples("workload");
+        let mut client = loaded.clients.get("default.orders-worker").unwrap().clone();
+        client.service_accounts = vec!["system:serviceaccount:team-a:worker".into()];
+        client
+    }
+
+    pub(super) const ISSUER: &str = "https://id.example";
+    pub(super) const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn what_no_check_could_accept_is_refused_without_asking() {
+        let client = client();
+        let good = serde_json::json!({
+            "iss": "https://kubernetes.default.svc",
+            "sub": "system:serviceaccount:team-a:worker",
+            "aud": [ISSUER],
+            "exp": NOW + 600,
+        });
+        assert_eq!(
+            precheck(&token(good.clone()), &client, ISSUER, NOW),
+            Some(Claims {
+                sub: "system:serviceaccount:team-a:worker".into(),
+                exp: NOW + 600
+            })
+        );
+        let with = |key: &str, value: Value| {
+            let mut claims = good.clone();
+            claims[key] = value;
+            token(claims)
+        };
+        let without = |key: &str| {
+            let mut claims = good.clone();
+            claims.as_object_mut().unwrap().remove(key);
+            token(claims)
+        };
+        for (why, refused) in [
+            ("expired", with("exp", NOW.into())),
+            ("legacy: no exp", without("exp")),
+            (
+                "the API server's audience",
+                with("aud", serde_json::json!(["https://kubernetes.default.svc"])),
+            ),
+            (
+                "another ServiceAccount",
+                with("sub", "system:serviceaccount:team-a:other".into()),
+            ),
+            (
+                "another namespace",
+                with("sub", "system:serviceaccount:team-b:worker".into()),
+            ),
+            ("not a JWT", "garbage".to_owned()),
+        ] {
+            assert_eq!(precheck(&refused, &client, ISSUER, NOW), None, "{why}");
+        }
+    }
+}
