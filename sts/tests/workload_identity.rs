@@ -501,3 +501,98 @@ async fn another_clusters_tokens_work_only_once_trusted_and_only_for_the_client_
     drop(deployed);
     Ok(())
 }
+
+/// TokenReviews the STS of `ns` (ServiceAccount `sts`) has asked the API server for.
+fn reviews_asked(cluster: &signet_tests::SharedCluster, ns: &str) -> anyhow::Result<usize> {
+    let sts = format!("system:serviceaccount:{ns}:sts");
+    let log = std::fs::read_to_string(cluster.audit_log())?;
+    Ok(log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            event["stage"] == "ResponseComplete"
+                && event["objectRef"]["resource"] == "tokenreviews"
+                && event["user"]["username"] == sts.as_str()
+        })
+        .count())
+}
+
+/// An attacker who knows a workload client's id and its ServiceAccount's name makes up tokens
+/// with the right claims under keys of its own, each one new: none reaches the API server (the
+/// STS checks the signature against the cluster's own published keys first), so the flood
+/// costs no TokenReview, while the pod's real token still gets one.
+#[tokio::test]
+async fn a_flood_of_made_up_service_account_tokens_costs_the_api_server_no_review()
+-> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = TestNamespace::create(&client, "workload-flood").await?.name;
+    let (deployed, issuer) = deploy_in(&cluster, &client, &ns, "workload-flood").await?;
+    let addr = deployed.addr.clone();
+    let worker: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "worker"}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &worker)
+        .await?;
+    let spec = json!({
+        "grantTypes": ["client_credentials"],
+        "allowedScopes": ["orders.read"],
+        "tokenEndpointAuthMethod": "kubernetes_service_account",
+        "workloadIdentity": {"serviceAccounts": ["worker"]},
+    });
+    signet_api(&client, &ns, "OidcClient")
+        .create(
+            &PostParams::default(),
+            &signet_object("OidcClient", "pod-app", spec),
+        )
+        .await?;
+    let client_id = format!("{ns}.pod-app");
+    let real = create_token(
+        cluster.kubectl(),
+        &["worker", "-n", &ns, "--audience", &issuer],
+    )?;
+    wait_for("the workload client to be served", TIMEOUT, || async {
+        Ok((token_with(&addr, &client_id, &real).await?.status == 200).then_some(()))
+    })
+    .await?;
+
+    let claims: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        real.split('.').nth(1).unwrap_or_default(),
+    )?)?;
+    let alg = signet_crds::v1alpha1::Algorithm::RS256;
+    let key = signet_crds::keygen::generate(alg, None)?;
+    let signer = signet_sts::jose::Signer::from_pem(&key.kid, alg, &key.private_pem)?;
+    let before = reviews_asked(&cluster, &ns)?;
+    let flood = (0..100).map(|i| {
+        let mut made_up = claims.clone();
+        made_up["jti"] = format!("made-up-{i}").into();
+        let token = signer.sign("JWT", &made_up);
+        let addr = addr.clone();
+        let client_id = client_id.clone();
+        async move { token_with(&addr, &client_id, &token).await }
+    });
+    for refused in futures::future::join_all(flood).await {
+        let refused = refused?;
+        assert!(
+            invalid_client(&refused),
+            "{} {}",
+            refused.status,
+            refused.body
+        );
+    }
+    assert_eq!(
+        reviews_asked(&cluster, &ns)? - before,
+        0,
+        "made-up tokens reached the API server"
+    );
+    // A new real token is reviewed: the count above would have seen the flood's reviews.
+    let fresh = create_token(
+        cluster.kubectl(),
+        &["worker", "-n", &ns, "--audience", &issuer],
+    )?;
+    let accepted = token_with(&addr, &client_id, &fresh).await?;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(reviews_asked(&cluster, &ns)? - before, 1);
+    drop(deployed);
+    Ok(())
+}
