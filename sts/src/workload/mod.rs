@@ -82,7 +82,9 @@ pub async fn authenticate<'a>(
     };
     let Some(name) = &client.workload_cluster else {
         let kube = app.kube.get();
-        return review::authenticate(kube, &app.reviews, client, issuer, token, &claims, now).await;
+        let (reviews, jwks) = (&app.reviews, &app.jwks);
+        return review::authenticate(kube, reviews, jwks, client, issuer, token, &claims, now)
+            .await;
     };
     let trusted = loaded.snapshot.trusted_clusters.iter();
     let Some(cluster) = trusted.clone().find(|c| &c.name == name) else {

@@ -1,18 +1,29 @@
 //! Tokens of the cluster the STS runs in, reviewed by its API server (TokenReview, with the
 //! issuer as audience): it sees a deleted ServiceAccount or a deleted bound pod. A positive
 //! review is kept at most [`CACHE_SECS`] (never past the token's `exp`), keyed by the token's
-//! hash, so the API server's write rate does not bound the token rate.
+//! hash, so the API server's write rate does not bound the token rate. Before a review, the
+//! token's signature is checked against the cluster's own published keys, so a made-up token
+//! (the right claims under someone else's key) costs the API server nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use jsonwebtoken::Validation;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
+use serde_json::Value;
 use signet_crds::snapshot::Client;
 
 use super::Claims;
 use crate::error::OAuthError;
+use crate::jwks;
+use crate::outbound::OutboundError;
+use crate::remote_jwks::{Fetch, RemoteJwks};
 use crate::store::token_key;
+
+/// Where the API server publishes the keys that sign its ServiceAccount tokens; every
+/// ServiceAccount may read it (the default binding of `system:service-account-issuer-discovery`).
+const JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// Longest a positive review is believed.
 pub const CACHE_SECS: i64 = 30;
@@ -88,11 +99,72 @@ pub async fn review(
     Ok(status.user.and_then(|u| u.username))
 }
 
+/// Reads the cluster's ServiceAccount keys through the STS's own API server connection.
+struct ApiServerKeys<'a>(&'a kube::Client);
+
+impl Fetch for ApiServerKeys<'_> {
+    async fn fetch(&self, path: &str, _: bool) -> Result<Value, OutboundError> {
+        let failed = |message: String| OutboundError::Failed {
+            url: path.to_owned(),
+            message,
+        };
+        let request = hyper::Request::get(path)
+            .header(
+                hyper::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
+            .body(Vec::new())
+            .map_err(|e| failed(e.to_string()))?;
+        let text = self
+            .0
+            .request_text(request)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| failed(format!("JSON: {e}")))
+    }
+
+    fn anchor(&self) -> &str {
+        "kube-apiserver"
+    }
+}
+
+/// Whether one of the cluster's keys signed `token`: `Some(false)` refuses it without a
+/// review; `None` (the keys out of reach) leaves the decision to the review alone.
+async fn signed_by_cluster(
+    jwks: &RemoteJwks,
+    kube: &kube::Client,
+    token: &str,
+    now: i64,
+) -> Option<bool> {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Some(false);
+    };
+    let fetch = ApiServerKeys(kube);
+    let kid = header.kid.as_deref();
+    let keys = match jwks.keys(&fetch, JWKS_PATH, true, kid, now).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::debug!(%error, "no ServiceAccount keys of this cluster: the review alone decides");
+            return None;
+        }
+    };
+    // The signature only: the claims are the review's to judge.
+    let mut validation = Validation::new(header.alg);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let verifies =
+        |key: &jwks::PublicKey| jsonwebtoken::decode::<Value>(token, &key.key, &validation).is_ok();
+    Some(jwks::candidates(&keys, &header).any(verifies))
+}
+
 /// Authenticates `client` (whose ServiceAccounts live in this cluster) with `token`, whose
 /// unverified claims are `claims`, at `now`.
+#[allow(clippy::too_many_arguments)] // each is one piece of the check
 pub async fn authenticate<'a>(
     kube: Option<&kube::Client>,
     reviews: &Reviews,
+    jwks: &RemoteJwks,
     client: &'a Client,
     issuer: &str,
     token: &str,
@@ -110,6 +182,10 @@ pub async fn authenticate<'a>(
         tracing::warn!(client_id = %client.client_id, "a ServiceAccount token needs a cluster to review it: this STS runs standalone");
         return Err(OAuthError::invalid_client());
     };
+    if signed_by_cluster(jwks, kube, token, now).await == Some(false) {
+        tracing::info!(client_id = %client.client_id, "ServiceAccount token refused: no key of this cluster signed it");
+        return Err(OAuthError::invalid_client());
+    }
     let username = review(kube, token, issuer).await.map_err(|error| {
         OAuthError::temporarily_unavailable(format!("TokenReview failed: {error}"))
     })?;
