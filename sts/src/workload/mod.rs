@@ -21,9 +21,24 @@ use signet_crds::snapshot::Client;
 pub use offline::Discovered;
 pub use review::{CACHE_SECS, Reviews};
 
-use crate::app::App;
 use crate::error::OAuthError;
 use crate::loaded::Loaded;
+use crate::outbound::Outbound;
+use crate::remote_jwks::RemoteJwks;
+
+/// What checks ServiceAccount tokens: the shared services of the app that the two ways use.
+pub struct Checkers<'a> {
+    /// The API server of the cluster the STS runs in, if it runs in one.
+    pub kube: Option<&'a kube::Client>,
+    /// Its recent positive reviews.
+    pub reviews: &'a Reviews,
+    /// JWK Sets by URL: this cluster's published keys and trusted clusters' keys.
+    pub jwks: &'a RemoteJwks,
+    /// Outbound https, for trusted clusters' keys.
+    pub outbound: &'a Outbound,
+    /// Trusted clusters' discovered JWK Set URLs.
+    pub discovered: &'a Discovered,
+}
 
 /// The claims read from a token before any check of its signature: enough to refuse what no
 /// check could accept, without asking an API server or fetching keys.
@@ -70,7 +85,7 @@ pub fn precheck(token: &str, client: &Client, issuer: &str, now: i64) -> Option<
 /// Authenticates `client` (one that names ServiceAccounts) with `token` at `now`.
 pub async fn authenticate<'a>(
     loaded: &Loaded,
-    app: &App,
+    checkers: &Checkers<'_>,
     client: &'a Client,
     token: &str,
     now: i64,
@@ -81,8 +96,7 @@ pub async fn authenticate<'a>(
         return Err(OAuthError::invalid_client());
     };
     let Some(name) = &client.workload_cluster else {
-        let kube = app.kube.get();
-        let (reviews, jwks) = (&app.reviews, &app.jwks);
+        let (kube, reviews, jwks) = (checkers.kube, checkers.reviews, checkers.jwks);
         return review::authenticate(kube, reviews, jwks, client, issuer, token, &claims, now)
             .await;
     };
@@ -92,7 +106,7 @@ pub async fn authenticate<'a>(
         tracing::warn!(client_id = %client.client_id, cluster = %name, "the client's cluster is not trusted");
         return Err(OAuthError::invalid_client());
     };
-    offline::authenticate(app, cluster, client, issuer, token, now).await
+    offline::authenticate(checkers, cluster, client, issuer, token, now).await
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ use jsonwebtoken::{Header, Validation};
 use serde_json::Value;
 use signet_crds::snapshot::{Client, TrustedCluster};
 
-use super::holds_audience;
-use crate::app::App;
+use super::{Checkers, holds_audience};
 use crate::error::OAuthError;
 use crate::jwks::{self, PublicKey};
 use crate::outbound::{Outbound, OutboundError};
@@ -187,7 +186,7 @@ pub(super) fn check(
 
 /// Authenticates `client`, whose ServiceAccounts live in `cluster`, with `token` at `now`.
 pub(super) async fn authenticate<'a>(
-    app: &App,
+    checkers: &Checkers<'_>,
     cluster: &TrustedCluster,
     client: &'a Client,
     issuer: &str,
@@ -207,18 +206,18 @@ pub(super) async fn authenticate<'a>(
         ))
     };
     let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("not a JWS"))?;
-    let fetch = ClusterFetch::new(&app.outbound, cluster);
+    let fetch = ClusterFetch::new(checkers.outbound, cluster);
     let jwks_uri = match &cluster.jwks_uri {
         Some(uri) => uri.clone(),
-        None => app
-            .clusters
+        None => checkers
+            .discovered
             .jwks_uri(&fetch, cluster, now)
             .await
             .map_err(unavailable)?,
     };
     let allow_private = cluster.allow_private_network;
     let kid = header.kid.as_deref();
-    let keys = app
+    let keys = checkers
         .jwks
         .keys(&fetch, &jwks_uri, allow_private, kid, now)
         .await
