@@ -90,11 +90,8 @@ fn verify(
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 0;
     validation.validate_exp = false; // checked below against `now`, not the wall clock
-    // Without a kid, each key that fits the algorithm is tried, not only the first.
-    let claims = jwks::candidates(keys, header)
-        .find_map(|key| jsonwebtoken::decode::<Value>(assertion, &key.key, &validation).ok())
-        .ok_or_else(OAuthError::invalid_client)?
-        .claims;
+    let claims = jwks::verified(keys, header, assertion, &validation)
+        .ok_or_else(OAuthError::invalid_client)?;
     let exp = claims["exp"]
         .as_i64()
         .ok_or_else(OAuthError::invalid_client)?;

@@ -82,6 +82,30 @@ pub fn candidates<'a>(
     keys.iter().filter(|key| key.fits(header))
 }
 
+/// A validation of the signature alone, for callers that check every claim themselves
+/// (against their own `now` and audience rules).
+pub fn signature_only(alg: jsonwebtoken::Algorithm) -> jsonwebtoken::Validation {
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation
+}
+
+/// The claims of `token` (a JWS with `header`) if one of the `keys` that fit it verifies it
+/// under `validation`. Without a kid, each key that fits the algorithm is tried, not only the
+/// first.
+pub fn verified(
+    keys: &[PublicKey],
+    header: &Header,
+    token: &str,
+    validation: &jsonwebtoken::Validation,
+) -> Option<Value> {
+    candidates(keys, header)
+        .find_map(|key| jsonwebtoken::decode::<Value>(token, &key.key, validation).ok())
+        .map(|data| data.claims)
+}
+
 /// The signature keys of a JWK Set; keys that do not parse, encryption keys and symmetric keys
 /// are skipped (nothing can be verified with them).
 pub fn parse(jwks: &Value) -> Vec<PublicKey> {

@@ -141,10 +141,8 @@ pub(super) fn check(
     validation.leeway = 0;
     validation.set_issuer(&[cluster.issuer.as_str()]);
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-    let claims = jwks::candidates(keys, header)
-        .find_map(|key| jsonwebtoken::decode::<Value>(token, &key.key, &validation).ok())
-        .ok_or("no key of the cluster verifies it for the cluster's issuer")?
-        .claims;
+    let claims = jwks::verified(keys, header, token, &validation)
+        .ok_or("no key of the cluster verifies it for the cluster's issuer")?;
     let time = |name: &str| claims[name].as_i64();
     let exp = time("exp").ok_or("no exp (a legacy Secret-based token)")?;
     let iat = time("iat").ok_or("no iat")?;
