@@ -5,8 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 
@@ -16,6 +15,7 @@ use super::interaction::{
 };
 use super::now;
 use super::pages::error_page;
+use super::params::QueryOrBody;
 use crate::app::App;
 use crate::authorization_code::code;
 use crate::authorization_code::request::{self, AuthorizationRequest, ErrorRedirect, Rejected};
@@ -28,28 +28,17 @@ use crate::signin::session::Session;
 use crate::store::Unavailable;
 use crate::tokens;
 
-/// `/authorize` by GET.
-pub async fn authorize_get(
+/// `/authorize`, by GET or by POST (OIDC Core §3.1.2.1).
+pub async fn authorize(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     extensions: Extensions,
-    RawQuery(query): RawQuery,
+    QueryOrBody(params): QueryOrBody,
 ) -> Response {
-    let params = query.unwrap_or_default();
-    authorize(&app, &headers, &extensions, params.as_bytes()).await
+    respond(&app, &headers, &extensions, &params).await
 }
 
-/// `/authorize` by POST (OIDC Core §3.1.2.1).
-pub async fn authorize_post(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: Bytes,
-) -> Response {
-    authorize(&app, &headers, &extensions, &body).await
-}
-
-async fn authorize(
+async fn respond(
     app: &App,
     headers: &HeaderMap,
     extensions: &Extensions,

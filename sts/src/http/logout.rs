@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 
@@ -17,6 +17,7 @@ use super::interaction::{
 };
 use super::now;
 use super::pages::{self, Brand, error_page};
+use super::params::QueryOrBody;
 use crate::app::App;
 use crate::form::Form;
 use crate::loaded::Loaded;
@@ -39,28 +40,17 @@ struct SignedOutPage {
     brand: Brand,
 }
 
-/// GET `/end_session`.
-pub async fn end_session_get(
+/// `/end_session`, by GET or by POST.
+pub async fn end_session(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     extensions: Extensions,
-    RawQuery(query): RawQuery,
+    QueryOrBody(params): QueryOrBody,
 ) -> Response {
-    let params = query.unwrap_or_default();
-    end_session(&app, &headers, &extensions, params.as_bytes()).await
+    respond(&app, &headers, &extensions, &params).await
 }
 
-/// POST `/end_session`.
-pub async fn end_session_post(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: Bytes,
-) -> Response {
-    end_session(&app, &headers, &extensions, &body).await
-}
-
-async fn end_session(
+async fn respond(
     app: &Arc<App>,
     headers: &HeaderMap,
     extensions: &Extensions,

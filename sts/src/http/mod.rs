@@ -12,6 +12,7 @@ mod interaction;
 mod login;
 mod logout;
 pub mod pages;
+mod params;
 mod userinfo;
 
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/jwks", get(endpoints::jwks).layer(cors()))
         .route(
             "/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
+            get(authorize::authorize).post(authorize::authorize),
         )
         .route("/login", get(login::login_page).post(login::login_submit))
         .route(
@@ -60,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/end_session",
-            get(logout::end_session_get).post(logout::end_session_post),
+            get(logout::end_session).post(logout::end_session),
         )
         .route("/end_session/confirm", post(logout::confirm))
         .route("/device_authorization", post(device::device_authorization))
