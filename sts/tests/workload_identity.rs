@@ -72,6 +72,62 @@ fn invalid_client(response: &http::Response) -> bool {
     response.status == 401 && response.json()["error"] == "invalid_client"
 }
 
+/// Creates ServiceAccount `name` in `ns` of the cluster `client` talks to.
+async fn create_service_account(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<()> {
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &account)
+        .await?;
+    Ok(())
+}
+
+/// Creates OidcClient `name` in `ns`: client_credentials for orders.read, authenticated by the
+/// tokens of `accounts`, of trusted cluster `cluster` if given.
+async fn create_workload_client(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    accounts: &[&str],
+    cluster: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut identity = json!({"serviceAccounts": accounts});
+    if let Some(cluster) = cluster {
+        identity["cluster"] = cluster.into();
+    }
+    let spec = json!({
+        "grantTypes": ["client_credentials"],
+        "allowedScopes": ["orders.read"],
+        "tokenEndpointAuthMethod": "kubernetes_service_account",
+        "workloadIdentity": identity,
+    });
+    signet_api(client, ns, "OidcClient")
+        .create(
+            &PostParams::default(),
+            &signet_object("OidcClient", name, spec),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A signer with a new RS256 key of its own: what an attacker can sign tokens with.
+fn attacker() -> anyhow::Result<signet_sts::jose::Signer> {
+    let alg = signet_crds::v1alpha1::Algorithm::RS256;
+    let key = signet_crds::keygen::generate(alg, None)?;
+    Ok(signet_sts::jose::Signer::from_pem(
+        &key.kid,
+        alg,
+        &key.private_pem,
+    )?)
+}
+
+/// Waits, within the review cache's bound, until `token` no longer authenticates `client_id`.
+async fn stops_working(what: &str, addr: &str, client_id: &str, token: &str) -> anyhow::Result<()> {
+    wait_for(what, REVIEW_BOUND, || async {
+        Ok(invalid_client(&token_with(addr, client_id, token).await?).then_some(()))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does()
 -> anyhow::Result<()> {
@@ -92,55 +148,21 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     );
 
     for (namespace, name) in [(&ns, "worker"), (&ns, "other"), (&elsewhere, "worker")] {
-        let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-        Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-            .create(&PostParams::default(), &account)
-            .await?;
+        create_service_account(&client, namespace, name).await?;
     }
-    let spec = json!({
-        "grantTypes": ["client_credentials"],
-        "allowedScopes": ["orders.read"],
-        "tokenEndpointAuthMethod": "kubernetes_service_account",
-        "workloadIdentity": {"serviceAccounts": ["worker", "batch"]},
-    });
-    signet_api(&client, &ns, "OidcClient")
-        .create(
-            &PostParams::default(),
-            &signet_object("OidcClient", "pod-app", spec),
-        )
-        .await?;
+    create_workload_client(&client, &ns, "pod-app", &["worker", "batch"], None).await?;
     let client_id = format!("{ns}.pod-app");
 
     // Its status says which ServiceAccounts it accepts and whether each exists.
-    let found = |status: &'static str| {
-        let (client, ns) = (client.clone(), ns.clone());
-        move || {
-            let (client, ns) = (client.clone(), ns.clone());
-            async move {
-                let object = signet_api(&client, &ns, "OidcClient")
-                    .get("pod-app")
-                    .await?;
-                let conditions = object.data["status"]["conditions"].clone();
-                Ok(conditions.as_array().and_then(|all| {
-                    all.iter()
-                        .find(|c| c["type"] == "ServiceAccountsFound" && c["status"] == status)
-                        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
-                }))
-            }
-        }
-    };
-    let message = wait_for("ServiceAccountsFound=False", TIMEOUT, found("False")).await?;
+    let found = condition(&client, &ns, "pod-app", "ServiceAccountsFound", "False").await?;
     assert_eq!(
-        message,
+        found["message"],
         "accepts the tokens of ServiceAccounts batch (not found), worker (found)"
     );
-    let batch: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "batch"}}))?;
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &batch)
-        .await?;
-    let message = wait_for("ServiceAccountsFound=True", TIMEOUT, found("True")).await?;
+    create_service_account(&client, &ns, "batch").await?;
+    let found = condition(&client, &ns, "pod-app", "ServiceAccountsFound", "True").await?;
     assert_eq!(
-        message,
+        found["message"],
         "accepts the tokens of ServiceAccounts batch (found), worker (found)"
     );
 
@@ -172,15 +194,7 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
         &["worker", "-n", &elsewhere, "--audience", &issuer],
     )?;
     let api_audience = create_token(cluster.kubectl(), &["worker", "-n", &ns])?;
-    let forged = {
-        let payload: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            worker.split('.').nth(1).unwrap_or_default(),
-        )?)?;
-        let alg = signet_crds::v1alpha1::Algorithm::RS256;
-        let key = signet_crds::keygen::generate(alg, None)?;
-        signet_sts::jose::Signer::from_pem(&key.kid, alg, &key.private_pem)?.sign("JWT", &payload)
-    };
+    let forged = attacker()?.sign("JWT", &http::jwt_claims(&worker));
     let legacy_secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "worker-legacy", "annotations": {"kubernetes.io/service-account.name": "worker"}},
         "type": "kubernetes.io/service-account-token",
@@ -264,12 +278,11 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     assert_eq!(while_running.status, 200, "{}", while_running.body);
     pods.delete("worker-pod", &DeleteParams::default().grace_period(0))
         .await?;
-    wait_for(
+    stops_working(
         "the deleted Pod's token to stop working",
-        REVIEW_BOUND,
-        || async {
-            Ok(invalid_client(&token_with(&addr, &client_id, &bound).await?).then_some(()))
-        },
+        &addr,
+        &client_id,
+        &bound,
     )
     .await?;
 
@@ -277,12 +290,11 @@ async fn a_pod_gets_tokens_with_its_service_account_token_and_nothing_else_does(
     Api::<ServiceAccount>::namespaced(client.clone(), &ns)
         .delete("worker", &DeleteParams::default())
         .await?;
-    wait_for(
+    stops_working(
         "the deleted ServiceAccount's token to stop working",
-        REVIEW_BOUND,
-        || async {
-            Ok(invalid_client(&token_with(&addr, &client_id, &worker).await?).then_some(()))
-        },
+        &addr,
+        &client_id,
+        &worker,
     )
     .await?;
 
@@ -320,21 +332,21 @@ fn kubectl_ok(mut kubectl: std::process::Command, args: &[&str]) -> anyhow::Resu
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// Waits until OidcClient `name` has condition `type_` with `status`; its reason.
+/// Waits until OidcClient `name` has condition `type_` with `status`; that condition.
 async fn condition(
     client: &kube::Client,
     ns: &str,
     name: &str,
     type_: &str,
     status: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<serde_json::Value> {
     wait_for(&format!("{name}: {type_}={status}"), TIMEOUT, || async {
         let object = signet_api(client, ns, "OidcClient").get(name).await?;
         let conditions = object.data["status"]["conditions"].clone();
         Ok(conditions.as_array().and_then(|all| {
             all.iter()
                 .find(|c| c["type"] == type_ && c["status"] == status)
-                .map(|c| c["reason"].as_str().unwrap_or_default().to_owned())
+                .cloned()
         }))
     })
     .await
@@ -380,36 +392,14 @@ async fn another_clusters_tokens_work_only_once_trusted_and_only_for_the_client_
 
     // Here: a ServiceAccount of the same name, a client of this cluster naming it, and a
     // client naming east's.
-    let here: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "worker"}}))?;
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &here)
-        .await?;
-    let workload = |cluster: Option<&str>| {
-        let mut identity = json!({"serviceAccounts": ["worker"]});
-        if let Some(cluster) = cluster {
-            identity["cluster"] = cluster.into();
-        }
-        json!({
-            "grantTypes": ["client_credentials"],
-            "allowedScopes": ["orders.read"],
-            "tokenEndpointAuthMethod": "kubernetes_service_account",
-            "workloadIdentity": identity,
-        })
-    };
-    let clients = signet_api(&client, &ns, "OidcClient");
-    for (name, spec) in [("here", workload(None)), ("there", workload(Some("east")))] {
-        clients
-            .create(
-                &PostParams::default(),
-                &signet_object("OidcClient", name, spec),
-            )
-            .await?;
-    }
+    create_service_account(&client, &ns, "worker").await?;
+    create_workload_client(&client, &ns, "here", &["worker"], None).await?;
+    create_workload_client(&client, &ns, "there", &["worker"], Some("east")).await?;
     let (here_id, there_id) = (format!("{ns}.here"), format!("{ns}.there"));
 
     // Not trusted yet: the client naming east is not served, and east's token gets nothing.
-    let reason = condition(&client, &ns, "there", "Ready", "False").await?;
-    assert_eq!(reason, "ClusterNotTrusted");
+    let ready = condition(&client, &ns, "there", "Ready", "False").await?;
+    assert_eq!(ready["reason"], "ClusterNotTrusted");
     condition(&client, &ns, "here", "Ready", "True").await?;
     let refused = token_with(&addr, &there_id, &worker).await?;
     assert!(invalid_client(&refused), "{}", refused.body);
@@ -433,8 +423,8 @@ async fn another_clusters_tokens_work_only_once_trusted_and_only_for_the_client_
         )
         .await?;
     condition(&client, &ns, "there", "Ready", "True").await?;
-    let reason = condition(&client, &ns, "there", "ServiceAccountsFound", "Unknown").await?;
-    assert_eq!(reason, "OtherCluster");
+    let found = condition(&client, &ns, "there", "ServiceAccountsFound", "Unknown").await?;
+    assert_eq!(found["reason"], "OtherCluster");
     let issued = wait_for("a token for east's worker", TIMEOUT, || async {
         let r = token_with(&addr, &there_id, &worker).await?;
         Ok((r.status == 200).then_some(r))
@@ -529,22 +519,8 @@ async fn a_flood_of_made_up_service_account_tokens_costs_the_api_server_no_revie
     let ns = TestNamespace::create(&client, "workload-flood").await?.name;
     let (deployed, issuer) = deploy_in(&cluster, &client, &ns, "workload-flood").await?;
     let addr = deployed.addr.clone();
-    let worker: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "worker"}}))?;
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &worker)
-        .await?;
-    let spec = json!({
-        "grantTypes": ["client_credentials"],
-        "allowedScopes": ["orders.read"],
-        "tokenEndpointAuthMethod": "kubernetes_service_account",
-        "workloadIdentity": {"serviceAccounts": ["worker"]},
-    });
-    signet_api(&client, &ns, "OidcClient")
-        .create(
-            &PostParams::default(),
-            &signet_object("OidcClient", "pod-app", spec),
-        )
-        .await?;
+    create_service_account(&client, &ns, "worker").await?;
+    create_workload_client(&client, &ns, "pod-app", &["worker"], None).await?;
     let client_id = format!("{ns}.pod-app");
     let real = create_token(
         cluster.kubectl(),
@@ -555,13 +531,8 @@ async fn a_flood_of_made_up_service_account_tokens_costs_the_api_server_no_revie
     })
     .await?;
 
-    let claims: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        real.split('.').nth(1).unwrap_or_default(),
-    )?)?;
-    let alg = signet_crds::v1alpha1::Algorithm::RS256;
-    let key = signet_crds::keygen::generate(alg, None)?;
-    let signer = signet_sts::jose::Signer::from_pem(&key.kid, alg, &key.private_pem)?;
+    let claims = http::jwt_claims(&real);
+    let signer = attacker()?;
     let before = reviews_asked(&cluster, &ns)?;
     let flood = (0..100).map(|i| {
         let mut made_up = claims.clone();
