@@ -3,6 +3,26 @@
 
 use signet_tests::{TestNamespace, repo_root, shared, signet_api};
 
+/// `kubectl apply --server-side` of the manifests at `path` in `ns`, which must succeed.
+fn apply_server_side(
+    cluster: &signet_tests::SharedCluster,
+    ns: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let out = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "--field-manager", "signet-tests"])
+        .args(["-n", ns, "-f"])
+        .arg(path)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> {
     let cluster = shared().await?;
@@ -10,24 +30,7 @@ async fn every_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> 
     let ns = TestNamespace::create(&client, "examples").await?;
     let examples = repo_root().join("examples");
 
-    let out = cluster
-        .kubectl()
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "signet-tests",
-            "-n",
-            &ns.name,
-            "-f",
-        ])
-        .arg(&examples)
-        .output()?;
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_server_side(&cluster, &ns.name, &examples)?;
 
     // Each Signet object of each file now exists in the namespace.
     let mut expected = 0;
@@ -101,24 +104,7 @@ async fn the_workload_example_is_accepted_by_server_side_apply() -> anyhow::Resu
     let ns = signet_tests::TestNamespace::create(&client, "workload-example")
         .await?
         .name;
-    let out = cluster
-        .kubectl()
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "signet-tests",
-            "-n",
-            &ns,
-            "-f",
-        ])
-        .arg(repo_root().join("examples/workload"))
-        .output()?;
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_server_side(&cluster, &ns, &repo_root().join("examples/workload"))?;
     let applied = signet_api(&client, &ns, "OidcClient")
         .get("orders-reporter")
         .await?;
