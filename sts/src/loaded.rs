@@ -59,6 +59,9 @@ pub struct Loaded {
     pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
     pub client_keys: HashMap<String, Vec<crate::jwks::PublicKey>>,
+    /// Per trusted cluster with a CA bundle: the bundle's hash, the TLS anchor its keys are
+    /// cached under (hashed once per snapshot, not per request).
+    pub cluster_anchors: HashMap<String, String>,
     /// Origins that some client allows for CORS.
     pub cors_origins: std::collections::HashSet<String>,
     /// People of the static identity providers.
@@ -147,6 +150,16 @@ impl Loaded {
             signers,
             verifiers,
             client_keys,
+            cluster_anchors: snapshot
+                .trusted_clusters
+                .iter()
+                .filter_map(|c| {
+                    Some((
+                        c.name.clone(),
+                        crate::store::token_key(c.ca_bundle.as_ref()?),
+                    ))
+                })
+                .collect(),
             cors_origins: snapshot
                 .clients
                 .iter()

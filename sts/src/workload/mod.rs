@@ -106,7 +106,8 @@ pub async fn authenticate<'a>(
         tracing::warn!(client_id = %client.client_id, cluster = %name, "the client's cluster is not trusted");
         return Err(OAuthError::invalid_client());
     };
-    offline::authenticate(checkers, cluster, client, issuer, token, now).await
+    let anchor = loaded.cluster_anchors.get(name).map_or("", String::as_str);
+    offline::authenticate(checkers, cluster, anchor, client, issuer, token, now).await
 }
 
 #[cfg(test)]

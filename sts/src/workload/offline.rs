@@ -34,18 +34,8 @@ const DISCOVERY_BACKOFF_SECS: i64 = 5;
 struct ClusterFetch<'a> {
     outbound: &'a Outbound,
     ca: Option<&'a str>,
-    anchor: String,
-}
-
-impl<'a> ClusterFetch<'a> {
-    fn new(outbound: &'a Outbound, cluster: &'a TrustedCluster) -> Self {
-        let ca = cluster.ca_bundle.as_deref();
-        Self {
-            outbound,
-            ca,
-            anchor: ca.map(crate::store::token_key).unwrap_or_default(),
-        }
-    }
+    /// The hash of `ca` (empty without one).
+    anchor: &'a str,
 }
 
 impl Fetch for ClusterFetch<'_> {
@@ -61,7 +51,7 @@ impl Fetch for ClusterFetch<'_> {
     }
 
     fn anchor(&self) -> &str {
-        &self.anchor
+        self.anchor
     }
 }
 
@@ -186,6 +176,7 @@ pub(super) fn check(
 pub(super) async fn authenticate<'a>(
     checkers: &Checkers<'_>,
     cluster: &TrustedCluster,
+    anchor: &str,
     client: &'a Client,
     issuer: &str,
     token: &str,
@@ -204,7 +195,11 @@ pub(super) async fn authenticate<'a>(
         ))
     };
     let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("not a JWS"))?;
-    let fetch = ClusterFetch::new(checkers.outbound, cluster);
+    let fetch = ClusterFetch {
+        outbound: checkers.outbound,
+        ca: cluster.ca_bundle.as_deref(),
+        anchor,
+    };
     let jwks_uri = match &cluster.jwks_uri {
         Some(uri) => uri.clone(),
         None => checkers
