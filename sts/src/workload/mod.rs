@@ -96,12 +96,10 @@ pub async fn authenticate<'a>(
         return Err(OAuthError::invalid_client());
     };
     let Some(name) = &client.workload_cluster else {
-        let (kube, reviews, jwks) = (checkers.kube, checkers.reviews, checkers.jwks);
-        return review::authenticate(kube, reviews, jwks, client, issuer, token, &claims, now)
-            .await;
+        return review::authenticate(checkers, client, issuer, token, &claims, now).await;
     };
-    let trusted = loaded.snapshot.trusted_clusters.iter();
-    let Some(cluster) = trusted.clone().find(|c| &c.name == name) else {
+    let trusted = &loaded.snapshot.trusted_clusters;
+    let Some(cluster) = trusted.iter().find(|c| &c.name == name) else {
         // The compiler keeps such a client out; a hand-made snapshot could still say it.
         tracing::warn!(client_id = %client.client_id, cluster = %name, "the client's cluster is not trusted");
         return Err(OAuthError::invalid_client());

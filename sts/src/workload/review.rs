@@ -13,7 +13,7 @@ use kube::api::{Api, PostParams};
 use serde_json::Value;
 use signet_crds::snapshot::Client;
 
-use super::Claims;
+use super::{Checkers, Claims};
 use crate::error::OAuthError;
 use crate::jwks;
 use crate::outbound::OutboundError;
@@ -154,11 +154,8 @@ async fn signed_by_cluster(
 
 /// Authenticates `client` (whose ServiceAccounts live in this cluster) with `token`, whose
 /// unverified claims are `claims`, at `now`.
-#[allow(clippy::too_many_arguments)] // each is one piece of the check
-pub async fn authenticate<'a>(
-    kube: Option<&kube::Client>,
-    reviews: &Reviews,
-    jwks: &RemoteJwks,
+pub(super) async fn authenticate<'a>(
+    checkers: &Checkers<'_>,
     client: &'a Client,
     issuer: &str,
     token: &str,
@@ -166,17 +163,18 @@ pub async fn authenticate<'a>(
     now: i64,
 ) -> Result<&'a Client, OAuthError> {
     let accepted = |username: &str| client.service_accounts.iter().any(|s| s == username);
+    let reviews = checkers.reviews;
     if let Some(reviewed) = reviews.get(token, now) {
         return match accepted(&reviewed.username) {
             true => Ok(client),
             false => Err(OAuthError::invalid_client()),
         };
     }
-    let Some(kube) = kube else {
+    let Some(kube) = checkers.kube else {
         tracing::warn!(client_id = %client.client_id, "a ServiceAccount token needs a cluster to review it: this STS runs standalone");
         return Err(OAuthError::invalid_client());
     };
-    if signed_by_cluster(jwks, kube, token, now).await == Some(false) {
+    if signed_by_cluster(checkers.jwks, kube, token, now).await == Some(false) {
         tracing::info!(client_id = %client.client_id, "ServiceAccount token refused: no key of this cluster signed it");
         return Err(OAuthError::invalid_client());
     }
