@@ -365,3 +365,121 @@ async fn a_squatter_never_inherits_an_owned_scope_name_or_audience() -> anyhow::
     assert!(!holds(&after, &squat_audience), "{:?}", after.scopes);
     Ok(())
 }
+
+/// A tenant cannot accept another cluster's tokens by naming that cluster: only a cluster the
+/// platform lists on the TokenService, and only from a namespace that cluster's
+/// clientNamespaceSelector selects. Selecting the namespace later lets the same client in.
+#[tokio::test]
+async fn a_tenant_accepts_another_clusters_tokens_only_where_the_platform_trusts_it()
+-> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let platform = TestNamespace::create(&client, "trust-platform").await?.name;
+    let team_a = TestNamespace::create(&client, "trust-a").await?.name;
+    let team_b = TestNamespace::create(&client, "trust-b").await?.name;
+    let tenant = tenants(&client, &[&team_a, &team_b]).await?;
+    let east_users = format!("east-{team_a}");
+    label(
+        &client,
+        &team_a,
+        BTreeMap::from([
+            ("signet.dev/tenant-of", tenant.as_str()),
+            ("east", east_users.as_str()),
+        ]),
+    )
+    .await?;
+    create(
+        &client,
+        &platform,
+        "TokenService",
+        "signet",
+        json!({
+            "issuer": "https://id.example.com",
+            "clientNamespaceSelector": {"matchLabels": {"signet.dev/tenant-of": tenant}},
+            "trustedClusters": [{
+                "name": "east",
+                "issuer": "https://east.clusters.example",
+                "jwksUri": "https://east-api.example/openid/v1/jwks",
+                "clientNamespaceSelector": {"matchLabels": {"east": east_users}},
+            }],
+        }),
+    )
+    .await?;
+    let workload = |cluster: &str| {
+        json!({
+            "grantTypes": ["client_credentials"],
+            "tokenEndpointAuthMethod": "kubernetes_service_account",
+            "workloadIdentity": {"serviceAccounts": ["worker"], "cluster": cluster},
+        })
+    };
+    create(&client, &team_a, "OidcClient", "reporter", workload("east")).await?;
+    create(&client, &team_a, "OidcClient", "stranger", workload("west")).await?;
+    create(&client, &team_b, "OidcClient", "reporter", workload("east")).await?;
+    let _operator = start_operator(
+        &cluster.kubeconfig,
+        &[&platform, &team_a, &team_b],
+        &platform,
+    )?;
+
+    let ready = |ns: &str, name: &str, status: &'static str, reason: Option<&'static str>| {
+        let (client, ns, name) = (client.clone(), ns.to_owned(), name.to_owned());
+        async move {
+            wait_for_condition(&client, &ns, "OidcClient", &name, "Ready", status, reason).await
+        }
+    };
+    ready(&team_a, "reporter", "True", None).await?;
+    let found = wait_for_condition(
+        &client,
+        &team_a,
+        "OidcClient",
+        "reporter",
+        "ServiceAccountsFound",
+        "Unknown",
+        Some("OtherCluster"),
+    )
+    .await?;
+    assert!(
+        found.message.contains("trusted cluster east"),
+        "{}",
+        found.message
+    );
+    let unlisted = ready(&team_a, "stranger", "False", Some("ClusterNotTrusted")).await?;
+    assert!(
+        unlisted.message.contains("\"west\""),
+        "{}",
+        unlisted.message
+    );
+    let unselected = ready(&team_b, "reporter", "False", Some("ClusterNotTrusted")).await?;
+    assert!(
+        unselected
+            .message
+            .contains(&format!("namespace {team_b} may not")),
+        "{}",
+        unselected.message
+    );
+    let snapshot = wait_for_snapshot(&client, &platform, "the trusted client served", |s| {
+        s.clients
+            .iter()
+            .any(|c| c.client_id == format!("{team_a}.reporter"))
+    })
+    .await?;
+    let ids: Vec<&str> = snapshot
+        .clients
+        .iter()
+        .map(|c| c.client_id.as_str())
+        .collect();
+    assert_eq!(ids, [format!("{team_a}.reporter")], "only the trusted one");
+
+    // The platform selects team-b for east: the same client is served.
+    label(
+        &client,
+        &team_b,
+        BTreeMap::from([
+            ("signet.dev/tenant-of", tenant.as_str()),
+            ("east", east_users.as_str()),
+        ]),
+    )
+    .await?;
+    ready(&team_b, "reporter", "True", None).await?;
+    Ok(())
+}
