@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.4";
+pub const SCHEMA_VERSION: &str = "1.5";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -330,8 +330,13 @@ pub struct Client {
     /// Confidential or public.
     #[serde(rename = "type")]
     pub client_type: ClientType,
-    /// Allowed grants.
+    /// Allowed grants, but never token exchange: that is [`Client::token_exchange`], so that an
+    /// older reader, which does not know the value, reads this client (without the grant)
+    /// instead of refusing the whole snapshot.
     pub grant_types: Vec<GrantType>,
+    /// May use token exchange (RFC 8693; schema 1.5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_exchange: bool,
     /// Token endpoint authentication. A client that authenticates with ServiceAccount tokens
     /// is written as `private_key_jwt` with no keys and its `serviceAccounts` (schema 1.3): an
     /// older reader, which does not know the method, then fails it closed (no key verifies),
@@ -386,6 +391,16 @@ pub struct Client {
     pub claims: std::collections::BTreeMap<String, String>,
 }
 
+impl Client {
+    /// Whether the client may use `grant`.
+    pub fn may_use(&self, grant: GrantType) -> bool {
+        match grant {
+            GrantType::TokenExchange => self.token_exchange,
+            grant => self.grant_types.contains(&grant),
+        }
+    }
+}
+
 /// The hash of a client secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
@@ -433,6 +448,11 @@ pub struct Scope {
     /// these learn about a token for this audience at introspection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_servers: Vec<String>,
+    /// Client ids that may exchange a token addressed to them for a token to this API, acting
+    /// for its subject (schema 1.5): the owner's `delegation.allowedClients` that exist and
+    /// that `allowedClientNamespaces` admits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegation_clients: Vec<String>,
 }
 
 /// An identity provider with its secret material.

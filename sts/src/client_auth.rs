@@ -86,14 +86,8 @@ pub async fn authenticate<'a>(
                 .get(id)
                 .ok_or_else(OAuthError::invalid_client)?;
             if !client.service_accounts.is_empty() {
-                let checkers = workload::Checkers {
-                    kube: app.kube.get(),
-                    reviews: &app.reviews,
-                    jwks: &app.jwks,
-                    outbound: &app.outbound,
-                    discovered: &app.clusters,
-                };
-                return workload::authenticate(loaded, &checkers, client, assertion, now).await;
+                return workload::authenticate(loaded, &app.checkers(), client, assertion, now)
+                    .await;
             }
         }
         return client_assertion::authenticate(loaded, app, assertion, form.get("client_id"), now)

@@ -15,6 +15,28 @@ pub fn examples(test: &str) -> Loaded {
     Loaded::new(snapshot).expect("the examples load")
 }
 
+/// `examples/` with the files of its sub-folders `extra` beside them (as the examples README
+/// says to copy them for standalone use), compiled.
+pub fn examples_with(test: &str, extra: &[&str]) -> Loaded {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let base = std::env::temp_dir().join(format!("signet-unit-{test}-{}", std::process::id()));
+    let (dir, state) = (base.join("manifests"), base.join("state"));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let folders = std::iter::once(examples.clone()).chain(extra.iter().map(|e| examples.join(e)));
+    for folder in folders {
+        for entry in std::fs::read_dir(&folder).expect("an examples folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).expect("a copy");
+            }
+        }
+    }
+    let snapshot = crate::source::standalone::compile_dir(&dir, &state, Some(ISSUER))
+        .expect("the examples compile")
+        .snapshot;
+    Loaded::new(snapshot).expect("the examples load")
+}
+
 /// An upstream OpenID Connect provider at `https://sso.example.com` with these admission
 /// rules.
 pub fn upstream(domains: &[&str], groups: &[&str]) -> signet_crds::snapshot::OidcUpstream {

@@ -37,6 +37,37 @@ pub fn access_claims(
     claims
 }
 
+/// The claim of an exchanged token (RFC 8693) listing the `jti` of every token it was derived
+/// from, oldest first: denying any of them (a revoked token, an ended refresh family) denies
+/// it too. Signet's own; no RFC names one.
+pub const ORIGINS: &str = "signet_origins";
+
+/// Whether the token with `claims` is denied: its own `jti`, or that of a token it was
+/// exchanged from.
+async fn denied(
+    store: &Store,
+    claims: &Value,
+    now: i64,
+) -> Result<bool, crate::store::Unavailable> {
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if store.is_denied(jti, now).await? {
+        return Ok(true);
+    }
+    let origins = claims[ORIGINS]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for origin in origins {
+        if store
+            .is_denied(origin.as_str().unwrap_or_default(), now)
+            .await?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Issues the access token: signed, or stored and referenced.
 pub async fn issue(
     loaded: &Loaded,
@@ -81,8 +112,7 @@ pub async fn resolve(
         };
         // A reference token is denied by its `jti` like a JWT (a replayed code, an ended
         // refresh family), since whoever denies it knows the id, not the token.
-        let jti = claims["jti"].as_str().unwrap_or_default();
-        if store.is_denied(jti, now).await.map_err(unavailable)? {
+        if denied(store, &claims, now).await.map_err(unavailable)? {
             return Ok(None);
         }
         return Ok(Some(claims));
@@ -111,8 +141,7 @@ pub async fn resolve(
     if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
         return Ok(None);
     }
-    let jti = claims["jti"].as_str().unwrap_or_default();
-    if store.is_denied(jti, now).await.map_err(unavailable)? {
+    if denied(store, &claims, now).await.map_err(unavailable)? {
         return Ok(None);
     }
     Ok(Some(claims))

@@ -12,7 +12,7 @@ use super::token_service::effective_lifetimes;
 use super::{ConditionType, IDENTITY_SCOPES, Inputs, Kind, ObjectKey, Output, Report};
 use crate::snapshot::{self, LifetimeSecs};
 use crate::v1alpha1::{
-    AuthMethod, ClientType, Lifetimes, OidcClient, SERVICE_ACCOUNT_NAME, TokenService,
+    AuthMethod, ClientType, GrantType, Lifetimes, OidcClient, SERVICE_ACCOUNT_NAME, TokenService,
 };
 
 /// The client id an OidcClient asks for: its own, or `<namespace>.<name>`.
@@ -123,7 +123,15 @@ pub(super) fn compile_clients(
                 name: key.name.clone(),
                 display_name: client.spec.display_name.clone(),
                 client_type: client.spec.client_type,
-                grant_types: client.spec.grant_types.clone(),
+                grant_types: client
+                    .spec
+                    .grant_types
+                    .iter()
+                    .copied()
+                    .filter(|g| *g != GrantType::TokenExchange)
+                    .collect(),
+                token_exchange: client.spec.grant_types.contains(&GrantType::TokenExchange)
+                    && client.spec.client_type != ClientType::Public,
                 auth_method,
                 service_accounts,
                 workload_cluster,

@@ -9,7 +9,7 @@ use super::assign::{Owner, served};
 use super::clients::default_client_id;
 use super::{ConditionType, IDENTITY_SCOPES, Inputs, Kind, ObjectKey, Output, Report};
 use crate::snapshot;
-use crate::v1alpha1::{ApiOwner, ApiScope, TokenService};
+use crate::v1alpha1::{ApiOwner, ApiScope, ClientRef, TokenService};
 
 /// Scopes of one TokenService by name, each with the object key that defines it.
 pub(super) type ScopeTable = BTreeMap<String, (snapshot::Scope, ApiScopeRef)>;
@@ -115,7 +115,8 @@ pub(super) fn compile_scopes(
                 user_claims: scope.spec.user_claims.clone(),
                 required: scope.spec.required,
                 emphasize: scope.spec.emphasize,
-                resource_servers: resource_servers(inputs, scope, &key),
+                resource_servers: existing_clients(inputs, &scope.spec.resource_servers, &key),
+                delegation_clients: delegation_clients(inputs, scope, &key, &mut report),
             };
             let reference = ApiScopeRef {
                 namespace: key.namespace.clone(),
@@ -128,11 +129,9 @@ pub(super) fn compile_scopes(
     table
 }
 
-/// The client ids of a scope's declared resource servers that exist, sorted.
-fn resource_servers(inputs: &Inputs, scope: &ApiScope, key: &ObjectKey) -> Vec<String> {
-    let mut ids: Vec<String> = scope
-        .spec
-        .resource_servers
+/// The client ids of the referenced OidcClients that exist, sorted.
+fn existing_clients(inputs: &Inputs, refs: &[ClientRef], key: &ObjectKey) -> Vec<String> {
+    let mut ids: Vec<String> = refs
         .iter()
         .filter_map(|r| {
             let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
@@ -146,4 +145,46 @@ fn resource_servers(inputs: &Inputs, scope: &ApiScope, key: &ObjectKey) -> Vec<S
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// The clients the owner lets act for people towards this API, among those in namespaces its
+/// `allowedClientNamespaces` admits (delegation widens no namespace rule); the others are named
+/// in a `Restricted` condition.
+fn delegation_clients(
+    inputs: &Inputs,
+    scope: &ApiScope,
+    key: &ObjectKey,
+    report: &mut Report,
+) -> Vec<String> {
+    let Some(delegation) = &scope.spec.delegation else {
+        return Vec::new();
+    };
+    let (admitted, refused): (Vec<&ClientRef>, Vec<&ClientRef>) =
+        delegation.allowed_clients.iter().partition(|r| {
+            let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
+            namespace == key.namespace
+                || inputs.selects(scope.spec.allowed_client_namespaces.as_ref(), namespace)
+        });
+    if !refused.is_empty() {
+        let names: Vec<String> = refused
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r.namespace.as_deref().unwrap_or(&key.namespace),
+                    r.name
+                )
+            })
+            .collect();
+        report.warn(
+            ConditionType::Restricted,
+            "DelegationNamespaceNotAllowed",
+            format!(
+                "delegation.allowedClients outside allowedClientNamespaces are ignored: {}",
+                names.join(", ")
+            ),
+        );
+    }
+    let admitted: Vec<ClientRef> = admitted.into_iter().cloned().collect();
+    existing_clients(inputs, &admitted, key)
 }

@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::snapshot::{self, SecretHash};
-use crate::v1alpha1::ProviderType;
+use crate::v1alpha1::{GrantType, ProviderType};
 
 const ISSUER: &str = "https://id.example.com";
 
@@ -1150,4 +1150,79 @@ fn a_client_accepts_another_clusters_tokens_only_where_the_platform_trusts_it_fo
         );
     }
     assert_eq!(client_ids(&out), ["team-a.reporter"]);
+}
+
+/// An API's owner names who may act for people towards it; a name outside the namespaces its
+/// `allowedClientNamespaces` admits is ignored with a condition (delegation widens no namespace
+/// rule), and one that does not exist is left out. The exchanging client's grant travels as its
+/// own field, so that its `grantTypes` hold only values an older STS knows.
+#[test]
+fn delegation_names_clients_the_owner_admits_and_the_grant_is_invisible_to_older_readers() {
+    let exchange = json!({"grantTypes": ["urn:ietf:params:oauth:grant-type:token-exchange", "client_credentials"], "allowedScopes": ["pay.charge"]});
+    let clients = vec![
+        client(
+            "team-a",
+            "orders-api",
+            "2026-01-02T00:00:00Z",
+            exchange.clone(),
+        ),
+        client(
+            "team-b",
+            "refunds",
+            "2026-01-02T00:00:00Z",
+            exchange.clone(),
+        ),
+        client("idp-system", "web", "2026-01-02T00:00:00Z", exchange),
+        client(
+            "team-a",
+            "browser",
+            "2026-01-02T00:00:00Z",
+            json!({"type": "public", "grantTypes": ["urn:ietf:params:oauth:grant-type:token-exchange"], "tokenEndpointAuthMethod": "none", "requirePkce": true}),
+        ),
+    ];
+    let refs = json!([
+        {"name": "orders-api", "namespace": "team-a"},
+        {"name": "ghost", "namespace": "team-a"},
+        {"name": "refunds"},
+        {"name": "web", "namespace": "idp-system"},
+    ]);
+    let scopes = vec![scope(
+        "team-b",
+        "pay",
+        "2026-01-02T00:00:00Z",
+        json!({
+            "name": "pay.charge",
+            "audience": "https://pay",
+            "allowedClientNamespaces": {"matchLabels": {"kubernetes.io/metadata.name": "team-a"}},
+            "delegation": {"allowedClients": refs},
+        }),
+    )];
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", tenants_selector())],
+        clients,
+        scopes,
+    ));
+    let snapshot = out.snapshots.values().next().unwrap();
+    assert_eq!(
+        snapshot.scopes[0].delegation_clients,
+        ["team-a.orders-api", "team-b.refunds"]
+    );
+    let report = out.report(Kind::ApiScope, "team-b", "pay").unwrap();
+    assert!(report.included());
+    assert_eq!(
+        reasons(&out, Kind::ApiScope, "team-b", "pay"),
+        ["DelegationNamespaceNotAllowed"]
+    );
+    assert!(report.problems[0].message.contains("idp-system/web"));
+
+    let orders = compiled_client(&out, "team-a.orders-api");
+    assert!(orders.token_exchange && orders.may_use(GrantType::TokenExchange));
+    assert_eq!(orders.grant_types, [GrantType::ClientCredentials]);
+    let json = serde_json::to_value(orders).unwrap();
+    assert_eq!(json["grantTypes"], json!(["client_credentials"]));
+    let browser = compiled_client(&out, "team-a.browser");
+    assert!(
+        !browser.may_use(GrantType::TokenExchange),
+        "a public client never exchanges"
+    );
 }

@@ -73,11 +73,27 @@ pub struct ApiScopeSpec {
     #[schemars(length(max = 32))]
     pub resource_servers: Vec<ClientRef>,
 
+    /// Who may act for a person towards this API (RFC 8693 token exchange). Unset: nobody; a
+    /// token for this API is then only ever issued to the client the person signed in to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<Delegation>,
+
     /// The TokenService (`name` or `namespace/name`) that serves this scope; needed only when
     /// several select it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub token_service_ref: Option<String>,
+}
+
+/// Delegation into an API: the clients that may exchange a person's token for a token to it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegation {
+    /// The clients (by OidcClient name and namespace, default this scope's namespace) that may
+    /// exchange a token addressed to them for a token to this API, acting for its subject. Each
+    /// must also be in a namespace that `allowedClientNamespaces` admits.
+    #[schemars(length(max = 32))]
+    pub allowed_clients: Vec<ClientRef>,
 }
 
 /// An OidcClient by name.

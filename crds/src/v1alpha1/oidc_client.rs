@@ -38,6 +38,8 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "cnf",
     "act",
     "may_act",
+    // Signet's list of the tokens an exchanged token derives from (its revocation follows them).
+    "signet_origins",
     "typ",
     "events",
     "groups",
@@ -109,6 +111,8 @@ pub fn is_registered_claim(name: &str) -> bool {
         .message("a confidential client needs a tokenEndpointAuthMethod other than none").field_path(".tokenEndpointAuthMethod"),
     validation = Rule::new("self.type != 'public' || !self.grantTypes.exists(g, g == 'client_credentials')")
         .message("a public client cannot use the client_credentials grant").field_path(".grantTypes"),
+    validation = Rule::new("self.type != 'public' || !self.grantTypes.exists(g, g == 'urn:ietf:params:oauth:grant-type:token-exchange')")
+        .message("a public client cannot use token exchange: anyone could act as it").field_path(".grantTypes"),
     validation = Rule::new("self.type != 'public' || self.requirePkce")
         .message("a public client must require PKCE").field_path(".requirePkce"),
     validation = Rule::new("self.type != 'public' || !has(self.secret)")
@@ -292,6 +296,11 @@ pub enum GrantType {
     /// Device authorization (RFC 8628).
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
+    /// Token exchange (RFC 8693): an API that received a person's token gets one for the next
+    /// API, acting for that person where that API's owner allows it (`ApiScope.spec.delegation`);
+    /// a workload exchanges its ServiceAccount token for a token of its own identity.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 /// Client authentication at the token endpoint (OIDC Core §9, RFC 7523).

@@ -203,6 +203,7 @@ mod tests {
             store: &store,
             client,
             now: NOW,
+            workload: None,
         };
 
         // The first redemption claims the code; before it has issued anything, the replay.

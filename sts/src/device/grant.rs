@@ -125,6 +125,7 @@ mod tests {
             store: &store,
             client,
             now: NOW,
+            workload: None,
         };
         // The poll reads the pending record; before it writes, the person approves.
         let polled = store

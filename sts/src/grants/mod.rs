@@ -17,6 +17,7 @@ pub mod client_credentials;
 pub mod context;
 pub mod refresh_token;
 pub mod supported;
+pub mod token_exchange;
 pub mod user_tokens;
 
 use serde::Deserialize;
@@ -32,7 +33,7 @@ pub use context::Context;
 /// Answers a token request of `ctx.client`: the token response's JSON body.
 pub async fn token(ctx: &Context<'_>, request: GrantRequest) -> Result<Value, OAuthError> {
     let (grant_type, refusal) = request.grant_type();
-    if !ctx.client.grant_types.contains(&grant_type) {
+    if !ctx.client.may_use(grant_type) {
         return Err(OAuthError::unauthorized_client(refusal));
     }
     match request {
@@ -51,6 +52,10 @@ pub async fn token(ctx: &Context<'_>, request: GrantRequest) -> Result<Value, OA
         GrantRequest::DeviceCode(request) => {
             let validated = device::grant::validate(ctx, request)?;
             device::grant::issue(ctx, validated).await
+        }
+        GrantRequest::TokenExchange(request) => {
+            let validated = token_exchange::validate(ctx, request)?;
+            token_exchange::issue(ctx, validated).await
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum GrantRequest {
     /// RFC 8628 §3.4.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode(crate::device::grant::Request),
+    /// RFC 8693 §2.1.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange(token_exchange::Request),
 }
 
 impl GrantRequest {
@@ -93,6 +101,10 @@ impl GrantRequest {
                 GrantType::DeviceCode,
                 "this client may not use the device flow",
             ),
+            GrantRequest::TokenExchange(_) => (
+                GrantType::TokenExchange,
+                "this client may not use token exchange",
+            ),
         }
     }
 
@@ -103,6 +115,7 @@ impl GrantRequest {
             GrantRequest::AuthorizationCode(_) => "authorization_code",
             GrantRequest::RefreshToken(_) => "refresh_token",
             GrantRequest::DeviceCode(_) => "device_code",
+            GrantRequest::TokenExchange(_) => "token_exchange",
         }
     }
 }

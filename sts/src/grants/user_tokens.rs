@@ -211,18 +211,13 @@ pub async fn issue_planned(
     }
     // ApiScope userClaims: the person's claims an API asked for.
     if let Some(user) = user {
-        let wanted: Vec<&String> = grant
+        let wanted = grant
             .scopes
             .iter()
             .filter_map(|s| loaded.scopes.get(s))
-            .flat_map(|s| &s.user_claims)
-            .collect();
-        let all =
-            signin::claims::by_scope(user, &["profile".into(), "email".into(), "groups".into()]);
-        for name in wanted {
-            if let Some(value) = all.get(name) {
-                claims[name.as_str()] = value.clone();
-            }
+            .flat_map(|s| &s.user_claims);
+        for (name, value) in signin::claims::for_apis(user, wanted) {
+            claims[name] = value;
         }
     }
     if let Some((jti, exp)) = &planned.access_jti {

@@ -117,6 +117,7 @@ pub async fn token(
         store: &store,
         client,
         now,
+        workload: Some(app.checkers()),
     };
     let response = grants::token(&context, request).await?;
     app.metrics
@@ -203,6 +204,8 @@ pub async fn introspect(
         "iss",
         "aud",
         "jti",
+        // RFC 8693 §4.1: who acts for the subject (exchanged tokens).
+        "act",
     ] {
         if !claims[name].is_null() {
             body[name] = claims[name].clone();

@@ -4,6 +4,18 @@ use serde_json::{Map, Value, json};
 
 use super::users::User;
 
+/// The claims of `user` named in ApiScopes' `userClaims` (`names`), for their access tokens.
+pub fn for_apis<'a>(
+    user: &User,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Map<String, Value> {
+    let all = by_scope(user, &["profile".into(), "email".into(), "groups".into()]);
+    names
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), all.get(name)?.clone())))
+        .collect()
+}
+
 /// The claims of `user` that `scopes` release, without `sub`.
 pub fn by_scope(user: &User, scopes: &[String]) -> Map<String, Value> {
     let mut claims = Map::new();

@@ -50,8 +50,8 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// The unverified claims of a JWT, if it is one.
-fn unverified(token: &str) -> Option<Value> {
+/// The unverified claims of a JWT, if it is one: to route a token, never to trust it.
+pub fn unverified(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
@@ -90,13 +90,28 @@ pub async fn authenticate<'a>(
     token: &str,
     now: i64,
 ) -> Result<&'a Client, OAuthError> {
+    verify(loaded, checkers, client, token, now).await?;
+    Ok(client)
+}
+
+/// Checks that `token` is a live token of one of the ServiceAccounts `client` names, in the
+/// cluster it names, and returns its claims; `invalid_client` otherwise (the caller of a
+/// token exchange says `invalid_request` instead).
+pub async fn verify(
+    loaded: &Loaded,
+    checkers: &Checkers<'_>,
+    client: &Client,
+    token: &str,
+    now: i64,
+) -> Result<Claims, OAuthError> {
     let issuer = loaded.issuer();
     let Some(claims) = precheck(token, client, issuer, now) else {
         tracing::info!(client_id = %client.client_id, "ServiceAccount token refused before any check: expired, legacy, another audience or another ServiceAccount");
         return Err(OAuthError::invalid_client());
     };
     let Some(name) = &client.workload_cluster else {
-        return review::authenticate(checkers, client, issuer, token, &claims, now).await;
+        review::authenticate(checkers, client, issuer, token, &claims, now).await?;
+        return Ok(claims);
     };
     let trusted = &loaded.snapshot.trusted_clusters;
     let Some(cluster) = trusted.iter().find(|c| &c.name == name) else {
@@ -105,15 +120,16 @@ pub async fn authenticate<'a>(
         return Err(OAuthError::invalid_client());
     };
     let anchor = loaded.cluster_anchors.get(name).map_or("", String::as_str);
-    offline::authenticate(checkers, cluster, anchor, client, issuer, token, now).await
+    offline::authenticate(checkers, cluster, anchor, client, issuer, token, now).await?;
+    Ok(claims)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An unsigned JWT with `claims` (the signature is not looked at before review).
-    pub(super) fn token(claims: Value) -> String {
+    pub(crate) fn token(claims: Value) -> String {
         let encode = |v: &Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
         };
