@@ -8,19 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
-use signet_tests::{TestNamespace, shared, signet_api, signet_object, wait_for};
-
-async fn label(client: &Client, ns: &str, labels: BTreeMap<&str, &str>) -> anyhow::Result<()> {
-    let patch = json!({"metadata": {"labels": labels}});
-    Api::<Namespace>::all(client.clone())
-        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
+use signet_tests::{TestNamespace, label, shared, signet_api, signet_object, wait_for};
 
 /// Labels `namespaces` `signet.dev/tenant-of: <value>` and returns the value: unique to the
 /// first namespace, so this test's selectors never match other tests' namespaces.

@@ -27,6 +27,7 @@ async fn an_sts_serves_the_snapshot_of_a_newer_minor_operator() -> anyhow::Resul
         &ns,
         "sts-newer-minor",
         &[("SIGNET_TESTING_NEWER_MINOR", "1")],
+        &[],
     )
     .await?;
 

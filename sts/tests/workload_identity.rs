@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use common::cluster::deploy;
+use common::cluster::{create_token, deploy};
 use signet_tests::{
     PrivateCluster, TestNamespace, http, shared, signet_api, signet_object, wait_for,
 };
@@ -39,17 +39,6 @@ async fn token_with(addr: &str, client_id: &str, token: &str) -> anyhow::Result<
         ("scope", "orders.read"),
     ];
     http::post_form(addr, "/token", &form, &[]).await
-}
-
-/// `kubectl create token` with `args`, the token it printed.
-fn create_token(mut kubectl: std::process::Command, args: &[&str]) -> anyhow::Result<String> {
-    let out = kubectl.arg("create").arg("token").args(args).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl create token {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
 /// The examples, the operator and an STS in `ns`; the STS and its issuer.

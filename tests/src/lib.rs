@@ -26,13 +26,13 @@ pub mod race;
 mod services;
 pub mod tls;
 
-pub use cluster::{PrivateCluster, SharedCluster, bin_dir, kubectl, shared};
+pub use cluster::{PrivateCluster, SharedCluster, bin_dir, client_for, kubectl, shared};
 pub use identity::{
     apply_cluster_role, grant_cluster_rules, namespaced_service_account_kubeconfig,
     service_account_kubeconfig,
 };
 pub use local::{TestPki, free_port, workspace_bin};
-pub use namespace::TestNamespace;
+pub use namespace::{TestNamespace, label};
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 pub use process::Process;
 pub use services::{RedisServer, wait_ready};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
 /// Label on every test namespace, naming the test that made it.
 pub const TEST_LABEL: &str = "signet.dev/test";
@@ -55,4 +55,13 @@ impl TestNamespace {
             .await?;
         Ok(Self { name })
     }
+}
+
+/// Sets `labels` on namespace `ns` (others stay).
+pub async fn label(client: &Client, ns: &str, labels: BTreeMap<&str, &str>) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"metadata": {"labels": labels}});
+    Api::<Namespace>::all(client.clone())
+        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }

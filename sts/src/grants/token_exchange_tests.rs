@@ -89,7 +89,14 @@ fn a_resource_server_acts_for_the_person_towards_an_api_that_allows_it_and_the_c
 
 /// Why, the exchanging client, the subject token's claims, the target, the scopes asked, the
 /// error.
-type Case<'a> = (&'a str, &'a Client, Value, &'a str, Option<Vec<String>>, &'a str);
+type Case<'a> = (
+    &'a str,
+    &'a Client,
+    Value,
+    &'a str,
+    Option<Vec<String>>,
+    &'a str,
+);
 
 #[test]
 fn every_rule_of_the_owners_is_checked_with_its_rfc_8693_error() {

@@ -32,10 +32,11 @@ pub async fn deploy(
     ns: &str,
     test: &str,
 ) -> anyhow::Result<Deployed> {
-    deploy_with(kubectl, kubeconfig, client, ns, test, &[]).await
+    deploy_with(kubectl, kubeconfig, client, ns, test, &[], &[]).await
 }
 
-/// [`deploy`], with extra environment for the operator (its test switches).
+/// [`deploy`], with extra environment for the operator (its test switches), and tenant
+/// namespaces it watches besides `ns`.
 pub async fn deploy_with(
     mut kubectl: Command,
     kubeconfig: &Path,
@@ -43,6 +44,7 @@ pub async fn deploy_with(
     ns: &str,
     test: &str,
     operator_env: &[(&str, &str)],
+    tenants: &[&str],
 ) -> anyhow::Result<Deployed> {
     let out = kubectl
         .args(["apply", "--server-side", "-n", ns, "-f"])
@@ -59,7 +61,7 @@ pub async fn deploy_with(
         &signet_tests::workspace_bin("signet-operator"),
         &format!("operator-{test}"),
         &[
-            format!("--namespaces={ns}"),
+            format!("--namespaces={}", [&[ns], tenants].concat().join(",")),
             format!("--lease-namespace={ns}"),
             "--lease-name=op".into(),
             "--metrics-addr=127.0.0.1:0".into(),
@@ -95,6 +97,17 @@ pub async fn deploy_with(
         addr,
         metrics_addr,
     })
+}
+
+/// `kubectl create token` with `args`, the token it printed.
+pub fn create_token(mut kubectl: Command, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl.arg("create").arg("token").args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl create token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
 /// A client_credentials token request.
