@@ -13,7 +13,11 @@ fn specific(kind: Kind) -> &'static [ConditionType] {
             ConditionType::ScopesResolved,
             ConditionType::Restricted,
         ],
-        Kind::ApiScope => &[ConditionType::Conflict, ConditionType::Ambiguous],
+        Kind::ApiScope => &[
+            ConditionType::Conflict,
+            ConditionType::Ambiguous,
+            ConditionType::Restricted,
+        ],
         Kind::TokenService | Kind::IdentityProvider | Kind::SigningKey => &[],
     }
 }
@@ -314,6 +318,25 @@ mod tests {
         assert_eq!(restricted.status, "True");
         assert_eq!(restricted.reason, "TrustNotGranted");
         assert_eq!(restricted.message, "trust; life");
+    }
+
+    /// A delegation entry outside the ApiScope's own namespace rule is ignored, and said so.
+    #[test]
+    fn an_api_scope_tells_which_delegation_entries_it_ignores() {
+        let mut report = served();
+        report.problems.push(Problem {
+            condition: ConditionType::Restricted,
+            reason: "DelegationNamespaceNotAllowed",
+            message: "ignored: team-c/intruder".into(),
+            excluded: false,
+        });
+        let c = conditions(Kind::ApiScope, &report, &[], Some(1), &at(100));
+        assert_eq!(find(&c, "Ready").status, "True");
+        let restricted = find(&c, "Restricted");
+        assert_eq!(restricted.status, "True");
+        assert_eq!(restricted.reason, "DelegationNamespaceNotAllowed");
+        let clear = conditions(Kind::ApiScope, &served(), &[], Some(1), &at(100));
+        assert_eq!(find(&clear, "Restricted").status, "False");
     }
 
     #[test]

@@ -114,3 +114,30 @@ async fn the_workload_example_is_accepted_by_server_side_apply() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// examples/delegation/ (token exchange: three ApiScopes, two of them delegating, and the
+/// clients) is accepted as well.
+#[tokio::test]
+async fn the_delegation_example_is_accepted_by_server_side_apply() -> anyhow::Result<()> {
+    let cluster = shared().await?;
+    let client = cluster.client().await?;
+    let ns = TestNamespace::create(&client, "delegation-example")
+        .await?
+        .name;
+    apply_server_side(&cluster, &ns, &repo_root().join("examples/delegation"))?;
+    let payments = signet_api(&client, &ns, "ApiScope")
+        .get("payments-charge")
+        .await?;
+    assert_eq!(
+        payments.data["spec"]["delegation"]["allowedClients"],
+        serde_json::json!([{"name": "orders-api"}])
+    );
+    let orders_api = signet_api(&client, &ns, "OidcClient")
+        .get("orders-api")
+        .await?;
+    assert_eq!(
+        orders_api.data["spec"]["grantTypes"],
+        serde_json::json!(["urn:ietf:params:oauth:grant-type:token-exchange"])
+    );
+    Ok(())
+}

@@ -113,7 +113,7 @@ pub struct ClientRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiScopeStatus {
-    /// Generation and conditions (Ready, Conflict).
+    /// Generation and conditions (Ready, Conflict, Ambiguous, Restricted).
     #[serde(flatten)]
     pub common: CommonStatus,
 }
