@@ -99,15 +99,4 @@ impl App {
             clusters: Default::default(),
         })
     }
-
-    /// What checks ServiceAccount tokens, borrowed from the app.
-    pub fn checkers(&self) -> crate::workload::Checkers<'_> {
-        crate::workload::Checkers {
-            kube: self.kube.get(),
-            reviews: &self.reviews,
-            jwks: &self.jwks,
-            outbound: &self.outbound,
-            discovered: &self.clusters,
-        }
-    }
 }

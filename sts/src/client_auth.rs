@@ -52,6 +52,18 @@ fn basic(authorization: Option<&[u8]>) -> Result<Option<Presented>, OAuthError> 
     }))
 }
 
+/// What checks ServiceAccount tokens, borrowed from the app: for client authentication, and
+/// for a token exchange of a workload's own token.
+pub fn workload_checkers(app: &App) -> workload::Checkers<'_> {
+    workload::Checkers {
+        kube: app.kube.get(),
+        reviews: &app.reviews,
+        jwks: &app.jwks,
+        outbound: &app.outbound,
+        discovered: &app.clusters,
+    }
+}
+
 /// Authenticates the caller from its `Authorization` header (the raw value, if sent) and its
 /// form; returns its registration.
 pub async fn authenticate<'a>(
@@ -86,8 +98,14 @@ pub async fn authenticate<'a>(
                 .get(id)
                 .ok_or_else(OAuthError::invalid_client)?;
             if !client.service_accounts.is_empty() {
-                return workload::authenticate(loaded, &app.checkers(), client, assertion, now)
-                    .await;
+                return workload::authenticate(
+                    loaded,
+                    &workload_checkers(app),
+                    client,
+                    assertion,
+                    now,
+                )
+                .await;
             }
         }
         return client_assertion::authenticate(loaded, app, assertion, form.get("client_id"), now)

@@ -50,3 +50,16 @@ pub fn upstream(domains: &[&str], groups: &[&str]) -> signet_crds::snapshot::Oid
         allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
     }
 }
+
+/// An unsigned JWT with `claims`: for checks made before any signature is looked at.
+pub fn unsigned_jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let encode = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    format!(
+        "{}.{}.sig",
+        encode(&serde_json::json!({"alg": "RS256"})),
+        encode(&claims)
+    )
+}

@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use common::cluster::{create_token, credentials, deploy, deploy_with};
+use common::cluster::{create_service_account, create_token, credentials, deploy_in, deploy_with};
 use common::code_params;
 use signet_tests::browserless::{Person, VERIFIER, param};
 use signet_tests::{TestNamespace, http, label, shared, signet_api, signet_object, wait_for};
@@ -274,26 +274,10 @@ async fn a_workload_exchanges_its_service_account_token_for_a_token_of_its_own_i
     let ns = TestNamespace::create(&client, "exchange-workload")
         .await?
         .name;
-    let deployed = deploy(
-        cluster.kubectl(),
-        &cluster.kubeconfig,
-        &client,
-        &ns,
-        "exchange-workload",
-    )
-    .await?;
+    let (deployed, issuer) = deploy_in(&cluster, &client, &ns, "exchange-workload").await?;
     let addr = deployed.addr.clone();
-    let issuer = http::get(&addr, "/.well-known/openid-configuration")
-        .await?
-        .json()["issuer"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     for name in ["reporter", "other"] {
-        let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-        Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &account)
-            .await?;
+        create_service_account(&client, &ns, name).await?;
     }
     create(
         &client,

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use common::cluster::{create_token, deploy};
+use common::cluster::{create_service_account, create_token, deploy_in};
 use signet_tests::{
     PrivateCluster, TestNamespace, http, shared, signet_api, signet_object, wait_for,
 };
@@ -41,33 +41,8 @@ async fn token_with(addr: &str, client_id: &str, token: &str) -> anyhow::Result<
     http::post_form(addr, "/token", &form, &[]).await
 }
 
-/// The examples, the operator and an STS in `ns`; the STS and its issuer.
-async fn deploy_in(
-    cluster: &signet_tests::SharedCluster,
-    client: &kube::Client,
-    ns: &str,
-    test: &str,
-) -> anyhow::Result<(common::cluster::Deployed, String)> {
-    let deployed = deploy(cluster.kubectl(), &cluster.kubeconfig, client, ns, test).await?;
-    let discovery = http::get(&deployed.addr, "/.well-known/openid-configuration").await?;
-    let issuer = discovery.json()["issuer"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Ok((deployed, issuer))
-}
-
 fn invalid_client(response: &http::Response) -> bool {
     response.status == 401 && response.json()["error"] == "invalid_client"
-}
-
-/// Creates ServiceAccount `name` in `ns` of the cluster `client` talks to.
-async fn create_service_account(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<()> {
-    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &account)
-        .await?;
-    Ok(())
 }
 
 /// Creates OidcClient `name` in `ns`: client_credentials for orders.read, authenticated by the

@@ -278,7 +278,7 @@ fn the_form_names_one_target_an_accepted_subject_type_and_no_actor_token() {
     assert_eq!(validated.origin, Origin::Signet);
     assert_eq!(validated.issued_token_type, token_type::JWT);
     // A JWT of another issuer can only be a ServiceAccount token.
-    let foreign = crate::workload::tests::token(json!({"iss": "https://kubernetes.default.svc"}));
+    let foreign = crate::testing::unsigned_jwt(json!({"iss": "https://kubernetes.default.svc"}));
     let mut jwt = request(token_type::JWT);
     jwt.subject_token = foreign;
     assert_eq!(validate(&ctx, jwt).unwrap().origin, Origin::ServiceAccount);

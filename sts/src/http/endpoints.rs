@@ -117,7 +117,7 @@ pub async fn token(
         store: &store,
         client,
         now,
-        workload: Some(app.checkers()),
+        workload: Some(client_auth::workload_checkers(&app)),
     };
     let response = grants::token(&context, request).await?;
     app.metrics

@@ -125,20 +125,9 @@ pub async fn verify(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// An unsigned JWT with `claims` (the signature is not looked at before review).
-    pub(crate) fn token(claims: Value) -> String {
-        let encode = |v: &Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
-        };
-        format!(
-            "{}.{}.sig",
-            encode(&serde_json::json!({"alg": "RS256"})),
-            encode(&claims)
-        )
-    }
+    pub(super) use crate::testing::unsigned_jwt as token;
 
     pub(super) fn client() -> Client {
         let loaded = crate::testing::examples("workload");

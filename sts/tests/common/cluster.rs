@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use signet_tests::{Process, http, namespaced_service_account_kubeconfig, wait_for};
 
@@ -97,6 +97,35 @@ pub async fn deploy_with(
         addr,
         metrics_addr,
     })
+}
+
+/// The examples, the operator and an STS in `ns`; the STS and its issuer.
+pub async fn deploy_in(
+    cluster: &signet_tests::SharedCluster,
+    client: &kube::Client,
+    ns: &str,
+    test: &str,
+) -> anyhow::Result<(Deployed, String)> {
+    let deployed = deploy(cluster.kubectl(), &cluster.kubeconfig, client, ns, test).await?;
+    let discovery = http::get(&deployed.addr, "/.well-known/openid-configuration").await?;
+    let issuer = discovery.json()["issuer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((deployed, issuer))
+}
+
+/// Creates ServiceAccount `name` in `ns` of the cluster `client` talks to.
+pub async fn create_service_account(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &account)
+        .await?;
+    Ok(())
 }
 
 /// `kubectl create token` with `args`, the token it printed.
