@@ -18,8 +18,8 @@ const delegationFiles = Object.fromEntries(
   readdirSync(examples).map((name) => [`delegation-${name}`, readFileSync(join(examples, name), 'utf8')]),
 );
 
-// Two more shops: one whose people's tokens live two seconds, one with refresh tokens (a family
-// to revoke). Both trusted, so no consent page.
+// Three more shops: one whose people's tokens live two seconds, one with refresh tokens (a
+// family to revoke), one with reference access tokens. All trusted, so no consent page.
 const extraClients = `
 apiVersion: signet.dev/v1alpha1
 kind: OidcClient
@@ -40,6 +40,17 @@ spec:
   grantTypes: [authorization_code, refresh_token]
   redirectUris: [https://shop.example.com/callback]
   allowedScopes: [openid, offline_access, orders.place, payments.charge, ledger.write]
+  trusted: true
+---
+apiVersion: signet.dev/v1alpha1
+kind: OidcClient
+metadata:
+  name: ref-shop
+spec:
+  grantTypes: [authorization_code]
+  redirectUris: [https://shop.example.com/callback]
+  allowedScopes: [openid, orders.place, payments.charge]
+  accessTokenFormat: reference
   trusted: true
 `;
 
@@ -220,4 +231,15 @@ test('introspection shows who acts, and ending the original family ends every ex
   assert.equal((await introspect(paymentsApi, payments.access_token)).active, false);
   assert.equal((await introspect(paymentsApi, ledger.access_token)).active, false, 'two hops away too');
   assert.equal(await refusal(ordersApi, { ...subject(person.access_token), audience: PAYMENTS }), 'invalid_request');
+});
+
+test('a reference token is a subject too, and revoking it ends what was exchanged from it', { skip: noBrowser }, async () => {
+  const person = await signIn('default.ref-shop', 'openid orders.place payments.charge');
+  assert.equal(person.access_token.split('.').length, 1, 'an opaque reference token');
+  const payments = await exchange(ordersApi, { ...subject(person.access_token), audience: PAYMENTS });
+  assert.equal((await introspect(paymentsApi, payments.access_token)).active, true);
+  const shop = 'default.ref-shop';
+  const revoked = await oauth.revocationRequest(as, { client_id: shop }, oauth.ClientSecretBasic(secretOf(shop)), person.access_token, allowHttp);
+  await oauth.processRevocationResponse(revoked);
+  assert.equal((await introspect(paymentsApi, payments.access_token)).active, false);
 });
