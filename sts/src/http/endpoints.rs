@@ -245,16 +245,11 @@ pub async fn revoke(
         && claims["client_id"].as_str() == Some(caller.client_id.as_str())
     {
         let exp = claims["exp"].as_i64().unwrap_or(now);
-        if token.split('.').count() == 3 {
-            let jti = claims["jti"].as_str().unwrap_or_default();
-            app.store
-                .load()
-                .deny(jti, exp, now)
-                .await
-                .map_err(unavailable)?;
-        } else {
-            app.store
-                .load()
+        // Denied by its jti in either form: tokens exchanged from it name only that.
+        let jti = claims["jti"].as_str().unwrap_or_default();
+        store.deny(jti, exp, now).await.map_err(unavailable)?;
+        if token.split('.').count() != 3 {
+            store
                 .delete_reference(token, now)
                 .await
                 .map_err(unavailable)?;
