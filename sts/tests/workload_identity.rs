@@ -45,7 +45,7 @@ fn invalid_client(response: &http::Response) -> bool {
     response.status == 401 && response.json()["error"] == "invalid_client"
 }
 
-/// Creates OidcClient `name` in `ns`: client_credentials for orders.read, authenticated by the
+/// Creates OidcClient `name` in `ns`: client_credentials (and token exchange) for orders.read, authenticated by the
 /// tokens of `accounts`, of trusted cluster `cluster` if given.
 async fn create_workload_client(
     client: &kube::Client,
@@ -59,7 +59,7 @@ async fn create_workload_client(
         identity["cluster"] = cluster.into();
     }
     let spec = json!({
-        "grantTypes": ["client_credentials"],
+        "grantTypes": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "allowedScopes": ["orders.read"],
         "tokenEndpointAuthMethod": "kubernetes_service_account",
         "workloadIdentity": identity,
@@ -396,6 +396,31 @@ async fn another_clusters_tokens_work_only_once_trusted_and_only_for_the_client_
     .await?;
     let claims = http::jwt_claims(issued.json()["access_token"].as_str().unwrap_or_default());
     assert_eq!(claims["client_id"], there_id.as_str(), "{claims}");
+    // Exchanged for a token of its own identity (RFC 8693), east's worker is named as east's:
+    // the same ServiceAccount name here is another workload.
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("client_id", there_id.as_str()),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", worker.as_str()),
+        ("subject_token", worker.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ("audience", "https://orders.example.com"),
+    ];
+    let exchanged = http::post_form(&addr, "/token", &form, &[]).await?;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.body);
+    let own = http::jwt_claims(
+        exchanged.json()["access_token"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    assert_eq!(
+        own["sub"],
+        format!("east/system:serviceaccount:{ns}:worker")
+    );
 
     // Only for the client that names east: this cluster's client of the same ServiceAccount
     // name refuses east's token, and east's client refuses this cluster's token.
