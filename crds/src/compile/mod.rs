@@ -299,8 +299,9 @@ pub fn compile(inputs: &Inputs) -> Output {
     // Per TokenService, in this order: scopes before clients (a client's scopes must exist
     // and a client id may not be an audience), then providers and keys, then the settings.
     for ts in inputs.token_services.iter().map(|o| &**o) {
-        let scopes = scopes::compile_scopes(inputs, ts, &scope_owner, &mut out);
+        let mut scopes = scopes::compile_scopes(inputs, ts, &scope_owner, &mut out);
         let clients = clients::compile_clients(inputs, ts, &client_owner, &scopes, &mut out);
+        scopes::keep_held_ids(&mut scopes, &clients);
         let identity_providers =
             identity_providers::compile_identity_providers(inputs, ts, &mut out);
         let keys = signing_keys::compile_keys(inputs, ts, &mut out);

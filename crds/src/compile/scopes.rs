@@ -18,6 +18,9 @@ pub(super) type ScopeTable = BTreeMap<String, (snapshot::Scope, ApiScopeRef)>;
 pub(super) struct ApiScopeRef {
     pub(super) namespace: String,
     pub(super) allowed_client_namespaces: Option<crate::v1alpha1::LabelSelector>,
+    /// The OidcClients its resource servers and delegation name, with the id each asks for:
+    /// an id counts only while that very object holds it ([`keep_held_ids`]).
+    clients: Vec<(String, ObjectKey)>,
 }
 
 pub(super) fn compile_scopes(
@@ -107,6 +110,8 @@ pub(super) fn compile_scopes(
             if let Some(audience) = &scope.spec.audience {
                 audiences.insert(audience.clone(), key.clone());
             }
+            let servers = existing_clients(inputs, &scope.spec.resource_servers, &key);
+            let delegates = delegation_clients(inputs, scope, &key, &mut report);
             let compiled = snapshot::Scope {
                 name: name.clone(),
                 audience: scope.spec.audience.clone(),
@@ -115,12 +120,13 @@ pub(super) fn compile_scopes(
                 user_claims: scope.spec.user_claims.clone(),
                 required: scope.spec.required,
                 emphasize: scope.spec.emphasize,
-                resource_servers: existing_clients(inputs, &scope.spec.resource_servers, &key),
-                delegation_clients: delegation_clients(inputs, scope, &key, &mut report),
+                resource_servers: ids(&servers),
+                delegation_clients: ids(&delegates),
             };
             let reference = ApiScopeRef {
                 namespace: key.namespace.clone(),
                 allowed_client_namespaces: scope.spec.allowed_client_namespaces.clone(),
+                clients: [servers, delegates].concat(),
             };
             table.insert(name.clone(), (compiled, reference));
         }
@@ -129,24 +135,49 @@ pub(super) fn compile_scopes(
     table
 }
 
-/// The client ids of the referenced OidcClients that exist, sorted.
-fn existing_clients(inputs: &Inputs, refs: &[ClientRef], key: &ObjectKey) -> Vec<String> {
-    let mut ids: Vec<String> = refs
-        .iter()
+/// Keeps, in each scope's resource servers and delegation, the ids whose holder in the
+/// compiled clients is the OidcClient the owner named: when that client is left out (an id
+/// conflict, another TokenService), whoever else holds the id it asked for gets nothing.
+pub(super) fn keep_held_ids(table: &mut ScopeTable, clients: &[snapshot::Client]) {
+    for (scope, reference) in table.values_mut() {
+        let held = |id: &String| {
+            reference.clients.iter().any(|(named, key)| {
+                named == id
+                    && clients.iter().any(|c| {
+                        &c.client_id == id && c.namespace == key.namespace && c.name == key.name
+                    })
+            })
+        };
+        scope.resource_servers.retain(held);
+        scope.delegation_clients.retain(held);
+    }
+}
+
+/// The sorted, distinct ids of `clients`.
+fn ids(clients: &[(String, ObjectKey)]) -> Vec<String> {
+    let mut ids: Vec<String> = clients.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The referenced OidcClients that exist, with the client id each asks for.
+fn existing_clients(
+    inputs: &Inputs,
+    refs: &[ClientRef],
+    key: &ObjectKey,
+) -> Vec<(String, ObjectKey)> {
+    refs.iter()
         .filter_map(|r| {
             let namespace = r.namespace.as_deref().unwrap_or(&key.namespace);
             inputs
                 .clients
                 .iter()
                 .find(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == r.name)
-                .map(|c| default_client_id(c))
+                .map(|c| (default_client_id(c), ObjectKey::of(&**c)))
         })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+        .collect()
 }
-
 /// The clients the owner lets act for people towards this API, among those in namespaces its
 /// `allowedClientNamespaces` admits (delegation widens no namespace rule); the others are named
 /// in a `Restricted` condition.
@@ -155,7 +186,7 @@ fn delegation_clients(
     scope: &ApiScope,
     key: &ObjectKey,
     report: &mut Report,
-) -> Vec<String> {
+) -> Vec<(String, ObjectKey)> {
     let Some(delegation) = &scope.spec.delegation else {
         return Vec::new();
     };
