@@ -8,7 +8,8 @@ use crate::error::OAuthError;
 use crate::loaded::Loaded;
 use crate::store::Store;
 
-/// The claims of an access token (RFC 9068 §2.2).
+/// The claims of an access token (RFC 9068 §2.2): the client's static claims, then the
+/// issuer's.
 pub fn access_claims(
     loaded: &Loaded,
     client: &Client,
@@ -20,7 +21,26 @@ pub fn access_claims(
     // Static claims first, so nothing a tenant wrote can replace a claim the issuer sets
     // (compile() already drops reserved names; this holds even if it did not).
     let mut claims = json!(client.claims);
-    let issued = json!({
+    if let (Value::Object(claims), Value::Object(issued)) = (
+        &mut claims,
+        issuer_claims(loaded, client, sub, scopes, audiences, now),
+    ) {
+        claims.extend(issued);
+    }
+    claims
+}
+
+/// The claims the issuer sets in every access token, without the client's static claims
+/// (which a delegated token leaves out: they speak for the client, not for the subject).
+pub fn issuer_claims(
+    loaded: &Loaded,
+    client: &Client,
+    sub: &str,
+    scopes: &[String],
+    audiences: &[String],
+    now: i64,
+) -> Value {
+    json!({
         "iss": loaded.issuer(),
         "sub": sub,
         "aud": if audiences.len() == 1 { json!(audiences[0]) } else { json!(audiences) },
@@ -30,11 +50,7 @@ pub fn access_claims(
         "nbf": now,
         "exp": now + client.lifetimes.access_token as i64,
         "jti": crate::random::token(),
-    });
-    if let (Value::Object(claims), Value::Object(issued)) = (&mut claims, issued) {
-        claims.extend(issued);
-    }
-    claims
+    })
 }
 
 /// The claim of an exchanged token (RFC 8693) listing the `jti` of every token it was derived

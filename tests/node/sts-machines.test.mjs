@@ -95,6 +95,7 @@ test('1 discovery: issuer byte-equal, every required field, S256 only, RFC 9207'
   assert.deepEqual(as.code_challenge_methods_supported, ['S256']);
   assert.deepEqual([...as.grant_types_supported].sort(), [
     'authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code',
+    'urn:ietf:params:oauth:grant-type:token-exchange',
   ]);
   assert.equal(as.authorization_response_iss_parameter_supported, true);
   assert.equal(as.backchannel_logout_supported, true);

@@ -67,6 +67,12 @@ pub(super) fn compile_clients(
                 "ClientIdNotInNamespace",
                 format!("clientId {client_id} must start with {prefix} (the TokenService does not allow custom ids for this namespace)"),
             );
+        } else if crate::v1alpha1::is_service_account_like(&client_id) {
+            report.exclude(
+                ConditionType::Ready,
+                "ClientIdReserved",
+                format!("clientId {client_id} looks like a ServiceAccount's subject (system:..., CLUSTER/system:...)"),
+            );
         } else if let Some(holder) = taken.get(&client_id) {
             report.exclude(
                 ConditionType::Conflict,

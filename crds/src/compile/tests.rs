@@ -303,12 +303,31 @@ fn custom_client_id_needs_the_namespace_prefix_unless_allowed() {
         "signet",
         json!({"clientNamespaceSelector": {"matchLabels": {"tenant": "yes"}}, "customClientIdNamespaces": {"matchLabels": {"tenant": "yes"}}}),
     );
+    let mut clients = clients;
+    for (name, id) in [
+        ("workload-like", "system:serviceaccount:team-b:worker"),
+        ("east-like", "east/system:serviceaccount:team-b:worker"),
+    ] {
+        clients.push(client(
+            "team-a",
+            name,
+            "2026-01-02T00:00:00Z",
+            json!({"clientId": id}),
+        ));
+    }
     let out = compile(&inputs(vec![allowing], clients, vec![]));
     assert!(
         out.report(Kind::OidcClient, "team-a", "squatter")
             .unwrap()
             .included()
     );
+    // Even where custom ids are allowed, none passes for a workload: a machine's sub is its id.
+    for name in ["workload-like", "east-like"] {
+        assert_eq!(
+            reasons(&out, Kind::OidcClient, "team-a", name),
+            ["ClientIdReserved"]
+        );
+    }
 }
 
 #[test]
@@ -1224,5 +1243,93 @@ fn delegation_names_clients_the_owner_admits_and_the_grant_is_invisible_to_older
     assert!(
         !browser.may_use(GrantType::TokenExchange),
         "a public client never exchanges"
+    );
+    // What a schema 1.4 reader declares for clients (a frozen copy of that release's enum):
+    // it reads every client of this snapshot, where a 1.4 `grantTypes` with the new value
+    // would have failed the whole snapshot.
+    #[derive(serde::Deserialize)]
+    enum GrantType14 {
+        #[serde(rename = "authorization_code")]
+        AuthorizationCode,
+        #[serde(rename = "client_credentials")]
+        ClientCredentials,
+        #[serde(rename = "refresh_token")]
+        RefreshToken,
+        #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+        DeviceCode,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Client14 {
+        #[allow(dead_code)]
+        grant_types: Vec<GrantType14>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Snapshot14 {
+        clients: Vec<Client14>,
+    }
+    let read: Snapshot14 = serde_json::from_slice(&snapshot.to_json()).expect("a 1.4 reader");
+    assert_eq!(read.clients.len(), snapshot.clients.len());
+    let mut unsafe_for_14 = serde_json::to_value(orders).unwrap();
+    unsafe_for_14["grantTypes"] = json!(["urn:ietf:params:oauth:grant-type:token-exchange"]);
+    assert!(
+        serde_json::from_value::<Client14>(unsafe_for_14).is_err(),
+        "the fixture refuses what a 1.4 reader refuses"
+    );
+}
+
+/// An owner's resource servers and delegation name an OidcClient, not an id: when the named
+/// client is left out (here a client id conflict with an older client of a namespace allowed
+/// custom ids), the client that holds the id it asked for gets neither introspection nor the
+/// right to act for people.
+#[test]
+fn a_client_squatting_the_id_of_a_named_client_inherits_none_of_its_rights() {
+    let mut ts = token_service("idp-system", "signet", tenants_selector());
+    ts.spec.custom_client_id_namespaces = Some(
+        serde_json::from_value(
+            json!({"matchLabels": {"kubernetes.io/metadata.name": "idp-system"}}),
+        )
+        .unwrap(),
+    );
+    let exchange = json!({"grantTypes": ["urn:ietf:params:oauth:grant-type:token-exchange"]});
+    let mut squatter = exchange.clone();
+    squatter["clientId"] = json!("team-a.orders-api");
+    let clients = vec![
+        client("idp-system", "squatter", "2026-01-01T00:00:00Z", squatter),
+        client("team-a", "orders-api", "2026-01-02T00:00:00Z", exchange),
+    ];
+    let named = json!([{"name": "orders-api", "namespace": "team-a"}]);
+    let scopes = vec![scope(
+        "team-b",
+        "pay",
+        "2026-01-02T00:00:00Z",
+        json!({
+            "name": "pay.charge",
+            "audience": "https://pay",
+            "allowedClientNamespaces": {"matchLabels": {"tenant": "yes"}},
+            "resourceServers": named,
+            "delegation": {"allowedClients": named},
+        }),
+    )];
+    let out = compile(&inputs(vec![ts], clients, scopes));
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "team-a", "orders-api"),
+        ["ClientIdConflict"]
+    );
+    assert_eq!(
+        client_ids(&out),
+        ["team-a.orders-api"],
+        "held by the squatter"
+    );
+    let scope = &out.snapshots.values().next().unwrap().scopes[0];
+    assert!(
+        scope.resource_servers.is_empty(),
+        "{:?}",
+        scope.resource_servers
+    );
+    assert!(
+        scope.delegation_clients.is_empty(),
+        "{:?}",
+        scope.delegation_clients
     );
 }

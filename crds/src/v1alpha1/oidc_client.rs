@@ -74,6 +74,13 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "unique_name",
 ];
 
+/// Whether `client_id` looks like the `sub` Signet gives a workload's own identity
+/// (`system:serviceaccount:...`, `CLUSTER/system:serviceaccount:...`): a client_credentials
+/// token's `sub` is its client id, so such an id would pass for that workload.
+pub fn is_service_account_like(client_id: &str) -> bool {
+    client_id.starts_with("system:") || client_id.contains("/system:")
+}
+
 /// Whether a static claim may not use `name` (compared without case, as some verifiers map
 /// claims case-insensitively).
 pub fn is_registered_claim(name: &str) -> bool {
@@ -105,6 +112,8 @@ pub fn is_registered_claim(name: &str) -> bool {
 #[x_kube(
     validation = Rule::new("has(self.clientId) == has(oldSelf.clientId) && (!has(self.clientId) || self.clientId == oldSelf.clientId)")
         .message("clientId cannot be set, changed or removed after creation").field_path(".clientId"),
+    validation = Rule::new("!has(self.clientId) || !(self.clientId.startsWith('system:') || self.clientId.contains('/system:'))")
+        .message("clientId may not look like a ServiceAccount (system:..., CLUSTER/system:...): a machine's sub is its client id").field_path(".clientId"),
     validation = Rule::new("self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'")
         .message("a public client must use tokenEndpointAuthMethod none").field_path(".tokenEndpointAuthMethod"),
     validation = Rule::new("self.type != 'confidential' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none'")
@@ -134,7 +143,8 @@ pub fn is_registered_claim(name: &str) -> bool {
 )]
 pub struct OidcClientSpec {
     /// The OAuth client_id. Default `<namespace>.<name>`. A custom id must still start with
-    /// `<namespace>.` unless the TokenService allows custom ids for this namespace. Cannot be
+    /// `<namespace>.` unless the TokenService allows custom ids for this namespace, and may not
+    /// look like a ServiceAccount's subject (`system:...`, `CLUSTER/system:...`). Cannot be
     /// set, changed or removed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[\x21-\x7E]+$"))]

@@ -95,11 +95,20 @@ pub struct Exchange {
     pub act: Option<Value>,
     /// The `jti`s it derives from (delegation only).
     pub origins: Vec<String>,
+    /// When the person signed in, for a person's token.
+    pub auth_time: Option<i64>,
 }
 
 /// Checks the request's form: the token types, no actor token, one target.
 pub fn validate(ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthError> {
     let client = ctx.client;
+    // The compiler never gives a public client the grant; a client that proved nothing about
+    // itself must not act for anyone, even in a hand-made snapshot.
+    if client.auth_method == signet_crds::v1alpha1::AuthMethod::None {
+        return Err(OAuthError::unauthorized_client(
+            "a public client may not use token exchange",
+        ));
+    }
     if request.actor_token.is_some() {
         return Err(OAuthError::invalid_request(
             "actor_token is not supported: the authenticated client is the actor",
@@ -178,20 +187,22 @@ pub async fn issue(ctx: &Context<'_>, request: Validated) -> Result<Value, OAuth
         }
     };
     let audiences = [exchange.audience.clone()];
-    let mut claims = tokens::access_claims(
-        loaded,
-        client,
-        &exchange.sub,
-        &exchange.scopes,
-        &audiences,
-        now,
-    );
+    let (sub, scopes) = (&exchange.sub, &exchange.scopes);
+    let mut claims = match exchange.act {
+        // A delegated token speaks for its subject: the acting client's static claims stay out.
+        Some(_) => tokens::issuer_claims(loaded, client, sub, scopes, &audiences, now),
+        None => tokens::access_claims(loaded, client, sub, scopes, &audiences, now),
+    };
     claims["exp"] = json!(exchange.exp);
     if let Some(act) = &exchange.act {
         claims["act"] = act.clone();
         claims[tokens::ORIGINS] = json!(exchange.origins);
-        // The person's claims the target API asked for, as a sign-in would give them.
-        let person = signin::profile::person(loaded, store, &exchange.sub, now)
+    }
+    // A person's token (it has `auth_time`, which a machine's never has) keeps it, and gets the
+    // person's claims the target API asked for, as a sign-in would give them.
+    if let Some(auth_time) = exchange.auth_time {
+        claims["auth_time"] = json!(auth_time);
+        let person = signin::profile::person(loaded, store, sub, now)
             .await
             .map_err(unavailable)?;
         if let (Some(person), Some(target)) = (person, scope_of(loaded, &exchange.audience)) {
@@ -287,6 +298,7 @@ fn own_identity(
         exp: (ctx.now + ctx.client.lifetimes.access_token as i64).min(subject_exp),
         act: None,
         origins: Vec::new(),
+        auth_time: None,
     })
 }
 
@@ -394,6 +406,7 @@ pub fn delegate(
         exp: (now + client.lifetimes.access_token as i64).min(subject_exp),
         act: Some(act),
         origins,
+        auth_time: subject["auth_time"].as_i64(),
     })
 }
 

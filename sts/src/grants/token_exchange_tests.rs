@@ -27,6 +27,7 @@ fn person_token() -> Value {
         "scope": "openid email ledger.write orders.place payments.charge",
         "exp": NOW + 300,
         "jti": "person-jti",
+        "auth_time": NOW - 60,
     })
 }
 
@@ -57,6 +58,7 @@ fn a_resource_server_acts_for_the_person_towards_an_api_that_allows_it_and_the_c
             exp: (NOW + orders_api.lifetimes.access_token as i64).min(NOW + 300),
             act: Some(json!({"sub": ORDERS_API})),
             origins: strings(&["person-jti"]),
+            auth_time: Some(NOW - 60),
         }
     );
 
@@ -213,6 +215,21 @@ fn every_rule_of_the_owners_is_checked_with_its_rfc_8693_error() {
         assert_eq!(refused.code(), error, "{why}: {:?}", refused.description());
     }
 
+    // Three actors before this one is the most a chain takes.
+    let three = json!({"sub": "a", "act": {"sub": "b", "act": {"sub": "c"}}});
+    let fourth = delegate(
+        &loaded,
+        orders_api,
+        &with("act", three.clone()),
+        PAYMENTS,
+        None,
+        NOW,
+    );
+    assert_eq!(
+        fourth.unwrap().act,
+        Some(json!({"sub": ORDERS_API, "act": three}))
+    );
+
     // may_act naming the client lets it act; the life is the subject token's when shorter.
     let allowed = with(
         "may_act",
@@ -282,4 +299,112 @@ fn the_form_names_one_target_an_accepted_subject_type_and_no_actor_token() {
     let mut jwt = request(token_type::JWT);
     jwt.subject_token = foreign;
     assert_eq!(validate(&ctx, jwt).unwrap().origin, Origin::ServiceAccount);
+}
+
+/// Exchanges `token` of type `subject_type` for a payments token as `ctx.client`.
+async fn exchange_for_payments(
+    ctx: &Context<'_>,
+    token: &str,
+    subject_type: &str,
+) -> Result<Value, OAuthError> {
+    let mut asked = request(subject_type);
+    asked.subject_token = token.to_owned();
+    issue(ctx, validate(ctx, asked)?).await
+}
+
+#[tokio::test]
+async fn only_a_live_access_token_is_a_subject_and_denying_it_ends_what_was_exchanged() {
+    let loaded = loaded();
+    let store = Store::Memory(MemoryStore::default());
+    let shop = &loaded.clients["default.shop"];
+    let alice = "6f1c2a4e-alice";
+    let scopes = strings(&["orders.place", "payments.charge"]);
+    let mut claims = tokens::access_claims(
+        &loaded,
+        shop,
+        alice,
+        &scopes,
+        &strings(&[ORDERS, PAYMENTS]),
+        NOW,
+    );
+    let mut machine = claims.clone();
+    machine["jti"] = json!("machine-jti");
+    claims["auth_time"] = json!(NOW - 60);
+    let claims_of_person = claims.clone();
+    let person = tokens::issue(&loaded, &store, shop, claims, NOW)
+        .await
+        .unwrap();
+    let subject = crate::id_token::Subject {
+        sub: alice,
+        auth_time: NOW - 60,
+        sid: None,
+        nonce: None,
+        claims: Default::default(),
+    };
+    let id_token = crate::id_token::issue(&loaded, shop, subject, &person, NOW).unwrap();
+    // The acting client's static claims speak for it, not for alice.
+    let mut orders_api = loaded.clients[ORDERS_API].clone();
+    orders_api.claims.insert("tier".into(), "gold".into());
+    let ctx = Context {
+        loaded: &loaded,
+        store: &store,
+        client: &orders_api,
+        now: NOW,
+        workload: None,
+    };
+
+    let answer = exchange_for_payments(&ctx, &person, token_type::ACCESS_TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(answer["issued_token_type"], token_type::ACCESS_TOKEN);
+    let issued = answer["access_token"].as_str().unwrap();
+    let exchanged = tokens::resolve(&loaded, &store, issued, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exchanged["sub"], alice);
+    assert_eq!(exchanged["act"], json!({"sub": ORDERS_API}));
+    assert_eq!(exchanged["auth_time"], NOW - 60);
+    assert_eq!(
+        exchanged["email"], "alice@example.com",
+        "payments' userClaims"
+    );
+    assert!(exchanged.get("tier").is_none(), "{exchanged}");
+
+    // A machine's token with the same sub is no person's: no claims of alice's come with it.
+    let machine = tokens::issue(&loaded, &store, shop, machine, NOW)
+        .await
+        .unwrap();
+    let answer = exchange_for_payments(&ctx, &machine, token_type::ACCESS_TOKEN)
+        .await
+        .unwrap();
+    let issued_for_machine = answer["access_token"].as_str().unwrap();
+    let claims = tokens::resolve(&loaded, &store, issued_for_machine, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(claims.get("email").is_none() && claims.get("auth_time").is_none());
+
+    for subject_type in [token_type::ACCESS_TOKEN, token_type::JWT] {
+        let refused = exchange_for_payments(&ctx, &id_token, subject_type)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            "invalid_request",
+            "an ID token as {subject_type}"
+        );
+    }
+
+    // Denying alice's token (a revocation, an ended family) ends the exchanged one with it.
+    let jti = claims_of_person["jti"].as_str().unwrap();
+    store.deny(jti, NOW + 300, NOW).await.unwrap();
+    assert_eq!(
+        tokens::resolve(&loaded, &store, issued, NOW).await.unwrap(),
+        None
+    );
+    let refused = exchange_for_payments(&ctx, &person, token_type::ACCESS_TOKEN)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_request");
 }
