@@ -6,6 +6,7 @@ pub mod keygen;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod reference;
+pub mod replica;
 pub mod v1alpha1;
 pub mod validation;
 

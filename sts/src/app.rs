@@ -12,12 +12,27 @@ use crate::store::{MemoryStore, Store};
 /// New interactions one source may start per minute, unless configured.
 pub const DEFAULT_INTERACTIONS_PER_MINUTE: u32 = 600;
 
+/// A newer snapshot that was refused: the hash it claimed, when its bytes named one, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its hash.
+    pub hash: Option<String>,
+    /// Why, for /readyz and the replica's report.
+    pub reason: String,
+}
+
 /// What every request reads.
 pub struct App {
     /// The snapshot in service; one `Arc` per request, no lock.
     pub loaded: ArcSwapOption<Loaded>,
-    /// Why the last newer snapshot was refused, for /readyz.
-    pub refused: std::sync::Mutex<Option<String>>,
+    /// The last newer snapshot refused, while nothing newer serves.
+    pub refused: std::sync::Mutex<Option<Refusal>>,
+    /// Signalled when what this replica serves or refuses changes, so its report goes out at
+    /// once rather than at the next renewal.
+    pub served_changed: tokio::sync::Notify,
+    /// The schema major this replica reads (`--testing-schema-major` lowers it, so a test can
+    /// make one replica refuse the snapshot); default [`crate::loaded::SCHEMA_MAJOR`].
+    pub schema_major: std::sync::OnceLock<String>,
     /// Operational state.
     pub store: arc_swap::ArcSwap<Store>,
     /// The store settings `store` was made for.
@@ -79,6 +94,8 @@ impl App {
         Arc::new(Self {
             loaded: ArcSwapOption::empty(),
             refused: Default::default(),
+            served_changed: Default::default(),
+            schema_major: Default::default(),
             store: arc_swap::ArcSwap::from_pointee(Store::Memory(MemoryStore::default())),
             store_settings: Default::default(),
             metrics: crate::metrics::Metrics::new(),

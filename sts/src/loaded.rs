@@ -17,8 +17,8 @@ pub const SCHEMA_MAJOR: &str = "1";
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
     /// Written by an operator of a newer major version.
-    #[error("unknown schema version {0} (this STS reads {SCHEMA_MAJOR}.x)")]
-    Schema(String),
+    #[error("unknown schema version {0} (this STS reads {1}.x)")]
+    Schema(String, String),
     /// The content does not match its hash.
     #[error("content hash mismatch")]
     Hash,
@@ -77,10 +77,10 @@ pub struct Loaded {
 impl Loaded {
     /// Verifies the bytes as received (see [`Wire`]: never a re-serialisation, so a newer
     /// minor's fields count in the hash and are then ignored), and prepares what they hold.
-    pub fn open(wire: &Wire) -> Result<Self, Refused> {
+    pub fn open(wire: &Wire, major: &str) -> Result<Self, Refused> {
         let version = wire.schema_version()?;
-        if version.split('.').next() != Some(SCHEMA_MAJOR) {
-            return Err(Refused::Schema(version));
+        if version.split('.').next() != Some(major) {
+            return Err(Refused::Schema(version, major.to_owned()));
         }
         if !wire.verify() {
             return Err(Refused::Hash);

@@ -34,6 +34,25 @@ struct Args {
     #[arg(long, env = "SIGNET_NAMESPACE")]
     namespace: Option<String>,
 
+    /// This replica's name in its report of what it serves (in-cluster): the pod name
+    /// (POD_NAME, from the downward API in the chart), else the host name.
+    #[arg(long, env = "POD_NAME")]
+    replica: Option<String>,
+
+    /// The uid of this replica's Pod (POD_UID, from the downward API): the Pod then owns the
+    /// report, which goes when the Pod does.
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
+
+    /// Seconds between renewals of the replica's report; it expires after three.
+    #[arg(long, env = "SIGNET_REPORT_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    report_interval: u64,
+
+    /// Testing only: the snapshot schema major this replica reads, lowered to make it refuse
+    /// what the operator writes (and report the refusal).
+    #[arg(long, env = "SIGNET_TESTING_SCHEMA_MAJOR", hide = true)]
+    testing_schema_major: Option<String>,
+
     /// Address to listen on.
     #[arg(long, env = "SIGNET_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -103,6 +122,12 @@ async fn main() -> anyhow::Result<()> {
             window_secs: args.login_failure_window,
         },
     });
+    if let Some(major) = &args.testing_schema_major {
+        tracing::warn!(%major, "testing: reading only this snapshot schema major");
+        let _ = app.schema_major.set(major.clone());
+    }
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let mut reporter = None;
     match (&args.manifests, &args.token_service, &args.namespace) {
         (Some(dir), _, _) => {
             let state = args
@@ -128,10 +153,30 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(token_service = %ts, namespace = %ns, "watching the snapshot Secrets");
             tokio::spawn(source::cluster::run(
                 app.clone(),
-                client,
+                client.clone(),
                 ns.clone(),
                 ts.clone(),
             ));
+            let replica = match &args.replica {
+                Some(name) => name.clone(),
+                None => hostname()?,
+            };
+            let reporting = source::report::Reporting {
+                replica,
+                pod_uid: args.pod_uid.clone(),
+                interval: Duration::from_secs(args.report_interval),
+            };
+            let mut stop = stop.clone();
+            reporter = Some(tokio::spawn(source::report::run(
+                app.clone(),
+                client,
+                ns.clone(),
+                ts.clone(),
+                reporting,
+                async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                },
+            )));
         }
         _ => anyhow::bail!(
             "give --manifests DIR (standalone) or --token-service NAME --namespace NS (in-cluster)"
@@ -158,9 +203,23 @@ async fn main() -> anyhow::Result<()> {
         tls_handshake: Duration::from_secs(args.tls_handshake_timeout),
     };
     let held = app.metrics.connections.clone();
-    listener::serve(listener, http::router(app), tls, limits, held, shutdown()).await;
+    let stopped = async move {
+        shutdown().await;
+        let _ = stopping.send(true);
+    };
+    listener::serve(listener, http::router(app), tls, limits, held, stopped).await;
+    if let Some(reporter) = reporter {
+        // Its report withdrawn, the replica drops out at once instead of at the Lease's end.
+        let _ = tokio::time::timeout(Duration::from_secs(3), reporter).await;
+    }
     tracing::info!("drained, exiting");
     Ok(())
+}
+
+/// The host name (a pod's is its name), for a replica started without `--replica`.
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_owned())
 }
 
 /// SIGTERM or Ctrl-C: stop accepting; in-flight requests finish.

@@ -74,7 +74,12 @@ pub async fn jwks(State(app): State<Arc<App>>) -> Result<Response, OAuthError> {
 
 /// `/readyz`: ready once a snapshot serves; the detail says when a newer one was refused.
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let refused = app.refused.lock().expect("readyz lock").clone();
+    let refused = app
+        .refused
+        .lock()
+        .expect("readyz lock")
+        .clone()
+        .map(|r| r.reason);
     match (app.loaded.load().as_ref(), refused) {
         (None, reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

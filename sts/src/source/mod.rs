@@ -4,6 +4,7 @@
 pub mod cluster;
 #[cfg(test)]
 mod hot_swap_tests;
+pub mod report;
 pub mod standalone;
 #[cfg(test)]
 mod standalone_tests;
@@ -24,7 +25,11 @@ pub async fn install(app: &App, wire: Wire) {
         return;
     }
     let hash = wire.hash.clone();
-    let loaded = Loaded::open(&wire);
+    let major = app
+        .schema_major
+        .get()
+        .map_or(crate::loaded::SCHEMA_MAJOR, String::as_str);
+    let loaded = Loaded::open(&wire, major);
     // The bytes are not needed once parsed; at 10,000 clients they are megabytes.
     drop(wire);
     swap(app, hash, loaded).await;
@@ -58,6 +63,7 @@ async fn swap(app: &App, hash: String, loaded: Result<Loaded, Refused>) {
         Ok(loaded) => {
             app.loaded.store(Some(Arc::new(loaded)));
             *app.refused.lock().expect("refused lock") = None;
+            app.served_changed.notify_one();
             app.metrics.snapshot_loaded(&hash);
             tracing::info!(%hash, "snapshot in service");
         }
@@ -69,7 +75,11 @@ async fn swap(app: &App, hash: String, loaded: Result<Loaded, Refused>) {
 fn refuse(app: &App, hash: Option<&str>, reason: &Refused) {
     app.metrics.snapshots_refused.inc();
     tracing::warn!(hash = hash.unwrap_or("?"), %reason, "snapshot refused; the last good one keeps serving");
-    *app.refused.lock().expect("refused lock") = Some(reason.to_string());
+    *app.refused.lock().expect("refused lock") = Some(crate::app::Refusal {
+        hash: hash.map(str::to_owned),
+        reason: reason.to_string(),
+    });
+    app.served_changed.notify_one();
 }
 
 /// Makes the operational store match `settings`: the in-process one, or a connection to

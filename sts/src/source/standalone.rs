@@ -441,7 +441,10 @@ pub async fn watch(
             Err(error) => {
                 app.metrics.snapshots_refused.inc();
                 tracing::warn!(%error, "manifests refused; the last good snapshot keeps serving");
-                *app.refused.lock().expect("refused lock") = Some(error.to_string());
+                *app.refused.lock().expect("refused lock") = Some(crate::app::Refusal {
+                    hash: None,
+                    reason: error.to_string(),
+                });
             }
         }
     }

@@ -21,6 +21,8 @@ pub struct Deployed {
     pub addr: String,
     /// Where the STS serves /metrics.
     pub metrics_addr: String,
+    /// The STS's identity: may read its snapshot Secrets and write its report.
+    pub sts_kubeconfig: std::path::PathBuf,
 }
 
 /// Applies `examples/` in `ns` with `kubectl`, then starts the operator and the STS (named
@@ -71,32 +73,55 @@ pub async fn deploy_with(
 
     // The STS's identity may read its snapshot Secrets by name and nothing else.
     let names = signet_sts::source::cluster::secret_names("signet");
-    let rules = json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": names}]);
+    let rules = json!([
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": names},
+        // Its report of what it serves, as the chart grants it.
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "patch", "delete"]},
+    ]);
     let sts_kubeconfig =
         namespaced_service_account_kubeconfig(client, kubeconfig, ns, "sts", rules).await?;
     // And, as the chart grants it, the review of ServiceAccount tokens (workload identity).
     let review = json!([{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]);
     signet_tests::grant_cluster_rules(client, ns, "sts", review).await?;
-    let addr = format!("127.0.0.1:{}", signet_tests::free_port());
-    let metrics_addr = format!("127.0.0.1:{}", signet_tests::free_port());
-    let sts = Process::spawn(
-        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
-        &format!("sts-{test}"),
-        &[
-            "--token-service=signet".into(),
-            format!("--namespace={ns}"),
-            format!("--listen={addr}"),
-            format!("--metrics-addr={metrics_addr}"),
-        ],
-        &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
-    )?;
+    let (sts, addr, metrics_addr) =
+        spawn_sts(&sts_kubeconfig, ns, test, &format!("{test}-0"), &[])?;
     signet_tests::wait_ready(&addr).await?;
     Ok(Deployed {
         operator,
         sts,
         addr,
         metrics_addr,
+        sts_kubeconfig,
     })
+}
+
+/// Starts one more STS replica `replica` of the examples' TokenService in `ns` with the STS's
+/// identity (`kubeconfig`) and `extra` flags; the process, its address and its metrics address.
+/// It is not waited for.
+pub fn spawn_sts(
+    kubeconfig: &Path,
+    ns: &str,
+    test: &str,
+    replica: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Process, String, String)> {
+    let addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let metrics_addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let mut args = vec![
+        "--token-service=signet".into(),
+        format!("--namespace={ns}"),
+        format!("--listen={addr}"),
+        format!("--metrics-addr={metrics_addr}"),
+        format!("--replica={replica}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let sts = Process::spawn(
+        Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+        &format!("sts-{test}-{replica}"),
+        &args,
+        &[("KUBECONFIG", &kubeconfig.to_string_lossy())],
+    )?;
+    Ok((sts, addr, metrics_addr))
 }
 
 /// The examples, the operator and an STS in `ns`; the STS and its issuer.
