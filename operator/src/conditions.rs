@@ -220,7 +220,7 @@ fn named(
 }
 
 /// [`named`], with any status (`Unknown` included).
-fn with_status(
+pub(crate) fn with_status(
     type_: &str,
     status: &str,
     reason: String,

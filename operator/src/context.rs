@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::PartialObjectMeta;
@@ -42,6 +43,8 @@ pub struct Mirrors {
     /// ServiceAccount metadata in the watched namespaces: a workload client's status says
     /// whether the ServiceAccounts it accepts exist.
     pub service_accounts: Arc<Mirror<PartialObjectMeta<ServiceAccount>>>,
+    /// The STS replicas' reports of what they serve (`signet_crds::replica`).
+    pub leases: Arc<Mirror<Lease>>,
 }
 
 impl Mirrors {
@@ -56,6 +59,7 @@ impl Mirrors {
             && self.managed_secrets.is_synced()
             && self.namespaces.is_synced()
             && self.service_accounts.is_synced()
+            && self.leases.is_synced()
     }
 }
 

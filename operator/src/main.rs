@@ -8,6 +8,7 @@ mod metrics;
 mod mirror;
 mod pass;
 mod secret_data;
+mod serving;
 mod snapshot_secret;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta};
@@ -141,6 +143,20 @@ async fn main() -> anyhow::Result<()> {
             |a| format!("{:?}", a.metadata.uid),
             trigger.clone(),
         ),
+        // What each STS replica serves: a renewal alone is no change (the pass wakes itself
+        // when a report is due to expire), a new hash, refusal or key set is.
+        leases: mirror::spawn_selected(
+            apis::<Lease>(&client, &scopes),
+            kube::runtime::watcher::Config::default().labels(signet_crds::replica::REPORT_LABEL),
+            |l| {
+                let term = l
+                    .spec
+                    .as_ref()
+                    .map(|s| (&s.holder_identity, &s.acquire_time));
+                format!("{:?}|{:?}", l.metadata.annotations, term)
+            },
+            trigger.clone(),
+        ),
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -155,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
         writer: context::Writer::new(client.clone(), recorder),
         metrics: metrics.clone(),
         jwks: Default::default(),
+        histories: Default::default(),
     };
 
     let identity = format!(

@@ -108,7 +108,7 @@ async fn only_the_leader_writes_and_a_successor_takes_over() -> anyhow::Result<(
         )
     };
     wait_for_snapshot(&client, &ns, "client one", |s| s.clients.len() == 1).await?;
-    wait_for_condition(&client, &ns, "OidcClient", "one", "Ready", "True", None).await?;
+    wait_for_condition(&client, &ns, "OidcClient", "one", "Compiled", "True", None).await?;
 
     let audit = cluster.audit_log();
     let by_leader = writes_by(&audit, &leader_user, &ns);

@@ -206,14 +206,23 @@ async fn bad_input_gives_conditions_and_hand_edits_are_undone() -> anyhow::Resul
         Some("SecretNotFound"),
     )
     .await?;
-    wait_for_condition(&client, &ns, "OidcClient", "good", "Ready", "True", None).await?;
+    wait_for_condition(&client, &ns, "OidcClient", "good", "Compiled", "True", None).await?;
 
     // Fixing the input fixes the condition.
     let long = json!({"stringData": {"s": "a-referenced-secret-of-32-characters-or-more"}});
     secrets
         .patch("short", &PatchParams::default(), &Patch::Merge(&long))
         .await?;
-    wait_for_condition(&client, &ns, "OidcClient", "short", "Ready", "True", None).await?;
+    wait_for_condition(
+        &client,
+        &ns,
+        "OidcClient",
+        "short",
+        "Compiled",
+        "True",
+        None,
+    )
+    .await?;
 
     // A snapshot edited by hand is restored.
     let good = wait_for_snapshot(&client, &ns, "two clients", |s| s.clients.len() == 2).await?;

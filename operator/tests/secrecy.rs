@@ -101,7 +101,9 @@ async fn no_secret_material_in_status_events_or_logs() -> anyhow::Result<()> {
     let (status, metrics) = http_get(&addr, "/metrics").await?;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains(r#"signet_operator_reconciles_total{kind="OidcClient",result="ready"}"#),
+        // No STS runs here, so nothing is served: every client counts as not ready.
+        metrics
+            .contains(r#"signet_operator_reconciles_total{kind="OidcClient",result="not_ready"}"#),
         "{metrics}"
     );
     assert!(

@@ -146,7 +146,7 @@ async fn tenants_are_kept_apart_with_a_condition_for_each_refusal() -> anyhow::R
         &team_a,
         "OidcClient",
         "first",
-        "Ready",
+        "Compiled",
         "True",
         None,
     )
@@ -415,7 +415,16 @@ async fn a_tenant_accepts_another_clusters_tokens_only_where_the_platform_trusts
     let ready = |ns: &str, name: &str, status: &'static str, reason: Option<&'static str>| {
         let (client, ns, name) = (client.clone(), ns.to_owned(), name.to_owned());
         async move {
-            wait_for_condition(&client, &ns, "OidcClient", &name, "Ready", status, reason).await
+            wait_for_condition(
+                &client,
+                &ns,
+                "OidcClient",
+                &name,
+                "Compiled",
+                status,
+                reason,
+            )
+            .await
         }
     };
     ready(&team_a, "reporter", "True", None).await?;

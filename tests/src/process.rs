@@ -79,6 +79,17 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) with kill(1): SIGSTOP freezes the process as a
+    /// hung node would, SIGCONT lets it go on.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {}", self.pid());
+        Ok(())
+    }
+
     /// SIGKILL: a crash, with no chance to clean up.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill()?;

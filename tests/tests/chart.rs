@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::Kubeconfig;
@@ -122,6 +123,8 @@ fn default_values_render_the_operator_a_token_service_and_its_sts() -> anyhow::R
             "ServiceAccount",
             "SigningKey",
             "TokenService",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     );
     // Two SigningKeys: RS256 signs ID tokens, ES256 access tokens.
@@ -391,11 +394,22 @@ fn service_account_kubeconfig(
     ns: &str,
     name: &str,
 ) -> anyhow::Result<PathBuf> {
-    let out = run_ok(
-        cluster
-            .kubectl()
-            .args(["create", "token", name, "-n", ns, "--duration=1h"]),
-    )?;
+    service_account_kubeconfig_bound(cluster, ns, name, None)
+}
+
+/// [`service_account_kubeconfig`], with a token bound to Pod `pod` if given, as the kubelet
+/// projects one into a pod (the API server then knows the pod's name).
+fn service_account_kubeconfig_bound(
+    cluster: &SharedCluster,
+    ns: &str,
+    name: &str,
+    pod: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    let mut args = vec!["create", "token", name, "-n", ns, "--duration=1h"];
+    if let Some(pod) = pod {
+        args.extend(["--bound-object-kind=Pod", "--bound-object-name", pod]);
+    }
+    let out = run_ok(cluster.kubectl().args(&args))?;
     let token = String::from_utf8(out.stdout)?.trim().to_owned();
     let admin = Kubeconfig::read_from(&cluster.kubeconfig)?;
     let c = admin
@@ -450,10 +464,19 @@ fn golden_rights(cluster: &SharedCluster, ns: &str, sa: &str, file: &str) -> any
         ns,
     ]))?;
     let text = String::from_utf8(out.stdout)?.replace(ns, "NAMESPACE");
-    // Sorted: the order of rules from several bindings is not part of the contract.
+    // Sorted, rows and each row's verbs: the order of rules from several bindings (a verb of a
+    // ClusterRole merged with one of a Role) is not part of the contract.
+    let sort_verbs = |line: String| match line.rsplit_once(" [") {
+        Some((head, verbs)) if verbs.ends_with(']') => {
+            let mut verbs: Vec<&str> = verbs.trim_end_matches(']').split(' ').collect();
+            verbs.sort();
+            format!("{head} [{}]", verbs.join(" "))
+        }
+        _ => line,
+    };
     let mut lines: Vec<String> = text
         .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|l| sort_verbs(l.split_whitespace().collect::<Vec<_>>().join(" ")))
         .collect();
     lines[1..].sort();
     let rows: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -602,7 +625,26 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
 
     // Least privilege proven by use: the operator and the STS run with exactly these rights.
     let operator_kubeconfig = service_account_kubeconfig(&cluster, &ns, "signet-operator")?;
-    let sts_kubeconfig = service_account_kubeconfig(&cluster, &ns, "signet-sts")?;
+    // The STS as in its pod: a Pod object of its template (no kubelet runs it here) and a
+    // token bound to it, so the admission policy on its report sees the pod's name.
+    const STS_POD: &str = "signet-sts-0";
+    let pod = pod_of(find(&docs, "Deployment", "signet-sts")?, STS_POD);
+    with_stdin(
+        cluster.kubectl().args(["create", "-n", &ns, "-f", "-"]),
+        &pod.to_string(),
+    )?;
+    let pod_uid = run_ok(cluster.kubectl().args([
+        "get",
+        "pod",
+        STS_POD,
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]))?;
+    let pod_uid = String::from_utf8(pod_uid.stdout)?;
+    let sts_kubeconfig =
+        service_account_kubeconfig_bound(&cluster, &ns, "signet-sts", Some(STS_POD))?;
     let operator_args = args_on_loopback(find(&docs, "Deployment", "signet-operator")?, "");
     let operator = Process::spawn(
         &signet_tests::workspace_bin("signet-operator"),
@@ -620,7 +662,11 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
         &signet_tests::workspace_bin("signet-sts"),
         "chart-sts",
         &sts_args,
-        &[("KUBECONFIG", &sts_kubeconfig.to_string_lossy())],
+        &[
+            ("KUBECONFIG", &sts_kubeconfig.to_string_lossy()),
+            ("POD_NAME", STS_POD),
+            ("POD_UID", &pod_uid),
+        ],
     )?;
     let examples = repo_root().join("examples");
     run_ok(
@@ -631,6 +677,7 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
             .arg("-f")
             .arg(examples.join("clients.yaml")),
     )?;
+    // Ready: in the snapshot, and served by the one live replica, which reported so.
     let ready = wait_for("OidcClient orders-worker Ready", TIMEOUT, || async {
         let out = cluster
             .kubectl()
@@ -689,6 +736,43 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
         "{}",
         response.body
     );
+    // The replica's report is its own Lease; the admission policy holds it to that one: not
+    // another name, not the operator's leader Lease, and not without a pod-bound token.
+    let as_sts = signet_tests::client_for(&sts_kubeconfig).await?;
+    let leases: Api<Lease> = Api::namespaced(as_sts, &ns);
+    Api::<Lease>::namespaced(client.clone(), &ns)
+        .get(&format!("signet-sts-{STS_POD}"))
+        .await
+        .context("its report")?;
+    let other = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "signet-sts-other"}});
+    let params = kube::api::PatchParams::apply("attacker").force();
+    for name in ["signet-sts-other", "signet-operator"] {
+        let mut lease = other.clone();
+        lease["metadata"]["name"] = name.into();
+        let refused = leases
+            .patch(name, &params, &kube::api::Patch::Apply(&lease))
+            .await;
+        let message = format!("{refused:?}");
+        assert!(
+            message.contains("writes only its own report"),
+            "{name}: {message}"
+        );
+    }
+    let unbound =
+        signet_tests::client_for(&service_account_kubeconfig(&cluster, &ns, "signet-sts")?).await?;
+    let own = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": format!("signet-sts-{STS_POD}")}});
+    let refused = Api::<Lease>::namespaced(unbound, &ns)
+        .patch(
+            &format!("signet-sts-{STS_POD}"),
+            &params,
+            &kube::api::Patch::Apply(&own),
+        )
+        .await;
+    assert!(
+        format!("{refused:?}").contains("writes only its own report"),
+        "{refused:?}"
+    );
+
     // The operator published the JWKS ConfigMap and wrote status with these rights.
     run_ok(
         cluster

@@ -24,6 +24,7 @@ use super::signing_key::Algorithm;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Issuer","type":"string","jsonPath":".spec.issuer"}"#,
     printcolumn = r#"{"name":"Clients","type":"integer","jsonPath":".status.clients"}"#,
+    printcolumn = r#"{"name":"Serving","type":"string","jsonPath":".status.serving"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","priority":1,"jsonPath":".status.snapshotHash"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -276,4 +277,28 @@ pub struct TokenServiceStatus {
     /// Number of identity providers in the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_providers: Option<i32>,
+    /// Live STS replicas serving the snapshot last written, of all live ones (`3/3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<String>,
+    /// The live STS replicas, by name, with the snapshot each serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One live STS replica, as it reports itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    /// The replica (its pod name).
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Hash of the snapshot it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub serving: Option<String>,
+    /// Why it refused the snapshot last written, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub refused: Option<String>,
 }

@@ -18,6 +18,8 @@
 //!                                     (recorded propagationTime before N retires)
 //! ```
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use signet_crds::v1alpha1::{KeyPhase, KeyVersion, SigningKeySpec};
@@ -48,6 +50,9 @@ pub struct Facts<'a> {
     pub revoke: Option<&'a str>,
     /// The revoke request already acted on (`status.lastRevokeRequest`).
     pub revoke_done: Option<&'a str>,
+    /// The key ids every live STS replica of the TokenServices using this key publishes in the
+    /// JWKS it serves; None when no replica reports (nothing to wait for).
+    pub published: Option<&'a BTreeSet<String>>,
     /// The time of the decision.
     pub now: Timestamp,
 }
@@ -257,8 +262,12 @@ pub fn decide(f: &Facts<'_>) -> Plan {
         };
     }
 
-    // 6. A pending key whose time has come takes over; the active one retires.
-    if let Some(p) = pending.filter(|p| t(&p.activates) <= f.now) {
+    // 6. A pending key whose time has come, and that every live replica publishes, takes over;
+    //    the active one retires. Its propagation time is a lower bound for caches outside the
+    //    cluster; the replicas' own JWKS is known, so it is waited for. (An emergency revoke
+    //    and a first key do not wait: steps 3 and 5.)
+    let published = |kid: &str| f.published.is_none_or(|kids| kids.contains(kid));
+    if let Some(p) = pending.filter(|p| t(&p.activates) <= f.now && published(&p.kid)) {
         let mut versions = f.versions.to_vec();
         if let Some(a) = active {
             mark(&mut versions, &a.kid, KeyPhase::Retired, f.now, retention);
@@ -279,7 +288,10 @@ pub fn decide(f: &Facts<'_>) -> Plan {
     // Nothing to do now: when is the next thing due?
     let mut due = Vec::new();
     if let Some(p) = pending {
-        due.push(t(&p.activates));
+        // Once due, what it waits for is a replica's report, which starts a pass by itself.
+        if t(&p.activates) > f.now {
+            due.push(t(&p.activates));
+        }
     } else if let Some(a) = active {
         due.push(rotation_starts(a, rotation, propagation));
     }

@@ -30,6 +30,8 @@ struct World {
     revoke: Option<String>,
     revoke_done: Option<String>,
     next_kid: u32,
+    /// What every live STS replica publishes; None: no replica reports.
+    published: Option<std::collections::BTreeSet<String>>,
 }
 
 impl World {
@@ -42,6 +44,7 @@ impl World {
             rotate_done: self.rotate_done.as_deref(),
             revoke: self.revoke.as_deref(),
             revoke_done: self.revoke_done.as_deref(),
+            published: self.published.as_ref(),
             now,
         })
     }
@@ -503,4 +506,43 @@ fn verifier_with_a_max_age_cache_never_fails_across_rotations() {
 fn verifier_fails_when_propagation_is_shorter_than_the_max_age() {
     // Negative control: the same verifier, with the key announced for less than max-age.
     assert!(failed_verifications("10m", 30 * 60) > 0);
+}
+
+/// A pending key due to activate waits until every live replica publishes it; then it takes
+/// over. With no replica reporting there is nothing to wait for.
+#[test]
+fn a_due_key_activates_only_once_every_live_replica_publishes_it() {
+    let spec = spec("24h", "1h", "2h");
+    let mut world = World::default();
+    world.settle(&spec, at(0));
+    let first = world.versions[0].kid.clone();
+    assert_eq!(
+        world.versions[0].phase,
+        KeyPhase::Active,
+        "the first key at once"
+    );
+    // The next key is made an hour before the first has signed for a day.
+    world.settle(&spec, at(23 * HOUR));
+    let next = world
+        .versions
+        .iter()
+        .find(|v| v.phase == KeyPhase::Pending)
+        .expect("a pending key")
+        .kid
+        .clone();
+    // Due now, but one replica still serves a JWKS without it.
+    world.published = Some([first.clone()].into());
+    world.settle(&spec, at(24 * HOUR + 60));
+    let phase = |w: &World, kid: &str| w.versions.iter().find(|v| v.kid == kid).unwrap().phase;
+    assert_eq!(
+        phase(&world, &next),
+        KeyPhase::Pending,
+        "waits for the replicas"
+    );
+    assert_eq!(phase(&world, &first), KeyPhase::Active);
+    // Every replica publishes it: it takes over.
+    world.published = Some([first.clone(), next.clone()].into());
+    world.settle(&spec, at(24 * HOUR + 61));
+    assert_eq!(phase(&world, &next), KeyPhase::Active);
+    assert_eq!(phase(&world, &first), KeyPhase::Retired);
 }

@@ -2,21 +2,23 @@
 //! watch event of that write starts the next pass), status with conditions, and the next time
 //! to look.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use signet_crds::compile::{KEY_PRIVATE_PEM, KEY_PUBLIC_JWK, ObjectKey};
-use signet_crds::v1alpha1::{KeyPhase, SigningKey, SigningKeyStatus, TokenService};
+use signet_crds::v1alpha1::{KeyPhase, KeyVersion, SigningKey, SigningKeyStatus, TokenService};
 
 use super::lifecycle::{self, Facts, KeySecret, Step};
 use crate::context::{FIELD_MANAGER, MANAGED_BY, WriteError, Writer, write_error};
+use crate::pass::served::Served;
 use signet_crds::keygen as generate;
 
 /// Label on a key Secret: the SigningKey it belongs to.
@@ -109,6 +111,7 @@ pub async fn run(
     signing_keys: &[Arc<SigningKey>],
     key_secrets: &BTreeMap<ObjectKey, Vec<KeySecret>>,
     token_services: &[Arc<TokenService>],
+    reports: &[Arc<Lease>],
     now: Timestamp,
 ) -> Result<Option<Timestamp>, Error> {
     let mut due: Option<Timestamp> = None;
@@ -120,6 +123,8 @@ pub async fn run(
             .map(Vec::as_slice)
             .unwrap_or_default();
         let status = key.status.clone().unwrap_or_default();
+        let (live, user) = live_reports(key, token_services, reports, now);
+        let published = published_by_all(&live);
         let facts = Facts {
             spec: &key.spec,
             versions: &status.keys,
@@ -128,6 +133,7 @@ pub async fn run(
             rotate_done: status.last_rotate_request.as_deref(),
             revoke: key.annotations().get(REVOKE_ANNOTATION).map(String::as_str),
             revoke_done: status.last_revoke_request.as_deref(),
+            published: published.as_ref(),
             now,
         };
         let plan = lifecycle::decide(&facts);
@@ -171,6 +177,7 @@ pub async fn run(
                     next,
                     plan.warning.as_deref(),
                     consistency.as_deref(),
+                    (&live, &user),
                     now,
                 )
                 .await?;
@@ -184,6 +191,7 @@ pub async fn run(
                     status.clone(),
                     plan.warning.as_deref(),
                     consistency.as_deref(),
+                    (&live, &user),
                     now,
                 )
                 .await?;
@@ -194,6 +202,68 @@ pub async fn run(
 }
 
 /// Why the key's timing does not fit the TokenServices that use it, if it does not.
+/// The live STS replicas' reports of the TokenServices that use `key`, and the first such
+/// TokenService's name (for messages).
+fn live_reports(
+    key: &SigningKey,
+    token_services: &[Arc<TokenService>],
+    reports: &[Arc<Lease>],
+    now: Timestamp,
+) -> (Vec<signet_crds::replica::Report>, String) {
+    let users: Vec<&Arc<TokenService>> = token_services
+        .iter()
+        .filter(|t| {
+            t.namespace() == key.namespace() && t.spec.signing_keys.contains(&key.name_any())
+        })
+        .collect();
+    let live = users
+        .iter()
+        .flat_map(|ts| {
+            reports
+                .iter()
+                .filter(move |l| l.namespace() == ts.namespace())
+                .filter_map(move |l| signet_crds::replica::live_report(l, &ts.name_any(), now))
+        })
+        .collect();
+    let name = users
+        .first()
+        .map(|t| format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()))
+        .unwrap_or_default();
+    (live, name)
+}
+
+/// The key ids every one of `live` publishes; None when there is none.
+fn published_by_all(live: &[signet_crds::replica::Report]) -> Option<BTreeSet<String>> {
+    let mut kids = live
+        .iter()
+        .map(|r| r.kids.iter().cloned().collect::<BTreeSet<_>>());
+    let first = kids.next()?;
+    Some(kids.fold(first, |all, one| all.intersection(&one).cloned().collect()))
+}
+
+/// Whether every live replica publishes every version of `versions` that the JWKS carries.
+fn keys_served(versions: &[KeyVersion], live: &[signet_crds::replica::Report]) -> Served {
+    if live.is_empty() {
+        return Served::NoReplicas;
+    }
+    let published = versions.iter().filter(|v| {
+        matches!(
+            v.phase,
+            KeyPhase::Active | KeyPhase::Pending | KeyPhase::Retired
+        )
+    });
+    let kids: Vec<&str> = published.map(|v| v.kid.as_str()).collect();
+    let behind: Vec<String> = live
+        .iter()
+        .filter(|r| kids.iter().any(|k| !r.kids.iter().any(|p| p == k)))
+        .map(|r| r.replica.clone())
+        .collect();
+    match behind.is_empty() {
+        true => Served::Yes(live.len()),
+        false => Served::Behind(behind, live.len()),
+    }
+}
+
 fn timing_warning(
     key: &SigningKey,
     token_services: &[std::sync::Arc<TokenService>],
@@ -338,6 +408,7 @@ async fn write_status(
     mut next: SigningKeyStatus,
     warning: Option<&str>,
     consistency: Option<&str>,
+    (live, token_service): (&[signet_crds::replica::Report], &str),
     now: Timestamp,
 ) -> Result<(), Error> {
     let current = key.status.clone().unwrap_or_default();
@@ -396,7 +467,16 @@ async fn write_status(
         ),
     };
     next.common.observed_generation = generation;
-    next.common.conditions = vec![ready, timing];
+    // Ready also needs every live replica to publish the keys (Compiled: they are in status).
+    let served = keys_served(&next.keys, live);
+    next.common.conditions = crate::serving::with_serving(
+        vec![ready, timing],
+        &served,
+        token_service,
+        previous,
+        generation,
+        &Time(now),
+    );
     let unchanged = next.keys == current.keys
         && next.active_kid == current.active_kid
         && next.next_rotation == current.next_rotation

@@ -9,7 +9,10 @@
 //! 4. key Secrets (`crate::keys::reconcile`): one lifecycle step per SigningKey.
 //! 5. `snapshot`: the snapshot Secrets, where their bytes changed.
 //! 6. `jwks`: the JWKS ConfigMaps, where the keys changed.
-//! 7. `status`: statuses computed, then applied where they changed, with Events.
+//! 7. `served`: the snapshot just written joins its TokenService's history; the live STS
+//!    replicas' reports (their Leases) say which snapshot each serves.
+//! 8. `status`: statuses computed (Ready needs every live replica to serve the object), then
+//!    applied where they changed, with Events.
 //!
 //! A failed step ends the pass; the next one (after a backoff) starts again from step 1.
 //! Steps 3 to 7 look at the objects they write (resourceVersion, current bytes) and nothing
@@ -18,6 +21,7 @@
 mod client_secrets;
 mod dereference;
 mod jwks;
+pub mod served;
 mod snapshot;
 mod status;
 
@@ -43,6 +47,9 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// The JWKS last written per TokenService.
     pub jwks: jwks::Written,
+    /// The snapshots written per TokenService, newest last, with what each holds.
+    pub histories:
+        std::sync::Mutex<std::collections::BTreeMap<compile::ObjectKey, served::History>>,
 }
 
 /// The step of a pass that failed. The pass is retried with backoff. A step that only
@@ -64,7 +71,7 @@ pub enum Error {
     /// Step 6.
     #[error("JWKS: {0}")]
     Jwks(#[source] WriteError),
-    /// Step 7.
+    /// Step 8.
     #[error("status: {0}")]
     Status(#[source] WriteError),
 }
@@ -99,11 +106,13 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
         .await
         .map_err(Error::ClientSecrets)?;
 
+    let reports = ctx.mirrors.leases.list();
     let key_due = keys::reconcile::run(
         writer,
         &inputs.signing_keys,
         &observed.key_secrets,
         &inputs.token_services,
+        &reports,
         now,
     )
     .await?;
@@ -126,12 +135,22 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
     .await
     .map_err(Error::Jwks)?;
 
+    let serving = served::observe(
+        &mut ctx.histories.lock().expect("histories lock"),
+        inputs,
+        &out,
+        &published.conflicts,
+        &reports,
+        now,
+    );
+
     status::write(
         writer,
         &ctx.metrics,
         inputs,
         &out,
         &published.conflicts,
+        &serving,
         now,
     )
     .await
@@ -140,8 +159,12 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
     ctx.metrics
         .pass_duration
         .observe(started.elapsed().as_secs_f64());
-    Ok([key_due.map(|t| t.as_second()), out.secret_overlap_ends]
-        .into_iter()
-        .flatten()
-        .min())
+    Ok([
+        key_due.map(|t| t.as_second()),
+        out.secret_overlap_ends,
+        serving.next_expiry,
+    ]
+    .into_iter()
+    .flatten()
+    .min())
 }

@@ -20,6 +20,7 @@ use signet_crds::v1alpha1::{
     OidcClientStatus, TokenService, TokenServiceStatus,
 };
 
+use super::served::{Served, Serving};
 use crate::conditions;
 use crate::context::{CONCURRENT_WRITES, FIELD_MANAGER, WriteError, Writer, write_error};
 use crate::metrics::{KindResult, Metrics};
@@ -33,9 +34,10 @@ pub async fn write(
     inputs: &Inputs,
     out: &Output,
     snapshot_conflicts: &BTreeSet<ObjectKey>,
+    serving: &Serving,
     now: Timestamp,
 ) -> Result<(), WriteError> {
-    let plan = plan(inputs, out, snapshot_conflicts, &Time(now));
+    let plan = plan(inputs, out, snapshot_conflicts, serving, &Time(now));
     for ((kind, result), n) in plan.reconciled {
         metrics
             .reconciles
@@ -82,6 +84,7 @@ fn plan(
     inputs: &Inputs,
     out: &Output,
     snapshot_conflicts: &BTreeSet<ObjectKey>,
+    serving: &Serving,
     now: &Time,
 ) -> Plan {
     let none = Report::default();
@@ -111,6 +114,7 @@ fn plan(
             common: common(
                 Kind::TokenService,
                 &report,
+                None,
                 current.map(|s| &s.common),
                 ts.meta().generation,
                 now,
@@ -119,6 +123,15 @@ fn plan(
             clients: snapshot.map(|s| s.clients.len() as i32),
             scopes: snapshot.map(|s| s.scopes.len() as i32),
             identity_providers: snapshot.map(|s| s.identity_providers.len() as i32),
+            serving: serving
+                .token_services
+                .get(&k)
+                .map(|(history, replicas)| serving_count(history.newest(), replicas)),
+            replicas: serving
+                .token_services
+                .get(&k)
+                .map(|(_, replicas)| replicas.iter().map(replica_status).collect())
+                .unwrap_or_default(),
         };
         if let Some(event) = plan.decide(Kind::TokenService, current, &status, |s| &s.common) {
             plan.patches
@@ -134,12 +147,15 @@ fn plan(
             .and_then(|t| out.snapshots.get(t))
             .map(|s| s.issuer.clone());
         let current = client.status.as_ref();
+        let generation = client.meta().generation;
+        let served = served_of(serving, report, Kind::OidcClient, &k, generation);
         let status = OidcClientStatus {
             common: common(
                 Kind::OidcClient,
                 report,
+                Some(&served),
                 current.map(|s| &s.common),
-                client.meta().generation,
+                generation,
                 now,
             ),
             client_id: report.client_id.clone(),
@@ -154,12 +170,16 @@ fn plan(
     for scope in &inputs.scopes {
         let k = key(&**scope);
         let current = scope.status.as_ref();
+        let generation = scope.meta().generation;
+        let report = report(Kind::ApiScope, &k);
+        let served = served_of(serving, report, Kind::ApiScope, &k, generation);
         let status = ApiScopeStatus {
             common: common(
                 Kind::ApiScope,
-                report(Kind::ApiScope, &k),
+                report,
+                Some(&served),
                 current.map(|s| &s.common),
-                scope.meta().generation,
+                generation,
                 now,
             ),
         };
@@ -171,12 +191,16 @@ fn plan(
     for idp in &inputs.identity_providers {
         let k = key(&**idp);
         let current = idp.status.as_ref();
+        let generation = idp.meta().generation;
+        let report = report(Kind::IdentityProvider, &k);
+        let served = served_of(serving, report, Kind::IdentityProvider, &k, generation);
         let status = IdentityProviderStatus {
             common: common(
                 Kind::IdentityProvider,
-                report(Kind::IdentityProvider, &k),
+                report,
+                Some(&served),
                 current.map(|s| &s.common),
-                idp.meta().generation,
+                generation,
                 now,
             ),
         };
@@ -224,7 +248,12 @@ impl Plan {
         let event = ready.and_then(|ready| {
             let changed =
                 old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
-            let worth_telling = old_ready.is_some() || ready.status != "True";
+            // Waiting for replicas is the normal course of every change, not news: no Event
+            // when it starts, nor when it ends in Served.
+            let transient = ready.reason == "NotYetServed"
+                || old_ready
+                    .is_some_and(|o| o.reason == "NotYetServed" && ready.reason == "Served");
+            let worth_telling = (old_ready.is_some() || ready.status != "True") && !transient;
             (changed && worth_telling).then(|| ReadyEvent {
                 type_: if ready.status == "True" {
                     EventType::Normal
@@ -290,9 +319,12 @@ where
     Ok(())
 }
 
+/// The conditions of an object: from its compile report, and (but for a TokenService) whether
+/// the replicas serve it.
 fn common(
     kind: Kind,
     report: &Report,
+    served: Option<&Served>,
     previous: Option<&CommonStatus>,
     generation: Option<i64>,
     now: &Time,
@@ -300,9 +332,64 @@ fn common(
     let previous = previous
         .map(|p| p.conditions.as_slice())
         .unwrap_or_default();
+    let mut conditions = conditions::conditions(kind, report, previous, generation, now);
+    if let Some(served) = served {
+        let ts = report
+            .token_service
+            .as_ref()
+            .map(|t| format!("{}/{}", t.namespace, t.name))
+            .unwrap_or_default();
+        conditions =
+            crate::serving::with_serving(conditions, served, &ts, previous, generation, now);
+    } else if let Some(ready) = conditions.first().filter(|c| c.type_ == "Ready") {
+        // A TokenService is Ready once compiled; Compiled says the same, as on the other kinds.
+        let compiled = conditions::with_status(
+            "Compiled",
+            &ready.status,
+            ready.reason.clone(),
+            ready.message.clone(),
+            previous,
+            generation,
+            now,
+        );
+        conditions.insert(1, compiled);
+    }
     CommonStatus {
         observed_generation: generation,
-        conditions: conditions::conditions(kind, report, previous, generation, now),
+        conditions,
+    }
+}
+
+/// Whether the replicas serve the object `key` of `kind` at `generation`.
+fn served_of(
+    serving: &Serving,
+    report: &Report,
+    kind: Kind,
+    key: &ObjectKey,
+    generation: Option<i64>,
+) -> Served {
+    let object = (kind, key.clone());
+    serving.of(
+        report.token_service.as_ref(),
+        &object,
+        generation.unwrap_or_default(),
+    )
+}
+
+/// `serving/live` for the printer column: replicas serving the newest snapshot, of all live.
+fn serving_count(newest: Option<&str>, replicas: &[signet_crds::replica::Report]) -> String {
+    let current = replicas
+        .iter()
+        .filter(|r| r.serving.is_some() && r.serving.as_deref() == newest)
+        .count();
+    format!("{current}/{}", replicas.len())
+}
+
+fn replica_status(report: &signet_crds::replica::Report) -> signet_crds::v1alpha1::ReplicaStatus {
+    signet_crds::v1alpha1::ReplicaStatus {
+        name: report.replica.clone(),
+        serving: report.serving.clone(),
+        refused: report.refused.as_ref().map(|(_, why)| why.clone()),
     }
 }
 

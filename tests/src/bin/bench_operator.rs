@@ -129,25 +129,29 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let in_snapshot = last_create.elapsed();
-    wait_for("every client Ready", Duration::from_secs(600), || async {
-        let list = kube::api::Api::<kube::api::DynamicObject>::all_with(
-            client.clone(),
-            &signet_tests::signet_resource("OidcClient"),
-        )
-        .list(&ListParams::default())
-        .await?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|o| {
-                o.data["status"]["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    wait_for(
+        "every client Compiled",
+        Duration::from_secs(600),
+        || async {
+            let list = kube::api::Api::<kube::api::DynamicObject>::all_with(
+                client.clone(),
+                &signet_tests::signet_resource("OidcClient"),
+            )
+            .list(&ListParams::default())
+            .await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|o| {
+                    o.data["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Compiled" && c["status"] == "True")
+                    })
                 })
-            })
-            .count();
-        Ok((ready == clients).then_some(()))
-    })
+                .count();
+            Ok((ready == clients).then_some(()))
+        },
+    )
     .await?;
     let all_ready = last_create.elapsed();
 
@@ -193,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{:.1} s", in_snapshot.as_secs_f64()),
         ),
         (
-            "4 last create -> all Ready",
+            "4 last create -> all Compiled",
             format!("{:.1} s", all_ready.as_secs_f64()),
         ),
         (

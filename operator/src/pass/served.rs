@@ -1,0 +1,320 @@
+//! Whether the STS replicas serve an object's current generation (pure, `now` passed in).
+//!
+//! Per TokenService the operator keeps the snapshots it has written, newest last, each with the
+//! generation of every object it holds. An object is Served when every live replica serves a
+//! snapshot at least as new as the first one of the unbroken run that ends at the newest and
+//! holds the object's current generation. A replica serving a hash the history does not know
+//! (older than it, or from before this operator started) is behind: it is waited for, never
+//! guessed to be new enough.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use signet_crds::compile::{Inputs, Kind, ObjectKey, Output};
+use signet_crds::replica::{self, Report};
+
+/// How many snapshots a history keeps: a replica more than this many behind counts as behind
+/// for every object until it catches up.
+const KEPT: usize = 64;
+
+/// An object of a snapshot.
+pub type Object = (Kind, ObjectKey);
+
+/// One written snapshot: its hash and the generation of each object it holds.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    hash: String,
+    generations: BTreeMap<Object, i64>,
+}
+
+/// The snapshots one TokenService was written as, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    entries: VecDeque<Entry>,
+}
+
+impl History {
+    /// Records that the snapshot `hash` holds `generations`, unless it is the newest already.
+    pub fn record(&mut self, hash: &str, generations: BTreeMap<Object, i64>) {
+        if self.newest() == Some(hash) {
+            return;
+        }
+        self.entries.push_back(Entry {
+            hash: hash.to_owned(),
+            generations,
+        });
+        while self.entries.len() > KEPT {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The hash of the newest snapshot.
+    pub fn newest(&self) -> Option<&str> {
+        self.entries.back().map(|e| e.hash.as_str())
+    }
+
+    fn position(&self, hash: &str) -> Option<usize> {
+        self.entries.iter().rposition(|e| e.hash == hash)
+    }
+
+    /// The first snapshot of the run, ending at the newest, that holds `object` at
+    /// `generation`; None when the newest does not hold it.
+    fn holding_since(&self, object: &Object, generation: i64) -> Option<usize> {
+        let holds = |e: &Entry| e.generations.get(object) == Some(&generation);
+        let newest = self.entries.len().checked_sub(1)?;
+        if !holds(&self.entries[newest]) {
+            return None;
+        }
+        let mut first = newest;
+        while first > 0 && holds(&self.entries[first - 1]) {
+            first -= 1;
+        }
+        Some(first)
+    }
+}
+
+/// What the live replicas of each TokenService serve, with its snapshot history.
+#[derive(Debug, Default)]
+pub struct Serving {
+    /// By TokenService: its history and its live replicas' reports, by replica name.
+    pub token_services: BTreeMap<ObjectKey, (History, Vec<Report>)>,
+    /// When the first live report expires (unix seconds): a pass is due then, to drop it.
+    pub next_expiry: Option<i64>,
+}
+
+impl Serving {
+    /// Whether the replicas of `object`'s TokenService serve its `generation`.
+    pub fn of(
+        &self,
+        token_service: Option<&ObjectKey>,
+        object: &Object,
+        generation: i64,
+    ) -> Served {
+        match token_service.and_then(|ts| self.token_services.get(ts)) {
+            Some((history, replicas)) => served(history, replicas, object, generation),
+            None => Served::NotInSnapshot,
+        }
+    }
+}
+
+/// Records in `histories` the snapshot each TokenService now has written (not one whose Secret
+/// is someone else's: nothing was written), and reads the live reports among `leases`.
+pub fn observe(
+    histories: &mut BTreeMap<ObjectKey, History>,
+    inputs: &Inputs,
+    out: &Output,
+    conflicts: &BTreeSet<ObjectKey>,
+    leases: &[Arc<Lease>],
+    now: Timestamp,
+) -> Serving {
+    histories.retain(|ts, _| out.snapshots.contains_key(ts));
+    let mut serving = Serving::default();
+    for (ts, snapshot) in &out.snapshots {
+        if conflicts.contains(ts) {
+            continue;
+        }
+        let history = histories.entry(ts.clone()).or_default();
+        history.record(&snapshot.hash, generations(inputs, out, ts));
+        let mine = leases
+            .iter()
+            .filter(|l| l.namespace().as_deref() == Some(ts.namespace.as_str()));
+        let mut replicas = Vec::new();
+        for lease in mine {
+            if let Some(report) = replica::live_report(lease, &ts.name, now) {
+                let expires = replica::expiry(lease).map(|t| t.as_second());
+                serving.next_expiry = [serving.next_expiry, expires].into_iter().flatten().min();
+                replicas.push(report);
+            }
+        }
+        replicas.sort_by(|a, b| a.replica.cmp(&b.replica));
+        serving
+            .token_services
+            .insert(ts.clone(), (history.clone(), replicas));
+    }
+    serving
+}
+
+/// The generation of every object the snapshot of `ts` holds.
+fn generations(inputs: &Inputs, out: &Output, ts: &ObjectKey) -> BTreeMap<Object, i64> {
+    let mut held = BTreeMap::new();
+    let mut add = |kind: Kind, meta: &ObjectMeta| {
+        let key = ObjectKey::new(
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        let report = out.reports.get(&(kind, key.clone()));
+        if report.is_some_and(|r| r.included() && r.token_service.as_ref() == Some(ts)) {
+            held.insert((kind, key), meta.generation.unwrap_or_default());
+        }
+    };
+    for client in &inputs.clients {
+        add(Kind::OidcClient, &client.metadata);
+    }
+    for scope in &inputs.scopes {
+        add(Kind::ApiScope, &scope.metadata);
+    }
+    for idp in &inputs.identity_providers {
+        add(Kind::IdentityProvider, &idp.metadata);
+    }
+    held
+}
+
+/// Whether the live replicas serve an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Every live replica serves it (their count).
+    Yes(usize),
+    /// These replicas serve an older snapshot (of this many live ones).
+    Behind(Vec<String>, usize),
+    /// This replica refused the snapshot that holds it, for this reason.
+    Refused(String, String),
+    /// No replica reports serving this TokenService.
+    NoReplicas,
+    /// The newest snapshot does not hold this generation (it is not compiled in).
+    NotInSnapshot,
+}
+
+/// Whether `replicas` (the live ones) serve `object` at `generation`, by `history`.
+pub fn served(history: &History, replicas: &[Report], object: &Object, generation: i64) -> Served {
+    let Some(since) = history.holding_since(object, generation) else {
+        return Served::NotInSnapshot;
+    };
+    if replicas.is_empty() {
+        return Served::NoReplicas;
+    }
+    let newest = history.newest().unwrap_or_default();
+    let mut behind = Vec::new();
+    for replica in replicas {
+        let at = replica.serving.as_deref().and_then(|h| history.position(h));
+        if at.is_some_and(|at| at >= since) {
+            continue;
+        }
+        // Refusing the newest snapshot, it will not catch up by itself.
+        if let Some((hash, reason)) = &replica.refused
+            && hash.as_deref().is_none_or(|h| h == newest)
+        {
+            return Served::Refused(replica.replica.clone(), reason.clone());
+        }
+        behind.push(replica.replica.clone());
+    }
+    if behind.is_empty() {
+        Served::Yes(replicas.len())
+    } else {
+        Served::Behind(behind, replicas.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(name: &str) -> Object {
+        (Kind::OidcClient, ObjectKey::new("team-a", name))
+    }
+
+    fn replica(name: &str, serving: &str) -> Report {
+        Report {
+            replica: name.into(),
+            serving: Some(serving.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Three snapshots: `app` at generation 1 in h1 and h2, generation 2 in h3; `other` only
+    /// from h2 on.
+    fn history() -> History {
+        let mut history = History::default();
+        history.record("h1", BTreeMap::from([(client("app"), 1)]));
+        history.record(
+            "h2",
+            BTreeMap::from([(client("app"), 1), (client("other"), 1)]),
+        );
+        history.record("h2", BTreeMap::new());
+        history.record(
+            "h3",
+            BTreeMap::from([(client("app"), 2), (client("other"), 1)]),
+        );
+        history
+    }
+
+    #[test]
+    fn an_object_is_served_once_every_live_replica_serves_a_snapshot_that_holds_it() {
+        let history = history();
+        let app = client("app");
+        let other = client("other");
+        assert_eq!(
+            history.newest(),
+            Some("h3"),
+            "a repeated hash is recorded once"
+        );
+        let all_new = [replica("a", "h3"), replica("b", "h3")];
+        assert_eq!(served(&history, &all_new, &app, 2), Served::Yes(2));
+        let one_old = [replica("a", "h3"), replica("b", "h2")];
+        assert_eq!(
+            served(&history, &one_old, &app, 2),
+            Served::Behind(vec!["b".into()], 2)
+        );
+        assert_eq!(
+            served(&history, &one_old, &other, 1),
+            Served::Yes(2),
+            "h2 holds it"
+        );
+        let older = [replica("a", "h1")];
+        assert_eq!(
+            served(&history, &older, &other, 1),
+            Served::Behind(vec!["a".into()], 1)
+        );
+        let unknown = [replica("a", "from-before-this-operator")];
+        assert_eq!(
+            served(&history, &unknown, &other, 1),
+            Served::Behind(vec!["a".into()], 1)
+        );
+        assert_eq!(served(&history, &[], &app, 2), Served::NoReplicas);
+        assert_eq!(
+            served(&history, &all_new, &app, 1),
+            Served::NotInSnapshot,
+            "an old generation"
+        );
+        let starting = [Report {
+            replica: "new".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            served(&history, &starting, &app, 2),
+            Served::Behind(vec!["new".into()], 1)
+        );
+    }
+
+    #[test]
+    fn a_replica_refusing_the_newest_snapshot_is_named_with_its_reason() {
+        let history = history();
+        let mut refusing = replica("b", "h2");
+        refusing.refused = Some((
+            Some("h3".into()),
+            "unknown schema version 1.5 (this STS reads 0.x)".into(),
+        ));
+        let replicas = [replica("a", "h3"), refusing.clone()];
+        assert_eq!(
+            served(&history, &replicas, &client("app"), 2),
+            Served::Refused(
+                "b".into(),
+                "unknown schema version 1.5 (this STS reads 0.x)".into()
+            )
+        );
+        // What it still serves is new enough for an object the refused snapshot did not change.
+        assert_eq!(
+            served(&history, &replicas, &client("other"), 1),
+            Served::Yes(2)
+        );
+        // A refusal of an older snapshot is history: it is merely behind.
+        refusing.refused = Some((Some("h1".into()), "old".into()));
+        assert_eq!(
+            served(&history, &[refusing], &client("app"), 2),
+            Served::Behind(vec!["b".into()], 1)
+        );
+    }
+}
