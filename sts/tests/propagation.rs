@@ -23,6 +23,7 @@ use signet_tests::{TestNamespace, http, shared, signet_api, signet_object, wait_
 const TIMEOUT: Duration = Duration::from_secs(90);
 const FIRST: &str = "https://first.example.com/callback";
 const SECOND: &str = "https://second.example.com/callback";
+const THIRD: &str = "https://third.example.com/callback";
 
 /// The condition `type_` of OidcClient `app`, once it says `status` (and `reason`, if given)
 /// for the object's current generation, and what kstatus (sigs.k8s.io/cli-utils, as Flux and
@@ -195,6 +196,20 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
     assert!(status.to_string().contains("propagation-2"), "{status}");
     assert_eq!(authorize(&two, &id, SECOND).await?, 303);
     app_condition(&client, &ns, "Ready", "True", Some("Served")).await?;
+
+    // With all three live, a change is Ready only once all three serve it.
+    let change = json!({"spec": {"redirectUris": [THIRD]}});
+    signet_api(&client, &ns, "OidcClient")
+        .patch("app", &PatchParams::default(), &Patch::Merge(&change))
+        .await?;
+    kubectl_wait_ready(&cluster, &ns)?;
+    for addr in &replicas {
+        assert_eq!(
+            authorize(addr, &id, THIRD).await?,
+            303,
+            "{addr} right after the wait"
+        );
+    }
 
     // A replica that refuses the snapshot is named, with its reason.
     let (mut refusing, refusing_addr, _) = spawn_sts(

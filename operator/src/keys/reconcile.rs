@@ -253,11 +253,20 @@ fn keys_served(versions: &[KeyVersion], live: &[signet_crds::replica::Report]) -
         )
     });
     let kids: Vec<&str> = published.map(|v| v.kid.as_str()).collect();
-    let behind: Vec<String> = live
+    let behind: Vec<&signet_crds::replica::Report> = live
         .iter()
         .filter(|r| kids.iter().any(|k| !r.kids.iter().any(|p| p == k)))
-        .map(|r| r.replica.clone())
         .collect();
+    // One that refused the snapshot with these keys will not publish them by itself.
+    if let Some(r) = behind.iter().find(|r| r.refused.is_some()) {
+        let why = r
+            .refused
+            .as_ref()
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default();
+        return Served::Refused(r.replica.clone(), why);
+    }
+    let behind: Vec<String> = behind.iter().map(|r| r.replica.clone()).collect();
     match behind.is_empty() {
         true => Served::Yes(live.len()),
         false => Served::Behind(behind, live.len()),
@@ -507,6 +516,51 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key is served once every live replica publishes each version the JWKS carries; a
+    /// replica that refused the snapshot with them is named.
+    #[test]
+    fn a_signing_key_is_served_once_every_live_replica_publishes_its_versions() {
+        let at = Time(Timestamp::from_second(1_800_000_000).unwrap());
+        let version = |kid: &str, phase: KeyPhase| KeyVersion {
+            kid: kid.into(),
+            phase,
+            created: at.clone(),
+            activates: at.clone(),
+            retires: None,
+            expires: None,
+            secret_name: format!("s-{kid}"),
+        };
+        let versions = [
+            version("k1", KeyPhase::Active),
+            version("k2", KeyPhase::Pending),
+            version("k0", KeyPhase::Revoked),
+        ];
+        let report = |name: &str, kids: &[&str]| signet_crds::replica::Report {
+            replica: name.into(),
+            kids: kids.iter().map(|k| k.to_string()).collect(),
+            ..Default::default()
+        };
+        let both = [report("a", &["k1", "k2"]), report("b", &["k1", "k2"])];
+        assert_eq!(
+            keys_served(&versions, &both),
+            Served::Yes(2),
+            "a revoked kid is not published"
+        );
+        let one_behind = [report("a", &["k1", "k2"]), report("b", &["k1"])];
+        assert_eq!(
+            keys_served(&versions, &one_behind),
+            Served::Behind(vec!["b".into()], 2)
+        );
+        let mut refusing = report("b", &["k1"]);
+        refusing.refused = Some((None, "no active ES256 key".into()));
+        let refused = keys_served(&versions, &[report("a", &["k1", "k2"]), refusing]);
+        assert_eq!(
+            refused,
+            Served::Refused("b".into(), "no active ES256 key".into())
+        );
+        assert_eq!(keys_served(&versions, &[]), Served::NoReplicas);
+    }
 
     fn objects(
         key: serde_json::Value,

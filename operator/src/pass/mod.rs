@@ -49,7 +49,7 @@ pub struct Ctx {
     pub jwks: jwks::Written,
     /// The snapshots written per TokenService, newest last, with what each holds.
     pub histories:
-        std::sync::Mutex<std::collections::BTreeMap<compile::ObjectKey, served::History>>,
+        std::sync::Mutex<std::collections::BTreeMap<compile::ObjectKey, Arc<served::History>>>,
 }
 
 /// The step of a pass that failed. The pass is retried with backoff. A step that only

@@ -17,63 +17,78 @@ use kube::ResourceExt;
 use signet_crds::compile::{Inputs, Kind, ObjectKey, Output};
 use signet_crds::replica::{self, Report};
 
-/// How many snapshots a history keeps: a replica more than this many behind counts as behind
+/// How many snapshot hashes a history keeps: a replica serving an older one counts as behind
 /// for every object until it catches up.
 const KEPT: usize = 64;
 
 /// An object of a snapshot.
 pub type Object = (Kind, ObjectKey);
 
-/// One written snapshot: its hash and the generation of each object it holds.
-#[derive(Clone, Debug, PartialEq)]
-struct Entry {
-    hash: String,
-    generations: BTreeMap<Object, i64>,
-}
-
-/// The snapshots one TokenService was written as, oldest first.
+/// The snapshots one TokenService was written as: the last hashes, numbered in the order
+/// written, and for each object the snapshot from which on every one held it at its present
+/// generation. One entry per object, however many snapshots are kept (10,000 clients cost
+/// 10,000 entries, not 10,000 per snapshot).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
-    entries: VecDeque<Entry>,
+    /// `(hash, number)`, oldest first.
+    hashes: VecDeque<(String, u64)>,
+    /// Per object: its generation in the newest snapshot, and the number of the first snapshot
+    /// of the unbroken run, ending at the newest, that held it at that generation.
+    since: BTreeMap<Object, (i64, u64)>,
+    /// The number the next snapshot gets.
+    next: u64,
 }
 
 impl History {
-    /// Records that the snapshot `hash` holds `generations`, unless it is the newest already.
+    /// Records that the snapshot `hash` holds `generations`. The newest hash again (a pass with
+    /// nothing new, or a spec change that compiles to the same bytes) is no new snapshot, but
+    /// the objects' generations are updated: the snapshot served holds the new ones too.
     pub fn record(&mut self, hash: &str, generations: BTreeMap<Object, i64>) {
-        if self.newest() == Some(hash) {
-            return;
-        }
-        self.entries.push_back(Entry {
-            hash: hash.to_owned(),
-            generations,
-        });
-        while self.entries.len() > KEPT {
-            self.entries.pop_front();
+        let again = self
+            .hashes
+            .back()
+            .filter(|(h, _)| h == hash)
+            .map(|(_, n)| *n);
+        let number = again.unwrap_or(self.next);
+        let before = std::mem::take(&mut self.since);
+        self.since = generations
+            .into_iter()
+            .map(|(object, generation)| {
+                let kept = before.get(&object).filter(|(g, _)| *g == generation);
+                let first = kept.map_or(number, |(_, first)| *first);
+                (object, (generation, first))
+            })
+            .collect();
+        if again.is_none() {
+            self.next += 1;
+            self.hashes.push_back((hash.to_owned(), number));
+            while self.hashes.len() > KEPT {
+                self.hashes.pop_front();
+            }
         }
     }
 
     /// The hash of the newest snapshot.
     pub fn newest(&self) -> Option<&str> {
-        self.entries.back().map(|e| e.hash.as_str())
+        self.hashes.back().map(|(hash, _)| hash.as_str())
     }
 
-    fn position(&self, hash: &str) -> Option<usize> {
-        self.entries.iter().rposition(|e| e.hash == hash)
+    /// The number of the snapshot `hash`, if it is one of those kept.
+    fn position(&self, hash: &str) -> Option<u64> {
+        self.hashes
+            .iter()
+            .rev()
+            .find(|(h, _)| h == hash)
+            .map(|(_, n)| *n)
     }
 
-    /// The first snapshot of the run, ending at the newest, that holds `object` at
-    /// `generation`; None when the newest does not hold it.
-    fn holding_since(&self, object: &Object, generation: i64) -> Option<usize> {
-        let holds = |e: &Entry| e.generations.get(object) == Some(&generation);
-        let newest = self.entries.len().checked_sub(1)?;
-        if !holds(&self.entries[newest]) {
-            return None;
-        }
-        let mut first = newest;
-        while first > 0 && holds(&self.entries[first - 1]) {
-            first -= 1;
-        }
-        Some(first)
+    /// The number of the first snapshot of the run, ending at the newest, that holds `object`
+    /// at `generation`; None when the newest does not hold it.
+    fn holding_since(&self, object: &Object, generation: i64) -> Option<u64> {
+        self.since
+            .get(object)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, first)| *first)
     }
 }
 
@@ -81,7 +96,7 @@ impl History {
 #[derive(Debug, Default)]
 pub struct Serving {
     /// By TokenService: its history and its live replicas' reports, by replica name.
-    pub token_services: BTreeMap<ObjectKey, (History, Vec<Report>)>,
+    pub token_services: BTreeMap<ObjectKey, (Arc<History>, Vec<Report>)>,
     /// When the first live report expires (unix seconds): a pass is due then, to drop it.
     pub next_expiry: Option<i64>,
 }
@@ -104,7 +119,7 @@ impl Serving {
 /// Records in `histories` the snapshot each TokenService now has written (not one whose Secret
 /// is someone else's: nothing was written), and reads the live reports among `leases`.
 pub fn observe(
-    histories: &mut BTreeMap<ObjectKey, History>,
+    histories: &mut BTreeMap<ObjectKey, Arc<History>>,
     inputs: &Inputs,
     out: &Output,
     conflicts: &BTreeSet<ObjectKey>,
@@ -118,7 +133,8 @@ pub fn observe(
             continue;
         }
         let history = histories.entry(ts.clone()).or_default();
-        history.record(&snapshot.hash, generations(inputs, out, ts));
+        // Not shared by then (the last pass's Serving is gone): recorded in place, not copied.
+        Arc::make_mut(history).record(&snapshot.hash, generations(inputs, out, ts));
         let mine = leases
             .iter()
             .filter(|l| l.namespace().as_deref() == Some(ts.namespace.as_str()));
@@ -133,7 +149,7 @@ pub fn observe(
         replicas.sort_by(|a, b| a.replica.cmp(&b.replica));
         serving
             .token_services
-            .insert(ts.clone(), (history.clone(), replicas));
+            .insert(ts.clone(), (Arc::clone(history), replicas));
     }
     serving
 }
@@ -233,7 +249,10 @@ mod tests {
             "h2",
             BTreeMap::from([(client("app"), 1), (client("other"), 1)]),
         );
-        history.record("h2", BTreeMap::new());
+        history.record(
+            "h2",
+            BTreeMap::from([(client("app"), 1), (client("other"), 1)]),
+        );
         history.record(
             "h3",
             BTreeMap::from([(client("app"), 2), (client("other"), 1)]),
@@ -251,6 +270,7 @@ mod tests {
             Some("h3"),
             "a repeated hash is recorded once"
         );
+        assert_eq!(history.position("h2"), Some(1));
         let all_new = [replica("a", "h3"), replica("b", "h3")];
         assert_eq!(served(&history, &all_new, &app, 2), Served::Yes(2));
         let one_old = [replica("a", "h3"), replica("b", "h2")];
@@ -287,6 +307,22 @@ mod tests {
             served(&history, &starting, &app, 2),
             Served::Behind(vec!["new".into()], 1)
         );
+    }
+
+    /// A spec change that compiles to the same snapshot (same hash) is served by what serves it.
+    #[test]
+    fn a_new_generation_in_the_same_bytes_is_served_at_once() {
+        let mut history = history();
+        let same = BTreeMap::from([(client("app"), 3), (client("other"), 1)]);
+        history.record("h3", same);
+        let replicas = [replica("a", "h3")];
+        assert_eq!(
+            served(&history, &replicas, &client("app"), 3),
+            Served::Yes(1)
+        );
+        let behind = [replica("a", "h2")];
+        let waiting = served(&history, &behind, &client("app"), 3);
+        assert_eq!(waiting, Served::Behind(vec!["a".into()], 1));
     }
 
     #[test]
