@@ -103,8 +103,16 @@ pub fn to_lease(token_service: &str, report: &Report, term: &Term) -> Lease {
     }
 }
 
+/// The longest a report may claim to hold: a forged or broken one cannot keep a replica "live"
+/// for long after it stopped.
+pub const MAX_DURATION_SECS: i64 = 180;
+/// How far in the future a renewal may lie (clock skew): a later one is not believed.
+const MAX_SKEW_SECS: i64 = 30;
+
 /// The report of a Lease of `token_service` that is still valid at `now`; None for another
-/// TokenService's, an expired one, or one that is not a report.
+/// TokenService's, an expired one, one that is not a report, and one that does not hold
+/// together: its name must be its holder's Lease name, its duration at most
+/// [`MAX_DURATION_SECS`] and its renewal no later than `now` plus a small skew.
 pub fn live_report(lease: &Lease, token_service: &str, now: Timestamp) -> Option<Report> {
     let labels = lease.metadata.labels.as_ref()?;
     if labels.get(TOKEN_SERVICE_LABEL).map(String::as_str) != Some(token_service)
@@ -113,9 +121,14 @@ pub fn live_report(lease: &Lease, token_service: &str, now: Timestamp) -> Option
         return None;
     }
     let spec = lease.spec.as_ref()?;
-    let renewed = spec.renew_time.as_ref()?.0;
-    let duration = i64::from(spec.lease_duration_seconds?);
-    if renewed.as_second() + duration <= now.as_second() {
+    let holder = spec.holder_identity.as_deref()?;
+    if lease.metadata.name.as_deref() != Some(lease_name(token_service, holder).as_str()) {
+        return None;
+    }
+    let renewed = spec.renew_time.as_ref()?.0.as_second();
+    let duration = i64::from(spec.lease_duration_seconds?).min(MAX_DURATION_SECS);
+    let now = now.as_second();
+    if renewed + duration <= now || renewed > now + MAX_SKEW_SECS {
         return None;
     }
     let annotations = lease.metadata.annotations.clone().unwrap_or_default();
@@ -133,7 +146,7 @@ pub fn live_report(lease: &Lease, token_service: &str, now: Timestamp) -> Option
         (hash, reason.clone())
     });
     Some(Report {
-        replica: spec.holder_identity.clone()?,
+        replica: holder.to_owned(),
         serving: annotations.get(SERVING).cloned(),
         refused,
         kids,
@@ -144,7 +157,7 @@ pub fn live_report(lease: &Lease, token_service: &str, now: Timestamp) -> Option
 pub fn expiry(lease: &Lease) -> Option<Timestamp> {
     let spec = lease.spec.as_ref()?;
     let renewed = spec.renew_time.as_ref()?.0;
-    let duration = i64::from(spec.lease_duration_seconds?);
+    let duration = i64::from(spec.lease_duration_seconds?).min(MAX_DURATION_SECS);
     renewed
         .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(duration))
         .ok()
@@ -191,6 +204,29 @@ mod tests {
             "another TokenService's"
         );
         assert_eq!(expiry(&lease), Some(at(1_015)));
+
+        // What does not hold together is no report.
+        let mut renamed = lease.clone();
+        renamed.metadata.name = Some("signet-sts-someone-else".into());
+        assert_eq!(
+            live_report(&renamed, "signet", at(1_001)),
+            None,
+            "name and holder differ"
+        );
+        let mut forever = lease.clone();
+        forever.spec.as_mut().unwrap().lease_duration_seconds = Some(i32::MAX);
+        assert_eq!(
+            live_report(&forever, "signet", at(1_000 + MAX_DURATION_SECS)),
+            None,
+            "capped"
+        );
+        let mut ahead = lease.clone();
+        ahead.spec.as_mut().unwrap().renew_time = Some(MicroTime(at(5_000)));
+        assert_eq!(
+            live_report(&ahead, "signet", at(1_001)),
+            None,
+            "renewed in the future"
+        );
 
         let first = Report {
             replica: "r".into(),

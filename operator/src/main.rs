@@ -158,6 +158,10 @@ async fn main() -> anyhow::Result<()> {
             trigger.clone(),
         ),
     };
+    // A report that stops being renewed changes nothing a watch sees: once a second this reads
+    // from the mirror which reports are live, and starts a pass when that set changes (a
+    // renewal alone starts none: a pass at 10,000 clients is not cheap).
+    tokio::spawn(watch_liveness(mirrors.leases.clone(), trigger.clone()));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -282,4 +286,23 @@ fn signing_key_fingerprint(key: &SigningKey) -> String {
         .as_ref()
         .map(|s| serde_json::to_string(&s.keys).unwrap_or_default());
     format!("{}|{versions:?}", mirror::spec_fingerprint(key))
+}
+
+/// Notifies `trigger` whenever the set of live replica reports among `leases` changes.
+async fn watch_liveness(leases: Arc<mirror::Mirror<Lease>>, trigger: Arc<Notify>) {
+    let mut last = std::collections::BTreeSet::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = Timestamp::now();
+        let live: std::collections::BTreeSet<(Option<String>, Option<String>)> = leases
+            .list()
+            .iter()
+            .filter(|l| signet_crds::replica::expiry(l).is_some_and(|e| e > now))
+            .map(|l| (l.metadata.namespace.clone(), l.metadata.name.clone()))
+            .collect();
+        if live != last {
+            last = live;
+            trigger.notify_one();
+        }
+    }
 }

@@ -37,17 +37,22 @@ pub fn with_serving(
     };
     let in_snapshot = compiled.status == "True";
     let (status, reason, message) = match (in_snapshot, served) {
-        (false, _) | (true, Served::NotInSnapshot) => (
+        (false, _) => (
             "Unknown",
             "NotCompiled",
             "not in the snapshot; see Compiled".to_owned(),
         ),
-        (true, Served::Yes(n)) => (
+        // Compiled, but no snapshot was written for it (the TokenService's Secret is taken).
+        (true, Served::NotInSnapshot) => (
+            "False",
+            "SnapshotNotWritten",
+            format!("TokenService {token_service} wrote no snapshot; see its Ready condition"),
+        ),
+        // No count here: a replica joining or leaving must not rewrite every object's status.
+        (true, Served::Yes(_)) => (
             "True",
             "Served",
-            format!(
-                "every live replica ({n}) of TokenService {token_service} serves this generation"
-            ),
+            format!("every live replica of TokenService {token_service} serves this generation"),
         ),
         (true, Served::Behind(names, n)) => (
             "False",
@@ -78,7 +83,7 @@ pub fn with_serving(
         (true, _) => cond("Ready", "False", reason, message.clone()),
     };
     let waiting = in_snapshot && matches!(served, Served::Behind(..) | Served::NoReplicas);
-    let stuck = !in_snapshot || matches!(served, Served::Refused(..));
+    let stuck = !in_snapshot || matches!(served, Served::Refused(..) | Served::NotInSnapshot);
     let reconciling = match waiting {
         true => cond("Reconciling", "True", reason, message.clone()),
         false => cond("Reconciling", "False", "Settled", String::new()),
@@ -208,6 +213,28 @@ mod tests {
             &at(6),
         );
         assert_eq!(summary(&none)[0], row("Ready", "False", "NoReplicas"));
+    }
+
+    /// Compiled, but its TokenService wrote no snapshot (its Secret is someone else's): not
+    /// ready, and stalled, since waiting will not help.
+    #[test]
+    fn an_object_whose_snapshot_was_not_written_is_stalled() {
+        let out = with_serving(
+            compiled("True", "Compiled"),
+            &Served::NotInSnapshot,
+            "signet",
+            &[],
+            Some(2),
+            &at(5),
+        );
+        assert_eq!(
+            summary(&out)[0],
+            row("Ready", "False", "SnapshotNotWritten")
+        );
+        assert_eq!(
+            summary(&out)[4],
+            row("Stalled", "True", "SnapshotNotWritten")
+        );
     }
 
     #[test]

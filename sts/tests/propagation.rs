@@ -153,7 +153,7 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
         ready["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("(3)"),
+            .contains("every live replica"),
         "{ready}"
     );
 
@@ -231,6 +231,13 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
     assert_eq!(http::get(&refusing_addr, "/readyz").await?.status, 503);
     // Stopped, it withdraws its report: no wait for its Lease to run out.
     refusing.terminate()?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns);
+    let report = leases.get_opt("signet-sts-propagation-3").await?;
+    assert!(
+        report.is_none(),
+        "its report is gone when it has exited: {report:?}"
+    );
     app_condition(&client, &ns, "Ready", "True", Some("Served")).await?;
     drop(deployed);
     Ok(())

@@ -758,6 +758,39 @@ async fn installed_chart_grants_least_privilege_that_suffices() -> anyhow::Resul
             "{name}: {message}"
         );
     }
+    // Its own Lease, but posing as another replica, for ever, with no owner or for another
+    // TokenService: refused.
+    let own_name = format!("signet-sts-{STS_POD}");
+    for (why, change) in [
+        (
+            "another replica's name",
+            json!({"spec": {"holderIdentity": "signet-sts-1"}}),
+        ),
+        (
+            "a lease for ever",
+            json!({"spec": {"leaseDurationSeconds": 100_000_000}}),
+        ),
+        ("no owner", json!({"metadata": {"ownerReferences": null}})),
+        (
+            "another TokenService",
+            json!({"metadata": {"labels": {"signet.dev/token-service": "other"}}}),
+        ),
+    ] {
+        let refused = leases
+            .patch(
+                &own_name,
+                &Default::default(),
+                &kube::api::Patch::Merge(&change),
+            )
+            .await;
+        let message = format!("{refused:?}");
+        assert!(message.contains("names its own pod"), "{why}: {message}");
+    }
+    let deleted = leases.delete("signet-operator", &Default::default()).await;
+    assert!(
+        format!("{deleted:?}").contains("writes only its own report"),
+        "the operator's Lease deleted: {deleted:?}"
+    );
     let unbound =
         signet_tests::client_for(&service_account_kubeconfig(&cluster, &ns, "signet-sts")?).await?;
     let own = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": format!("signet-sts-{STS_POD}")}});

@@ -266,8 +266,14 @@ pub fn decide(f: &Facts<'_>) -> Plan {
     //    the active one retires. Its propagation time is a lower bound for caches outside the
     //    cluster; the replicas' own JWKS is known, so it is waited for. (An emergency revoke
     //    and a first key do not wait: steps 3 and 5.)
+    //    The wait is bounded by one more propagation time: a replica that never publishes it
+    //    (one that refuses every snapshot, or a stale report) must not stop rotation for good;
+    //    such a replica serves old keys anyway, and its report says why.
     let published = |kid: &str| f.published.is_none_or(|kids| kids.contains(kid));
-    if let Some(p) = pending.filter(|p| t(&p.activates) <= f.now && published(&p.kid)) {
+    let waited_out = |p: &KeyVersion| f.now >= after(t(&p.activates), propagation);
+    let takes_over =
+        |p: &&KeyVersion| t(&p.activates) <= f.now && (published(&p.kid) || waited_out(p));
+    if let Some(p) = pending.filter(takes_over) {
         let mut versions = f.versions.to_vec();
         if let Some(a) = active {
             mark(&mut versions, &a.kid, KeyPhase::Retired, f.now, retention);
@@ -288,9 +294,12 @@ pub fn decide(f: &Facts<'_>) -> Plan {
     // Nothing to do now: when is the next thing due?
     let mut due = Vec::new();
     if let Some(p) = pending {
-        // Once due, what it waits for is a replica's report, which starts a pass by itself.
+        // Once due, it waits for the replicas' reports (each starts a pass by itself), and at
+        // most one more propagation time.
         if t(&p.activates) > f.now {
             due.push(t(&p.activates));
+        } else {
+            due.push(after(t(&p.activates), propagation));
         }
     } else if let Some(a) = active {
         due.push(rotation_starts(a, rotation, propagation));

@@ -540,6 +540,20 @@ fn a_due_key_activates_only_once_every_live_replica_publishes_it() {
         "waits for the replicas"
     );
     assert_eq!(phase(&world, &first), KeyPhase::Active);
+    let bound = world.plan(&spec, at(24 * HOUR + 60)).requeue_at;
+    assert_eq!(
+        bound,
+        Some(at(25 * HOUR)),
+        "the wait ends one propagation time later"
+    );
+    // A replica that never publishes it does not stop rotation for good.
+    let mut stuck = world.clone();
+    stuck.settle(&spec, at(25 * HOUR));
+    assert_eq!(
+        phase(&stuck, &next),
+        KeyPhase::Active,
+        "after one more propagation time"
+    );
     // Every replica publishes it: it takes over.
     world.published = Some([first.clone(), next.clone()].into());
     world.settle(&spec, at(24 * HOUR + 61));

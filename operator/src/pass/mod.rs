@@ -159,12 +159,8 @@ pub async fn run(ctx: &Ctx, now: Timestamp) -> Result<Option<i64>, Error> {
     ctx.metrics
         .pass_duration
         .observe(started.elapsed().as_secs_f64());
-    Ok([
-        key_due.map(|t| t.as_second()),
-        out.secret_overlap_ends,
-        serving.next_expiry,
-    ]
-    .into_iter()
-    .flatten()
-    .min())
+    Ok([key_due.map(|t| t.as_second()), out.secret_overlap_ends]
+        .into_iter()
+        .flatten()
+        .min())
 }

@@ -97,8 +97,6 @@ impl History {
 pub struct Serving {
     /// By TokenService: its history and its live replicas' reports, by replica name.
     pub token_services: BTreeMap<ObjectKey, (Arc<History>, Vec<Report>)>,
-    /// When the first live report expires (unix seconds): a pass is due then, to drop it.
-    pub next_expiry: Option<i64>,
 }
 
 impl Serving {
@@ -140,9 +138,11 @@ pub fn observe(
             .filter(|l| l.namespace().as_deref() == Some(ts.namespace.as_str()));
         let mut replicas = Vec::new();
         for lease in mine {
-            if let Some(report) = replica::live_report(lease, &ts.name, now) {
-                let expires = replica::expiry(lease).map(|t| t.as_second());
-                serving.next_expiry = [serving.next_expiry, expires].into_iter().flatten().min();
+            // A replica that serves nothing yet and refused nothing is starting: it answers
+            // /readyz with 503 and gets no traffic, so it does not hold every object back.
+            let report = replica::live_report(lease, &ts.name, now)
+                .filter(|r| r.serving.is_some() || r.refused.is_some());
+            if let Some(report) = report {
                 replicas.push(report);
             }
         }

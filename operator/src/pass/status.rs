@@ -73,6 +73,9 @@ enum StatusPatch {
     ),
 }
 
+/// Ready reasons that say whether the replicas serve an object, which get no Event of their own.
+const SERVING_REASONS: [&str; 4] = ["NotYetServed", "Served", "SnapshotRefused", "NoReplicas"];
+
 /// An Event that tells of a change of Ready.
 struct ReadyEvent {
     type_: EventType,
@@ -248,11 +251,12 @@ impl Plan {
         let event = ready.and_then(|ready| {
             let changed =
                 old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
-            // Waiting for replicas is the normal course of every change, not news: no Event
-            // when it starts, nor when it ends in Served.
-            let transient = ready.reason == "NotYetServed"
-                || old_ready
-                    .is_some_and(|o| o.reason == "NotYetServed" && ready.reason == "Served");
+            // Whether the replicas serve an object is not news of that object: waiting is every
+            // change's course, and a refusal or no replica at all concerns every object of the
+            // TokenService at once (its status lists the replicas). One Event per object for it
+            // would be a storm; the conditions say it.
+            let transient = SERVING_REASONS.contains(&ready.reason.as_str())
+                || old_ready.is_some_and(|o| SERVING_REASONS.contains(&o.reason.as_str()));
             let worth_telling = (old_ready.is_some() || ready.status != "True") && !transient;
             (changed && worth_telling).then(|| ReadyEvent {
                 type_: if ready.status == "True" {
