@@ -53,6 +53,15 @@ pub fn issuer_claims(
     })
 }
 
+/// The audiences of an `aud` claim, a string or an array (RFC 7519 §4.1.3).
+pub fn audiences(aud: &Value) -> Vec<&str> {
+    match aud {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
 /// The claim of an exchanged token (RFC 8693) listing the `jti` of every token it was derived
 /// from, oldest first: denying any of them (a revoked token, an ended refresh family) denies
 /// it too. Signet's own; no RFC names one.

@@ -30,11 +30,7 @@ pub struct Validated {
 pub fn validate(ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthError> {
     let (loaded, client) = (ctx.loaded, ctx.client);
     let scopes: Vec<String> = match &request.scope {
-        Some(s) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(s) => super::split_scopes(s),
         None => client
             .allowed_scopes
             .iter()

@@ -30,6 +30,15 @@ use crate::{authorization_code, device};
 
 pub use context::Context;
 
+/// The values of a space-separated `scope` parameter (RFC 6749 §3.3), empty ones skipped.
+pub fn split_scopes(scope: &str) -> Vec<String> {
+    scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Answers a token request of `ctx.client`: the token response's JSON body.
 pub async fn token(ctx: &Context<'_>, request: GrantRequest) -> Result<Value, OAuthError> {
     let (grant_type, refusal) = request.grant_type();

@@ -50,13 +50,7 @@ pub struct Validated {
 
 /// Splits the scopes asked for; which of them were granted is the record's to say.
 pub fn validate(_ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthError> {
-    let asked = request.scope.map(|scope| {
-        scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
+    let asked = request.scope.as_deref().map(super::split_scopes);
     Ok(Validated {
         refresh_token: request.refresh_token,
         asked,

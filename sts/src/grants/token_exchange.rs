@@ -161,7 +161,7 @@ pub fn validate(ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthE
         subject_token: request.subject_token,
         origin,
         target,
-        asked: request.scope.map(|s| split(&s)),
+        asked: request.scope.as_deref().map(super::split_scopes),
         issued_token_type,
     })
 }
@@ -314,7 +314,7 @@ pub fn delegate(
 ) -> Result<Exchange, OAuthError> {
     let me = client.client_id.as_str();
     // 1. Addressed to the exchanging client, as a resource server its owner declared.
-    let addressed = audiences(&subject["aud"])
+    let addressed = tokens::audiences(&subject["aud"])
         .into_iter()
         .filter_map(|aud| scope_of(loaded, aud))
         .any(|scope| scope.resource_servers.iter().any(|id| id == me));
@@ -335,7 +335,7 @@ pub fn delegate(
         )));
     }
     // 3. Scopes only narrow; the life never outlasts the subject token's.
-    let held = split(subject["scope"].as_str().unwrap_or_default());
+    let held = super::split_scopes(subject["scope"].as_str().unwrap_or_default());
     let scopes = match asked {
         Some(asked) => {
             if let Some(extra) = asked.iter().find(|s| !held.contains(s)) {
@@ -419,15 +419,6 @@ fn scope_of<'a>(loaded: &'a Loaded, audience: &str) -> Option<&'a signet_crds::s
         .find(|s| s.audience.as_deref() == Some(audience))
 }
 
-/// The audiences of `aud`, a string or an array.
-fn audiences(aud: &Value) -> Vec<&str> {
-    match aud {
-        Value::String(a) => vec![a.as_str()],
-        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    }
-}
-
 /// The number of actors in an `act` chain.
 fn actors(act: &Value) -> usize {
     let mut count = 0;
@@ -437,14 +428,6 @@ fn actors(act: &Value) -> usize {
         at = &at["act"];
     }
     count
-}
-
-/// Space-separated values.
-fn split(text: &str) -> Vec<String> {
-    text.split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]

@@ -142,11 +142,7 @@ fn may_introspect(loaded: &Loaded, caller: &signet_crds::snapshot::Client, claim
     if claims["client_id"].as_str() == Some(caller.client_id.as_str()) {
         return true;
     }
-    let audiences: Vec<&str> = match &claims["aud"] {
-        Value::String(a) => vec![a.as_str()],
-        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
+    let audiences = tokens::audiences(&claims["aud"]);
     loaded.snapshot.scopes.iter().any(|scope| {
         scope
             .audience
