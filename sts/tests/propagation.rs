@@ -54,7 +54,7 @@ async fn app_condition(
         Ok(found.map(|c| (c, serde_json::to_value(&app))))
     })
     .await?;
-    Ok((condition, signet_tests::helm::kstatus(&object?)?))
+    Ok((condition, signet_tests::kstatus::kstatus(&object?)?))
 }
 
 /// `kubectl wait --for=condition=Ready oidcclient/app`, as a pipeline would.

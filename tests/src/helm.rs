@@ -17,16 +17,9 @@ pub fn helm_bin() -> &'static Path {
     BIN.get_or_init(|| built("SIGNET_HELM", "tests/helm/build.sh"))
 }
 
-/// The kstatus command (`tests/kstatus`: sigs.k8s.io/cli-utils' status rules, as Flux and kpt
-/// apply them): `SIGNET_KSTATUS` when set, else built and cached by `tests/kstatus/build.sh`.
-pub fn kstatus_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| built("SIGNET_KSTATUS", "tests/kstatus/build.sh"))
-}
-
 /// The tool at `$env` if set (it must exist), else the path `script` prints once it has built
 /// it. Never a skip: a tool that cannot be had fails the test.
-fn built(env: &str, script: &str) -> PathBuf {
+pub(crate) fn built(env: &str, script: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "{env}={} is not a file", path.display());
@@ -41,31 +34,6 @@ fn built(env: &str, script: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
-}
-
-/// kstatus's verdict (`Current`, `InProgress`, `Failed`, ...) on an object's JSON.
-pub fn kstatus(object: &serde_json::Value) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut child = Command::new(kstatus_bin())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("kstatus stdin")?
-        .write_all(object.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("kstatus failed on {object}");
-    }
-    let text = String::from_utf8(out.stdout)?;
-    Ok(text
-        .split('\t')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned())
 }
 
 /// A helm command with its own empty configuration, cache and data folders (no user

@@ -18,6 +18,7 @@ mod cluster;
 pub mod helm;
 pub mod http;
 mod identity;
+pub mod kstatus;
 mod local;
 mod namespace;
 mod objects;
