@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use common::cluster::{credentials, deploy, spawn_sts, token};
+use common::cluster::{credentials, deploy_with, spawn_sts, token};
 use common::code_params;
 use signet_tests::browserless::Person;
 use signet_tests::{TestNamespace, http, shared, signet_api, signet_object, wait_for, wait_ready};
@@ -101,7 +101,20 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
     let client = cluster.client().await?;
     let ns = TestNamespace::create(&client, "propagation").await?.name;
     let test = "propagation";
-    let deployed = deploy(cluster.kubectl(), &cluster.kubeconfig, &client, &ns, test).await?;
+    // A tenant namespace the operator also watches: what a tenant writes there must not count.
+    let tenant = TestNamespace::create(&client, "propagation-tenant")
+        .await?
+        .name;
+    let deployed = deploy_with(
+        cluster.kubectl(),
+        &cluster.kubeconfig,
+        &client,
+        &ns,
+        test,
+        &[],
+        &[&tenant],
+    )
+    .await?;
     let kubeconfig = deployed.sts_kubeconfig.clone();
     let (_one, one, _) = spawn_sts(&kubeconfig, &ns, test, "propagation-1", &[])?;
     let (two_process, two, _) = spawn_sts(&kubeconfig, &ns, test, "propagation-2", &[])?;
@@ -197,6 +210,26 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
     assert_eq!(authorize(&two, &id, SECOND).await?, 303);
     app_condition(&client, &ns, "Ready", "True", Some("Served")).await?;
 
+    // A tenant forges a report in its own namespace: a ghost replica of this TokenService that
+    // serves nothing anyone wrote. Were it counted, nothing would be Ready again.
+    let ghost = signet_crds::replica::to_lease(
+        "signet",
+        &signet_crds::replica::Report {
+            replica: "ghost".into(),
+            serving: Some("0".repeat(64)),
+            ..Default::default()
+        },
+        &signet_crds::replica::Term {
+            renewed: k8s_openapi::jiff::Timestamp::now(),
+            acquired: k8s_openapi::jiff::Timestamp::now(),
+            duration_secs: 180,
+            pod: None,
+        },
+    );
+    Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), &tenant)
+        .create(&PostParams::default(), &ghost)
+        .await?;
+
     // With all three live, a change is Ready only once all three serve it.
     let change = json!({"spec": {"redirectUris": [THIRD]}});
     signet_api(&client, &ns, "OidcClient")
@@ -210,6 +243,11 @@ async fn ready_means_every_live_replica_serves_this_generation() -> anyhow::Resu
             "{addr} right after the wait"
         );
     }
+    let status = serving(&client, &ns, "3/3").await?;
+    assert!(
+        !status.to_string().contains("ghost"),
+        "a tenant's report counted: {status}"
+    );
 
     // A replica that refuses the snapshot is named, with its reason.
     let (mut refusing, refusing_addr, _) = spawn_sts(

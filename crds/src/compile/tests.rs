@@ -1333,3 +1333,21 @@ fn a_client_squatting_the_id_of_a_named_client_inherits_none_of_its_rights() {
         scope.delegation_clients
     );
 }
+
+/// A tenant cannot make its client's tokens look delegated, or tie them to another token's
+/// revocation: `act`, `may_act` and `signet_origins` are the issuer's, in any letter case.
+#[test]
+fn static_claims_cannot_pose_as_a_delegation() {
+    let claims = json!({"claims": {"team": "a", "act": "{\"sub\":\"payments\"}", "May_Act": "x", "signet_origins": "jti"}});
+    let out = compile(&inputs(
+        vec![token_service("idp-system", "signet", json!({}))],
+        vec![client("idp-system", "app", "2026-01-02T00:00:00Z", claims)],
+        vec![],
+    ));
+    let kept = &compiled_client(&out, "idp-system.app").claims;
+    assert_eq!(kept.keys().collect::<Vec<_>>(), vec!["team"]);
+    assert_eq!(
+        reasons(&out, Kind::OidcClient, "idp-system", "app"),
+        vec!["ReservedClaim"]
+    );
+}
