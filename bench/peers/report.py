@@ -51,8 +51,8 @@ def ratio(base):
 
 
 print(f"| server | token alg | req/s (round {' / '.join(rounds)}) | p50 ms | p99 ms | RSS MiB "
-      "| server CPU cores | Signet ES256 ÷ this | Signet RS256 ÷ this |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| server CPU cores | req/s per server core | Signet ES256 ÷ this | Signet RS256 ÷ this |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for server in order:
     alg = runs[server][rounds[0]][0]
     print(f"| {server} | {alg} | {both(server, lambda x, r: x[1], '{:,.0f}'.format)} "
@@ -60,6 +60,7 @@ for server in order:
           f"| {both(server, lambda x, r: x[3], '{:.2f}'.format)} "
           f"| {both(server, lambda x, r: x[4], '{:.0f}'.format)} "
           f"| {both(server, lambda x, r: x[6], '{:.2f}'.format)} "
+          f"| {both(server, lambda x, r: x[1] / x[6] if x[6] else 0, '{:,.0f}'.format)} "
           f"| {both(server, ratio('Signet ES256'), '{:.2f}×'.format)} "
           f"| {both(server, ratio('Signet RS256'), '{:.2f}×'.format)} |")
 notes = [f"{s} round {r}: {runs[s][r][5]}" for s in order for r in rounds if runs[s].get(r, ("",) * 6)[5]]
