@@ -6,6 +6,7 @@ pub mod budget;
 pub mod claims;
 pub mod cookies;
 pub mod flow;
+mod hashing;
 pub mod interaction;
 pub mod logout;
 pub mod profile;

@@ -1,6 +1,6 @@
 //! People of `static` identity providers: parsed once per snapshot from the users Secret, and
-//! their passwords checked on a small pool of blocking threads, so a flood of logins queues
-//! there instead of taking the CPU the token endpoint needs.
+//! their passwords checked on a small pool of low-priority threads (`hashing`), so a flood of
+//! logins queues there instead of taking the CPU the token endpoint needs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -128,6 +128,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 /// thread or first in line for one. However many guesses a flood sends, a person whose
 /// address has not been failing waits behind at most one suspect per thread, not the flood.
 pub struct VerifierPool {
+    hashers: super::hashing::Hashers,
     running: Semaphore,
     waiting: Semaphore,
     suspects_running: Semaphore,
@@ -144,6 +145,7 @@ impl VerifierPool {
     pub fn new(threads: usize, queue: usize) -> Self {
         let (threads, queue) = (threads.max(1), queue.max(4));
         Self {
+            hashers: super::hashing::Hashers::start(threads),
             running: Semaphore::new(threads),
             waiting: Semaphore::new(queue),
             suspects_running: Semaphore::new((threads / 2).max(1)),
@@ -176,7 +178,9 @@ impl VerifierPool {
             .unwrap_or_else(|| DUMMY_HASH.clone());
         let known = user.is_some();
         let password = password.to_owned();
-        let matched = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        let matched = self
+            .hashers
+            .run(move || verify_password(&password, &hash))
             .await
             .unwrap_or(false);
         Ok(known && matched)
