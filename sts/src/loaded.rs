@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
 use signet_crds::snapshot::{self, Snapshot, Wire};
 use signet_crds::v1alpha1::{Algorithm, KeyPhase};
 
-use crate::jose::{KeyError, Signer};
+use crate::jose::{KeyError, Signer, Verifier};
 
 /// The major schema version this STS understands.
 pub const SCHEMA_MAJOR: &str = "1";
@@ -56,7 +55,7 @@ pub struct Loaded {
     /// The active key per algorithm.
     pub signers: HashMap<Algorithm, Signer>,
     /// Public keys of every published version, by kid, for verifying our own tokens.
-    pub verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    pub verifiers: HashMap<String, Verifier>,
     /// Public keys of private_key_jwt clients, parsed once: by client_id, (kid, key).
     pub client_keys: HashMap<String, Vec<crate::jwks::PublicKey>>,
     /// Per trusted cluster with a CA bundle: the bundle's hash, the TLS anchor its keys are
@@ -101,11 +100,9 @@ impl Loaded {
                     .unwrap_or_default();
                 signers.insert(key.alg, Signer::from_pem(&key.kid, key.alg, pem)?);
             }
-            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk.clone())
+            let verifier = Verifier::from_jwk(&key.kid, key.alg, &key.public_jwk)
                 .map_err(|_| Refused::PublicKey(key.kid.clone()))?;
-            let decoding =
-                DecodingKey::from_jwk(&jwk).map_err(|_| Refused::PublicKey(key.kid.clone()))?;
-            verifiers.insert(key.kid.clone(), (key.alg, decoding));
+            verifiers.insert(key.kid.clone(), verifier);
         }
         for alg in [
             snapshot.access_token_signing_alg,

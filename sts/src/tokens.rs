@@ -1,6 +1,7 @@
 //! Access tokens: JWTs per RFC 9068, or opaque reference tokens resolved by introspection.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use signet_crds::snapshot::Client;
 use signet_crds::v1alpha1::AccessTokenFormat;
 
@@ -8,7 +9,99 @@ use crate::error::OAuthError;
 use crate::loaded::Loaded;
 use crate::store::Store;
 
-/// The claims of an access token (RFC 9068 §2.2): the client's static claims, then the
+/// The claims of an access token (RFC 9068 §2.2), written as JSON straight from these fields
+/// (no JSON tree on the client_credentials path): the client's static claims, if any, then the
+/// issuer's.
+#[derive(Debug, Serialize)]
+pub struct AccessClaims<'a> {
+    #[serde(flatten)]
+    statics: Statics<'a>,
+    iss: &'a str,
+    sub: &'a str,
+    aud: Audience<'a>,
+    client_id: &'a str,
+    scope: String,
+    iat: i64,
+    nbf: i64,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    jti: String,
+}
+
+/// The names the issuer sets: a static claim never takes one (compile() already drops them;
+/// this holds even if it did not, and keeps every name once in the JSON).
+const ISSUER_CLAIMS: [&str; 9] = [
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "scope",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+];
+
+/// A client's static claims without the issuer's names.
+#[derive(Debug)]
+struct Statics<'a>(Option<&'a std::collections::BTreeMap<String, String>>);
+
+impl Serialize for Statics<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| !ISSUER_CLAIMS.contains(&name.as_str())),
+        )
+    }
+}
+
+/// `aud`: one audience as a string, several as an array (RFC 7519 §4.1.3).
+#[derive(Debug)]
+struct Audience<'a>(&'a [String]);
+
+impl Serialize for Audience<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'a> AccessClaims<'a> {
+    /// The claims for `sub`, with the client's static claims when `statics`.
+    pub fn new(
+        loaded: &'a Loaded,
+        client: &'a Client,
+        sub: &'a str,
+        scopes: &[String],
+        audiences: &'a [String],
+        now: i64,
+        statics: bool,
+    ) -> Self {
+        Self {
+            statics: Statics(statics.then_some(&client.claims)),
+            iss: loaded.issuer(),
+            sub,
+            aud: Audience(audiences),
+            client_id: &client.client_id,
+            scope: scopes.join(" "),
+            iat: now,
+            nbf: now,
+            exp: now + client.lifetimes.access_token as i64,
+            jti: crate::random::token(),
+        }
+    }
+
+    /// As a JSON object, for grants that add claims (auth_time, act, userClaims).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("claims serialise to JSON")
+    }
+}
+
+/// The claims of an access token as a JSON object: the client's static claims, then the
 /// issuer's.
 pub fn access_claims(
     loaded: &Loaded,
@@ -18,16 +111,7 @@ pub fn access_claims(
     audiences: &[String],
     now: i64,
 ) -> Value {
-    // Static claims first, so nothing a tenant wrote can replace a claim the issuer sets
-    // (compile() already drops reserved names; this holds even if it did not).
-    let mut claims = json!(client.claims);
-    if let (Value::Object(claims), Value::Object(issued)) = (
-        &mut claims,
-        issuer_claims(loaded, client, sub, scopes, audiences, now),
-    ) {
-        claims.extend(issued);
-    }
-    claims
+    AccessClaims::new(loaded, client, sub, scopes, audiences, now, true).to_value()
 }
 
 /// The claims the issuer sets in every access token, without the client's static claims
@@ -40,17 +124,7 @@ pub fn issuer_claims(
     audiences: &[String],
     now: i64,
 ) -> Value {
-    json!({
-        "iss": loaded.issuer(),
-        "sub": sub,
-        "aud": if audiences.len() == 1 { json!(audiences[0]) } else { json!(audiences) },
-        "client_id": client.client_id,
-        "scope": scopes.join(" "),
-        "iat": now,
-        "nbf": now,
-        "exp": now + client.lifetimes.access_token as i64,
-        "jti": crate::random::token(),
-    })
+    AccessClaims::new(loaded, client, sub, scopes, audiences, now, false).to_value()
 }
 
 /// The audiences of an `aud` claim, a string or an array (RFC 7519 §4.1.3).
@@ -93,12 +167,14 @@ async fn denied(
     Ok(false)
 }
 
-/// Issues the access token: signed, or stored and referenced.
+/// Issues the access token with `claims` (expiring at `exp`): signed, or stored and
+/// referenced.
 pub async fn issue(
     loaded: &Loaded,
     store: &Store,
     client: &Client,
-    claims: Value,
+    claims: &impl Serialize,
+    exp: i64,
     now: i64,
 ) -> Result<String, OAuthError> {
     match client.access_token_format {
@@ -107,13 +183,13 @@ pub async fn issue(
                 .signers
                 .get(&loaded.snapshot.access_token_signing_alg)
                 .ok_or_else(|| OAuthError::server_error("no active access-token key"))?;
-            Ok(signer.sign("at+jwt", &claims))
+            Ok(signer.sign("at+jwt", claims))
         }
         AccessTokenFormat::Reference => {
             let token = crate::random::token();
-            let expires = claims["exp"].as_i64().unwrap_or(now);
+            let claims = serde_json::to_value(claims).expect("claims serialise to JSON");
             store
-                .put_reference(&token, &claims, expires, now)
+                .put_reference(&token, &claims, exp, now)
                 .await
                 .map_err(|e| OAuthError::temporarily_unavailable(e.to_string()))?;
             Ok(token)
@@ -142,27 +218,13 @@ pub async fn resolve(
         }
         return Ok(Some(claims));
     }
-    let Ok(header) = jsonwebtoken::decode_header(token) else {
+    let Some(verified) = crate::jose::verify(token, &loaded.verifiers) else {
         return Ok(None);
     };
-    let Some((alg, key)) = header
-        .kid
-        .as_ref()
-        .and_then(|kid| loaded.verifiers.get(kid))
-    else {
+    let claims = verified.claims;
+    if claims["iss"].as_str() != Some(loaded.issuer()) {
         return Ok(None);
-    };
-    let Ok(jws_alg) = format!("{alg:?}").parse::<jsonwebtoken::Algorithm>() else {
-        return Ok(None);
-    };
-    let mut validation = jsonwebtoken::Validation::new(jws_alg);
-    validation.set_issuer(&[loaded.issuer()]);
-    validation.validate_aud = false;
-    validation.leeway = 0;
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, key, &validation) else {
-        return Ok(None);
-    };
-    let claims = data.claims;
+    }
     if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
         return Ok(None);
     }
@@ -175,19 +237,11 @@ pub async fn resolve(
 /// The claims of an ID token this issuer signed, whether or not it has expired (an
 /// `id_token_hint` may be old, OIDC Core §3.1.2.1); None for anything else.
 pub fn verify_own_id_token(loaded: &Loaded, token: &str) -> Option<Value> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    let (alg, key) = loaded.verifiers.get(header.kid.as_ref()?)?;
-    let jws_alg = format!("{alg:?}").parse::<jsonwebtoken::Algorithm>().ok()?;
-    let mut validation = jsonwebtoken::Validation::new(jws_alg);
-    validation.set_issuer(&[loaded.issuer()]);
-    validation.validate_aud = false;
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Value>(token, key, &validation)
-        .ok()?
-        .claims;
+    let verified = crate::jose::verify(token, &loaded.verifiers)?;
     // An access token is not an ID token.
-    (header.typ.as_deref() != Some("at+jwt")).then_some(claims)
+    (verified.claims["iss"].as_str() == Some(loaded.issuer())
+        && verified.typ.as_deref() != Some("at+jwt"))
+    .then_some(verified.claims)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Compact JWS signing with keys parsed once per snapshot (aws-lc-rs). Parsing a key costs
-//! more than signing with it (see architecture.md), so the STS never parses on a request.
+//! Signing: the header of each token type is encoded once per key, the claims are serialised
+//! straight into the signing input.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
@@ -14,6 +14,18 @@ pub struct Signer {
     /// The algorithm.
     pub alg: Algorithm,
     key: Key,
+    /// The encoded header of each token type the STS signs, by position in [`TYPES`].
+    headers: [String; TYPES.len()],
+}
+
+/// The `typ` of every token the STS signs: ID tokens and other plain JWTs, access tokens
+/// (RFC 9068), logout tokens (OIDC Back-Channel Logout §2.4).
+const TYPES: [&str; 3] = ["JWT", "at+jwt", "logout+jwt"];
+
+/// The base64url of the JOSE header, as `Signer::sign` writes it.
+fn encoded_header(alg: Algorithm, kid: &str, typ: &str) -> String {
+    let header = serde_json::json!({"alg": format!("{alg:?}"), "kid": kid, "typ": typ});
+    URL_SAFE_NO_PAD.encode(header.to_string())
 }
 
 enum Key {
@@ -37,6 +49,15 @@ impl std::fmt::Debug for Signer {
 pub struct KeyError {
     kid: String,
     alg: Algorithm,
+}
+
+impl KeyError {
+    pub(super) fn new(kid: &str, alg: Algorithm) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            alg,
+        }
+    }
 }
 
 fn der_from_pem(pem: &str) -> Option<Vec<u8>> {
@@ -68,23 +89,33 @@ impl Signer {
             kid: kid.to_owned(),
             alg,
             key,
+            headers: TYPES.map(|typ| encoded_header(alg, kid, typ)),
         })
     }
 
     /// Signs `claims` as a compact JWS with header `typ`.
-    pub fn sign(&self, typ: &str, claims: &serde_json::Value) -> String {
-        let header =
-            serde_json::json!({"alg": format!("{:?}", self.alg), "kid": self.kid, "typ": typ});
-        let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
+    pub fn sign(&self, typ: &str, claims: &impl serde::Serialize) -> String {
+        let claims = serde_json::to_vec(claims).expect("claims serialise to JSON");
+        let mut input = match TYPES.iter().position(|t| *t == typ) {
+            Some(n) => self.headers[n].clone(),
+            None => encoded_header(self.alg, &self.kid, typ),
+        };
+        input.reserve(claims.len().div_ceil(3) * 4 + 2 + self.signature_len().div_ceil(3) * 4);
         input.push('.');
-        input.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = match &self.key {
-            Key::Ec(k) => k
-                .sign(&SystemRandom::new(), input.as_bytes())
-                .expect("ECDSA signing succeeds")
-                .as_ref()
-                .to_vec(),
-            Key::Ed(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut input);
+        // Signatures are written straight into the token; only RSA's needs a buffer.
+        let (fixed, rsa): (signature::Signature, Vec<u8>);
+        let signature: &[u8] = match &self.key {
+            Key::Ec(k) => {
+                fixed = k
+                    .sign(&SystemRandom::new(), input.as_bytes())
+                    .expect("ECDSA signing succeeds");
+                fixed.as_ref()
+            }
+            Key::Ed(k) => {
+                fixed = k.sign(input.as_bytes());
+                fixed.as_ref()
+            }
             Key::Rsa(k) => {
                 let padding: &'static dyn signature::RsaEncoding = if self.alg == Algorithm::PS256 {
                     &signature::RSA_PSS_SHA256
@@ -94,11 +125,21 @@ impl Signer {
                 let mut out = vec![0; k.public_modulus_len()];
                 k.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut out)
                     .expect("RSA signing succeeds");
-                out
+                rsa = out;
+                &rsa
             }
         };
         input.push('.');
-        input.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        URL_SAFE_NO_PAD.encode_string(signature, &mut input);
         input
+    }
+
+    /// Bytes of a signature: the token's length is known before signing.
+    fn signature_len(&self) -> usize {
+        match &self.key {
+            Key::Ec(_) => 64,
+            Key::Ed(_) => 64,
+            Key::Rsa(k) => k.public_modulus_len(),
+        }
     }
 }
