@@ -27,6 +27,7 @@
 //! Keys are `PREFIX KIND ":" hex(SHA-256(id))` on redis, as before this layout.
 
 mod backend;
+mod deny_mirror;
 mod memory;
 mod redis;
 #[cfg(test)]
@@ -274,15 +275,26 @@ impl Store {
         self.set(write, now).await
     }
 
-    /// Denies the access token with `jti` until `until`.
+    /// Denies the access token with `jti` until `until`. On redis every replica keeps a copy
+    /// of the deny list (`deny_mirror`), so the write is also announced to them.
     pub async fn deny(&self, jti: &str, until: i64, now: i64) -> Result<(), Unavailable> {
-        let write = Write::always(key("deny", jti), "1".into(), until);
-        self.set(write, now).await.map(|_| ())
+        let key = key("deny", jti);
+        match self {
+            Store::Redis(s) => s.deny(&key, until, now).await,
+            Store::Memory(_) => {
+                let write = Write::always(key, "1".into(), until);
+                self.set(write, now).await.map(|_| ())
+            }
+        }
     }
 
     /// Whether the access token with `jti` is denied.
     pub async fn is_denied(&self, jti: &str, now: i64) -> Result<bool, Unavailable> {
-        Ok(self.read(&key("deny", jti), now).await?.is_some())
+        let key = key("deny", jti);
+        match self {
+            Store::Redis(s) => s.is_denied(&key, now).await,
+            Store::Memory(_) => Ok(self.read(&key, now).await?.is_some()),
+        }
     }
 
     /// Stores the claims of opaque access token `token` until `expires`.

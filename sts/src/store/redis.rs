@@ -3,11 +3,14 @@
 //! `GETDEL` and compare-and-set one script, each atomic in redis, so two replicas racing on one
 //! item cannot both win.
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ExistenceCheck, SetExpiry, SetOptions};
 
 use super::Unavailable;
 use super::backend::{Backend, Write};
+use super::deny_mirror::{self, Mirror};
 
 /// Compare-and-set in one script, so no write comes between the compare and the set.
 const REPLACE: &str = r"
@@ -34,11 +37,20 @@ end
 return sum
 ";
 
-/// A redis connection (reconnecting by itself) and the key prefix.
+/// A deny written and announced in one step, so no replica's copy of the list misses it.
+const DENY: &str = r"
+redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+";
+
+/// A redis connection (reconnecting by itself), the key prefix and this replica's copy of the
+/// deny list.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
+    pub(super) denied: Arc<Mirror>,
 }
 
 fn unavailable(error: redis::RedisError) -> Unavailable {
@@ -53,11 +65,50 @@ impl RedisStore {
     /// Connects to `url` (`redis://` or `rediss://` for TLS; credentials in the URL).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Unavailable> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
+        let connection = ConnectionManager::new(client.clone())
+            .await
+            .map_err(unavailable)?;
+        let denied = Arc::new(Mirror::default());
+        tokio::spawn(deny_mirror::follow(
+            client,
+            connection.clone(),
+            prefix.to_owned(),
+            Arc::downgrade(&denied),
+        ));
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
+            denied,
         })
+    }
+
+    /// Denies `key` (`deny:HASH`) until `expires`: written and published at once; this
+    /// replica's copy has it before the call returns.
+    pub async fn deny(&self, key: &str, expires: i64, now: i64) -> Result<(), Unavailable> {
+        if expires <= now {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        let _: i64 = redis::cmd("EVAL")
+            .arg(DENY)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(expires)
+            .arg(deny_mirror::channel(&self.prefix))
+            .arg(deny_mirror::message(key, expires))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        self.denied.insert(key, expires);
+        Ok(())
+    }
+
+    /// Whether `key` is denied: from the copy while its subscription is alive, else from redis.
+    pub async fn is_denied(&self, key: &str, now: i64) -> Result<bool, Unavailable> {
+        if let Some(answer) = self.denied.answer(key, now, std::time::Instant::now()) {
+            return Ok(answer);
+        }
+        Ok(self.get(key, now).await?.is_some())
     }
 
     fn key(&self, key: &str) -> String {

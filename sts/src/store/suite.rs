@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Kind, MemoryStore, Record, RedisStore, Store};
+use super::{Kind, MemoryStore, Record, RedisStore, Store, key};
 
 /// A record type of the suite's own.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -201,4 +201,104 @@ async fn redis_store_passes_the_suite() {
         .expect("redis-server accepts connections");
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     suite(&Store::Redis(store), now).await;
+}
+
+/// A redis-server for a test, or None outside CI when there is none (in CI it must exist).
+async fn redis_or_skip() -> Option<signet_tests::RedisServer> {
+    match signet_tests::RedisServer::start().await {
+        Ok(server) => Some(server),
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
+        Err(error) => {
+            eprintln!("{error}: skipped outside CI");
+            None
+        }
+    }
+}
+
+/// Waits until `check` holds, for at most ten seconds.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two replicas on one redis: a deny at one reaches the other's copy, which answers without
+/// asking redis (a deny written behind its back stays unseen there, while a replica that
+/// starts later loads it); once redis is gone the copy is no longer trusted and the check
+/// fails closed.
+#[tokio::test]
+async fn each_replica_keeps_a_copy_of_the_deny_list_that_it_trusts_only_while_subscribed() {
+    let Some(server) = redis_or_skip().await else {
+        return;
+    };
+    let prefix = "signet:mirror:";
+    let connect = || async {
+        Store::Redis(
+            RedisStore::connect(&server.url(), prefix)
+                .await
+                .expect("redis-server accepts connections"),
+        )
+    };
+    let (a, b) = (connect().await, connect().await);
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let Store::Redis(b_redis) = &b else {
+        unreachable!()
+    };
+    eventually("b's copy is trusted", async || {
+        b_redis
+            .denied
+            .answer("deny:x", now, std::time::Instant::now())
+            .is_some()
+    })
+    .await;
+
+    a.deny("jti-a", now + 60, now).await.unwrap();
+    assert!(
+        a.is_denied("jti-a", now).await.unwrap(),
+        "at once where written"
+    );
+    eventually("the deny reaches b", async || {
+        b.is_denied("jti-a", now).await.unwrap()
+    })
+    .await;
+
+    // A deny that is only in redis (no message): b's trusted copy does not ask.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let hidden = format!("{prefix}{}", key("deny", "jti-hidden"));
+    let _: () = redis::cmd("SET")
+        .arg(&hidden)
+        .arg("1")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        !b.is_denied("jti-hidden", now).await.unwrap(),
+        "answered by the copy"
+    );
+    // A replica that starts now loads both from redis before it trusts its copy.
+    let c = connect().await;
+    let Store::Redis(c_redis) = &c else {
+        unreachable!()
+    };
+    eventually("c's copy is trusted", async || {
+        c_redis
+            .denied
+            .answer("deny:x", now, std::time::Instant::now())
+            .is_some()
+    })
+    .await;
+    assert!(c.is_denied("jti-hidden", now).await.unwrap());
+    assert!(c.is_denied("jti-a", now).await.unwrap());
+    assert!(!c.is_denied("jti-other", now).await.unwrap());
+
+    drop(server);
+    eventually("without redis the check fails closed", async || {
+        b.is_denied("jti-a", now).await.is_err()
+    })
+    .await;
 }
