@@ -51,6 +51,11 @@ impl Form {
         self.0.get(name).map(String::as_str)
     }
 
+    /// The parameters, by name.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The parameters as a JSON object, for serde-tagged request types.
     pub fn to_json(&self) -> serde_json::Value {
         self.0

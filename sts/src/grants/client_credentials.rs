@@ -65,15 +65,16 @@ pub fn validate(ctx: &Context<'_>, request: Request) -> Result<Validated, OAuthE
 /// An access token for the client itself (RFC 6749 §4.4.3: no refresh token).
 pub async fn issue(ctx: &Context<'_>, granted: Validated) -> Result<Value, OAuthError> {
     let client = ctx.client;
-    let claims = tokens::access_claims(
+    let claims = tokens::AccessClaims::new(
         ctx.loaded,
         client,
         &client.client_id,
         &granted.scopes,
         &granted.audiences,
         ctx.now,
+        true,
     );
-    let token = tokens::issue(ctx.loaded, ctx.store, client, claims, ctx.now).await?;
+    let token = tokens::issue(ctx.loaded, ctx.store, client, &claims, claims.exp, ctx.now).await?;
     Ok(json!({
         "access_token": token,
         "token_type": "Bearer",

@@ -136,7 +136,10 @@ impl GrantRequest {
         let Some(grant_type) = form.get("grant_type") else {
             return Err(OAuthError::invalid_request("grant_type is required"));
         };
-        serde_json::from_value(form.to_json()).map_err(|error| {
+        // Straight from the form's pairs: no JSON object built on the token endpoint's path.
+        let pairs =
+            serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(form.pairs());
+        Self::deserialize(pairs).map_err(|error| {
             if supported::GRANT_TYPES.contains(&grant_type) {
                 OAuthError::invalid_request(format!("bad {grant_type} request: {error}"))
             } else {

@@ -211,7 +211,7 @@ pub async fn issue(ctx: &Context<'_>, request: Validated) -> Result<Value, OAuth
             }
         }
     }
-    let token = tokens::issue(loaded, store, client, claims, now).await?;
+    let token = tokens::issue(loaded, store, client, &claims, exchange.exp, now).await?;
     Ok(json!({
         "access_token": token,
         "issued_token_type": request.issued_token_type,

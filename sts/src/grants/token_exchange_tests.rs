@@ -331,7 +331,7 @@ async fn only_a_live_access_token_is_a_subject_and_denying_it_ends_what_was_exch
     machine["jti"] = json!("machine-jti");
     claims["auth_time"] = json!(NOW - 60);
     let claims_of_person = claims.clone();
-    let person = tokens::issue(&loaded, &store, shop, claims, NOW)
+    let person = tokens::issue(&loaded, &store, shop, &claims, NOW + 900, NOW)
         .await
         .unwrap();
     let subject = crate::id_token::Subject {
@@ -372,7 +372,7 @@ async fn only_a_live_access_token_is_a_subject_and_denying_it_ends_what_was_exch
     assert!(exchanged.get("tier").is_none(), "{exchanged}");
 
     // A machine's token with the same sub is no person's: no claims of alice's come with it.
-    let machine = tokens::issue(&loaded, &store, shop, machine, NOW)
+    let machine = tokens::issue(&loaded, &store, shop, &machine, NOW + 900, NOW)
         .await
         .unwrap();
     let answer = exchange_for_payments(&ctx, &machine, token_type::ACCESS_TOKEN)

@@ -237,7 +237,8 @@ pub async fn issue_planned(
             }
         }
     }
-    let access_token = tokens::issue(loaded, store, client, claims, now).await?;
+    let exp = claims["exp"].as_i64().unwrap_or(now);
+    let access_token = tokens::issue(loaded, store, client, &claims, exp, now).await?;
     let mut response = json!({
         "access_token": access_token,
         "token_type": "Bearer",
