@@ -16,6 +16,12 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
 }
 
+/// The JOSE header of a JWT, unverified (its `alg`, `kid`, `typ`).
+pub fn jwt_header(jwt: &str) -> serde_json::Value {
+    let header = jwt.split('.').next().expect("a JWS has a header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON")
+}
+
 /// A response: status code, headers (lower-cased names) and body.
 #[derive(Debug, Clone)]
 pub struct Response {

@@ -14,7 +14,7 @@ use signet_bench::manifests::{self, INTROSPECTOR, REFERENCE_CLIENT, bench_client
 use signet_bench::report::{self, Results, Run};
 use signet_bench::rss_kib;
 use signet_bench::{cpu, crypto, wrk};
-use signet_tests::{Process, RedisServer, free_port, repo_root, wait_ready};
+use signet_tests::{Process, RedisServer, free_port, http, repo_root, wait_ready};
 
 /// STS load benchmark.
 #[derive(Parser, Debug)]
@@ -83,6 +83,24 @@ async fn serve(bin: &Path, name: &str, mut args: Vec<String>) -> anyhow::Result<
         );
     }
     Ok((process, addr))
+}
+
+/// Waits (up to 30 s) until /readyz names another snapshot than `before` did.
+async fn wait_for_new_snapshot(addr: &str, before: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = http::get(addr, "/readyz").await?;
+        if now.status == 200 && now.body != before {
+            anyhow::ensure!(!now.body.contains("refused"), "{}", now.body);
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the STS did not load the changed folder: {}",
+            now.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 struct Progress(Instant);
@@ -307,12 +325,41 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    let rss_after_kib = rss_kib(sts.pid())?;
+    // Last, the same clients with RS256 access tokens: the STS reloads the changed folder and
+    // /readyz names the new snapshot once it serves.
+    progress.say("switching the TokenService to RS256 access tokens");
+    let before = http::get(&addr, "/readyz").await?.body;
+    let ts_file = manifests_dir.join("token-service.yaml");
+    let ts = std::fs::read_to_string(&ts_file)?;
+    anyhow::ensure!(
+        ts.contains("accessTokenSigningAlg: ES256"),
+        "the example TokenService no longer signs access tokens with ES256; update bench-sts"
+    );
+    std::fs::write(
+        &ts_file,
+        ts.replace(
+            "accessTokenSigningAlg: ES256",
+            "accessTokenSigningAlg: RS256",
+        ),
+    )?;
+    wait_for_new_snapshot(&addr, &before).await?;
+    let sample = bodies::issue(&addr, &token_requests[..1], 1).await?;
+    let alg = http::jwt_header(&sample[0])["alg"].clone();
+    anyhow::ensure!(alg == "RS256", "the STS still signs with {alg}");
+    let rs256 = run(
+        "client_credentials, RS256",
+        sts_pid,
+        target(&addr, "POST", "/token", Some("token.txt")),
+    )?;
+
     let results = Results {
         load,
         clients: args.clients,
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average,
         client_credentials,
+        rs256,
         introspect_jwt,
         introspect_reference,
         jwks,
@@ -321,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
         raw,
         startup_seconds,
         rss_loaded_kib,
-        rss_after_kib: rss_kib(sts.pid())?,
+        rss_after_kib,
     };
     sts.terminate()?;
     if args.work_dir.is_none() {
