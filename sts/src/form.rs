@@ -56,15 +56,6 @@ impl Form {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The parameters as a JSON object, for serde-tagged request types.
-    pub fn to_json(&self) -> serde_json::Value {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    }
-
     /// Decodes one `application/x-www-form-urlencoded` component (for HTTP Basic credentials,
     /// RFC 6749 §2.3.1).
     pub fn decode_component(part: &str) -> Result<String, FormError> {

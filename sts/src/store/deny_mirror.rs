@@ -178,12 +178,7 @@ async fn follow_once(
                 let Some(current) = mirror.upgrade() else {
                     return Ok(());
                 };
-                let payload: String = message.get_payload().unwrap_or_default();
-                if let Some((key, expires)) = parse(&payload)
-                    && !current.insert(key, expires)
-                {
-                    return Err(Stop::Full);
-                }
+                apply(&current, &message)?;
             }
             _ = ticks.tick() => {
                 // Subscribed, redis answers a ping with a ["pong", ""] array (RESP2): any
@@ -199,16 +194,20 @@ async fn follow_once(
                 // connection's reader queues those before it hands over the answer: once they
                 // are applied, every deny published before `sent` is in the copy.
                 while let Some(Some(message)) = messages.next().now_or_never() {
-                    let payload: String = message.get_payload().unwrap_or_default();
-                    if let Some((key, expires)) = parse(&payload)
-                        && !current.insert(key, expires)
-                    {
-                        return Err(Stop::Full);
-                    }
+                    apply(&current, &message)?;
                 }
                 current.alive(sent, unix_now());
             }
         }
+    }
+}
+
+/// Adds the deny a message announces (one that does not parse is not a deny).
+fn apply(mirror: &Mirror, message: &redis::Msg) -> Result<(), Stop> {
+    let payload: String = message.get_payload().unwrap_or_default();
+    match parse(&payload) {
+        Some((key, expires)) if !mirror.insert(key, expires) => Err(Stop::Full),
+        _ => Ok(()),
     }
 }
 

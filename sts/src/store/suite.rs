@@ -224,6 +224,20 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Waits until `store`'s copy of the deny list is trusted (subscribed, loaded, pinged).
+async fn wait_trusted(name: &str, store: &Store, now: i64) {
+    let Store::Redis(redis) = store else {
+        panic!("{name} is not a redis store")
+    };
+    eventually(&format!("{name}'s copy is trusted"), async || {
+        redis
+            .denied
+            .answer("deny:x", now, std::time::Instant::now())
+            .is_some()
+    })
+    .await;
+}
+
 /// Two replicas on one redis: a deny at one reaches the other's copy, which answers without
 /// asking redis (a deny written behind its back stays unseen there, while a replica that
 /// starts later loads it); once redis is gone the copy is no longer trusted and the check
@@ -243,16 +257,7 @@ async fn each_replica_keeps_a_copy_of_the_deny_list_that_it_trusts_only_while_su
     };
     let (a, b) = (connect().await, connect().await);
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    let Store::Redis(b_redis) = &b else {
-        unreachable!()
-    };
-    eventually("b's copy is trusted", async || {
-        b_redis
-            .denied
-            .answer("deny:x", now, std::time::Instant::now())
-            .is_some()
-    })
-    .await;
+    wait_trusted("b", &b, now).await;
 
     a.deny("jti-a", now + 60, now).await.unwrap();
     assert!(
@@ -282,16 +287,7 @@ async fn each_replica_keeps_a_copy_of_the_deny_list_that_it_trusts_only_while_su
     );
     // A replica that starts now loads both from redis before it trusts its copy.
     let c = connect().await;
-    let Store::Redis(c_redis) = &c else {
-        unreachable!()
-    };
-    eventually("c's copy is trusted", async || {
-        c_redis
-            .denied
-            .answer("deny:x", now, std::time::Instant::now())
-            .is_some()
-    })
-    .await;
+    wait_trusted("c", &c, now).await;
     assert!(c.is_denied("jti-hidden", now).await.unwrap());
     assert!(c.is_denied("jti-a", now).await.unwrap());
     assert!(!c.is_denied("jti-other", now).await.unwrap());
