@@ -275,4 +275,35 @@ mod tests {
         assert_ne!(claims["jti"], "forged");
         assert_eq!(claims["team"], "orders");
     }
+
+    /// The signed form is written straight from the struct, not through a JSON object that
+    /// would keep the last of two equal names: a static claim named like an issuer claim
+    /// must not appear in the token's JSON at all.
+    #[test]
+    fn a_signed_token_names_each_issuer_claim_once() {
+        let loaded = crate::testing::examples("access-claims-once");
+        let mut client = loaded.clients["default.orders-worker"].clone();
+        for name in ISSUER_CLAIMS {
+            client.claims.insert(name.into(), "forged".into());
+        }
+        let audiences = ["https://orders.example.com".to_owned()];
+        let claims = AccessClaims::new(
+            &loaded,
+            &client,
+            "default.orders-worker",
+            &["orders.read".into()],
+            &audiences,
+            1_800_000_000,
+            true,
+        );
+        let json = serde_json::to_string(&claims).unwrap();
+        assert!(!json.contains("forged"), "{json}");
+        for name in ISSUER_CLAIMS {
+            assert_eq!(
+                json.matches(&format!("\"{name}\":")).count(),
+                1,
+                "{name} in {json}"
+            );
+        }
+    }
 }

@@ -60,7 +60,8 @@ impl KeyError {
     }
 }
 
-fn der_from_pem(pem: &str) -> Option<Vec<u8>> {
+/// The DER inside a PEM block.
+pub(super) fn der_from_pem(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
         .decode(body.trim())
