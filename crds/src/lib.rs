@@ -14,3 +14,4 @@ pub mod validation;
 pub const GROUP: &str = "signet.dev";
 pub mod compile;
 pub mod snapshot;
+pub mod snapshot_secret;

@@ -9,7 +9,6 @@ mod mirror;
 mod pass;
 mod secret_data;
 mod serving;
-mod snapshot_secret;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

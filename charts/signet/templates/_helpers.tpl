@@ -128,7 +128,7 @@ constraint has none. Call with (dict "ctx" $ "component" "sts" "constraints" lis
 {{- end -}}
 
 {{/* The snapshot Secrets the STS reads: `<ts>-snapshot` and its shards `-0`..`-7`
-(sts/src/source/cluster.rs: secret_names, MAX_SHARDS). */}}
+(crds/src/snapshot_secret.rs: secret_names, MAX_SHARDS). */}}
 {{- define "signet.snapshotSecretNames" -}}
 {{- $ts := .Values.tokenService.name -}}
 - {{ printf "%s-snapshot" $ts }}

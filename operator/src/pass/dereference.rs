@@ -12,7 +12,7 @@ use crate::keys::lifecycle::KeySecret;
 use crate::keys::reconcile::key_secrets;
 use crate::mirror::key;
 use crate::secret_data::{self, SecretCache};
-use crate::snapshot_secret::SNAPSHOT_LABEL;
+use signet_crds::snapshot_secret::SNAPSHOT_LABEL;
 
 /// Reading a Secret failed.
 #[derive(Debug, thiserror::Error)]

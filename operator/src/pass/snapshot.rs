@@ -16,9 +16,7 @@ use signet_crds::v1alpha1::TokenService;
 use super::dereference::Observed;
 use crate::context::{FIELD_MANAGER, MANAGED_BY, WriteError, Writer, controller_ref, write_error};
 use crate::mirror::{Mirror, key};
-use crate::snapshot_secret::{
-    self, DATA_KEY, HASH_ANNOTATION, SCHEMA_ANNOTATION, SHARD_ANNOTATION, SNAPSHOT_LABEL,
-};
+use signet_crds::snapshot_secret::{self, DATA_KEY, SNAPSHOT_LABEL};
 
 /// What the step published.
 #[derive(Default)]
@@ -43,7 +41,7 @@ pub async fn write(
         let Some(snapshot) = snapshots.get_mut(&ts_key) else {
             continue;
         };
-        let wire = snapshot_secret::wire(snapshot);
+        let wire = wire(snapshot);
         snapshot.hash.clone_from(&wire.hash);
         match write_one(
             writer,
@@ -87,14 +85,7 @@ async fn write_one(
     let api: Api<Secret> = Api::namespaced(writer.client.clone(), &ts_key.namespace);
     for shard in &shards {
         let shard_key = ObjectKey::new(&ts_key.namespace, &shard.name);
-        let annotations = BTreeMap::from([
-            (HASH_ANNOTATION.to_owned(), wire.hash.clone()),
-            (
-                SCHEMA_ANNOTATION.to_owned(),
-                wire.schema_version().unwrap_or_default(),
-            ),
-            (SHARD_ANNOTATION.to_owned(), shard.position.clone()),
-        ]);
+        let annotations = snapshot_secret::annotations(wire, shard);
         if let Some(existing) = existing
             .get(&shard_key)
             .or(secrets.get(&shard_key).map(|_| &EMPTY))
@@ -166,4 +157,18 @@ async fn write_one(
         }
     }
     Ok(Some(bytes.len()))
+}
+
+/// The bytes to write for `snapshot` and the hash that names them (the hash annotation).
+/// `SIGNET_TESTING_NEWER_MINOR=1` writes it as the next minor schema would, with fields this
+/// build does not know, so tests can prove an STS serves a newer minor.
+fn wire(snapshot: &Snapshot) -> Wire {
+    static NEWER_MINOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let newer = *NEWER_MINOR
+        .get_or_init(|| std::env::var("SIGNET_TESTING_NEWER_MINOR").is_ok_and(|v| v == "1"));
+    if newer {
+        signet_crds::snapshot::as_newer_minor(snapshot)
+    } else {
+        snapshot.to_wire()
+    }
 }

@@ -12,27 +12,17 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use signet_crds::snapshot::Wire;
+use signet_crds::snapshot_secret::{DATA_KEY, HASH_ANNOTATION, SHARD_ANNOTATION};
+pub use signet_crds::snapshot_secret::{MAX_SHARDS, secret_names};
 
 use crate::app::App;
 use crate::loaded::Refused;
 
-/// Most shards an STS reads: 8 × 900 KiB of gzip, far beyond 10,000 clients.
-pub const MAX_SHARDS: usize = 8;
-const DATA_KEY: &str = "snapshot.json.gz";
-const HASH: &str = "signet.dev/snapshot-hash";
-const SHARD: &str = "signet.dev/shard";
 /// First delay before watching again after an error.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 /// Longest delay between attempts, before jitter: a client created just after an API server outage is
 /// served within seconds, while the outage costs each watch one attempt every few seconds.
 const RETRY_MAX: Duration = Duration::from_secs(5);
-
-/// The Secret names an STS for `token_service` reads (and its RBAC grants by resourceNames).
-pub fn secret_names(token_service: &str) -> Vec<String> {
-    std::iter::once(format!("{token_service}-snapshot"))
-        .chain((0..MAX_SHARDS).map(|i| format!("{token_service}-snapshot-{i}")))
-        .collect()
-}
 
 /// One snapshot Secret as seen.
 #[derive(Debug, Clone)]
@@ -69,7 +59,7 @@ fn shard_position(secret: &Secret) -> (usize, usize) {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(SHARD))
+        .and_then(|a| a.get(SHARD_ANNOTATION))
         .cloned()
         .unwrap_or_else(|| "0/1".into());
     let (i, n) = text.split_once('/').unwrap_or(("0", "1"));
@@ -120,7 +110,7 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
                     .metadata
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(HASH))
+                    .and_then(|a| a.get(HASH_ANNOTATION))
                     .cloned()
                     .unwrap_or_default();
                 let bytes = secret
@@ -150,6 +140,11 @@ pub async fn run(app: Arc<App>, client: kube::Client, namespace: String, token_s
             }
         }
         if let Some((hash, gz)) = assemble(&token_service, &seen) {
+            // A re-list after a watch error sees the served snapshot again: at 100,000
+            // clients, unpacking it only to find the same hash costs a second and ~70 MB.
+            if super::serving(&app, &hash) {
+                continue;
+            }
             match decode(hash, &gz) {
                 Ok(wire) => super::install(&app, wire).await,
                 Err(reason) => super::refuse(&app, None, &reason),

@@ -1,11 +1,15 @@
-//! The snapshot as Secrets: gzip of the JSON, split into shards when one Secret would pass
-//! ~900 KiB (a Secret holds at most 1 MiB), every shard carrying the same hash.
+//! The snapshot as Secrets, the format the operator writes and the STS reads: gzip of the
+//! JSON, split into shards when one Secret would pass ~900 KiB (a Secret holds at most 1 MiB),
+//! every shard carrying the same hash. One definition for both sides (and the benchmarks that
+//! write a snapshot without an operator).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use signet_crds::snapshot::{Snapshot, Wire};
+
+use crate::snapshot::Wire;
 
 /// Largest payload per Secret, leaving room for metadata under the 1 MiB limit.
 pub const SHARD_BYTES: usize = 900 * 1024;
@@ -19,6 +23,9 @@ pub const SCHEMA_ANNOTATION: &str = "signet.dev/schema-version";
 pub const SHARD_ANNOTATION: &str = "signet.dev/shard";
 /// Label that marks Secrets holding a snapshot, valued with the TokenService's name.
 pub const SNAPSHOT_LABEL: &str = "signet.dev/snapshot-of";
+/// Most shards an STS reads: 8 × 900 KiB of gzip, room for well over 100,000 clients (about
+/// 5 MB of gzip). The STS's Role names each of these Secrets, so the count is fixed.
+pub const MAX_SHARDS: usize = 8;
 
 /// One Secret to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +38,23 @@ pub struct Shard {
     pub position: String,
 }
 
-/// The bytes to write for `snapshot` and the hash that names them (the hash annotation).
-/// `SIGNET_TESTING_NEWER_MINOR=1` writes it as the next minor schema would, with fields this
-/// build does not know, so tests can prove an STS serves a newer minor.
-pub fn wire(snapshot: &Snapshot) -> Wire {
-    static NEWER_MINOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let newer = *NEWER_MINOR
-        .get_or_init(|| std::env::var("SIGNET_TESTING_NEWER_MINOR").is_ok_and(|v| v == "1"));
-    if newer {
-        signet_crds::snapshot::as_newer_minor(snapshot)
-    } else {
-        snapshot.to_wire()
-    }
+/// The Secret names an STS for `token_service` reads (and its RBAC grants by resourceNames).
+pub fn secret_names(token_service: &str) -> Vec<String> {
+    std::iter::once(format!("{token_service}-snapshot"))
+        .chain((0..MAX_SHARDS).map(|i| format!("{token_service}-snapshot-{i}")))
+        .collect()
+}
+
+/// The annotations of `shard` of `wire`: its hash, schema version and position.
+pub fn annotations(wire: &Wire, shard: &Shard) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (HASH_ANNOTATION.to_owned(), wire.hash.clone()),
+        (
+            SCHEMA_ANNOTATION.to_owned(),
+            wire.schema_version().unwrap_or_default(),
+        ),
+        (SHARD_ANNOTATION.to_owned(), shard.position.clone()),
+    ])
 }
 
 /// The compressed JSON. Deterministic: the same snapshot gives the same bytes, so an
