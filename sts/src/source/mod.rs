@@ -29,9 +29,7 @@ pub async fn install(app: &App, wire: Wire) {
         .schema_major
         .get()
         .map_or(crate::loaded::SCHEMA_MAJOR, String::as_str);
-    let loaded = Loaded::open(&wire, major);
-    // The bytes are not needed once parsed; at 10,000 clients they are megabytes.
-    drop(wire);
+    let loaded = Loaded::open(wire, major);
     swap(app, hash, loaded).await;
 }
 
