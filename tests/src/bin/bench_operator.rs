@@ -1,17 +1,83 @@
 //! Operator benchmark: creates many OidcClients across many namespaces on a private control
-//! plane and reports how the operator keeps up. Not a test: it prints figures.
+//! plane, with the operator and one STS replica running, and reports how the operator keeps
+//! up: until every client is in the snapshot, `Compiled`, and `Ready` (served by the replica),
+//! and what it wrote to the API server for them (from the audit log). Not a test: it prints
+//! figures.
 //!
 //!   scripts/bench-operator [CLIENTS] [NAMESPACES]     (default 10000 across 100)
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use signet_tests::{PrivateCluster, Process, signet_api, signet_object, wait_for};
+
+/// When every one of `count` OidcClients first had `Compiled` and then `Ready` True, watched
+/// (a list of 10,000 objects every 100 ms would load the API server being measured).
+async fn watch_conditions(
+    client: kube::Client,
+    count: usize,
+) -> anyhow::Result<(Instant, Instant)> {
+    let api = Api::<DynamicObject>::all_with(client, &signet_tests::signet_resource("OidcClient"));
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let (mut compiled, mut ready) = (BTreeSet::new(), BTreeSet::new());
+    let mut all_compiled = None;
+    while let Some(event) = events.try_next().await? {
+        let (watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event else {
+            continue;
+        };
+        let holds = |type_: &str| {
+            o.data["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == type_ && c["status"] == "True")
+            })
+        };
+        let key = (o.namespace().unwrap_or_default(), o.name_any());
+        if holds("Compiled") {
+            compiled.insert(key.clone());
+        }
+        if holds("Ready") {
+            ready.insert(key);
+        }
+        if all_compiled.is_none() && compiled.len() == count {
+            all_compiled = Some(Instant::now());
+        }
+        if let Some(at) = all_compiled.filter(|_| ready.len() == count) {
+            return Ok((at, Instant::now()));
+        }
+    }
+    anyhow::bail!("the OidcClient watch ended")
+}
+
+/// The writes (create, update, patch, delete) of `user` in the audit log, by resource.
+fn writes_by(audit: &Path, user: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(audit)?.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let write = ["create", "update", "patch", "delete"]
+            .contains(&entry["verb"].as_str().unwrap_or_default());
+        if !write || entry["stage"] != "ResponseComplete" || entry["user"]["username"] != user {
+            continue;
+        }
+        let resource = &entry["objectRef"];
+        let mut name = resource["resource"].as_str().unwrap_or_default().to_owned();
+        if let Some(sub) = resource["subresource"].as_str() {
+            name = format!("{name}/{sub}");
+        }
+        *counts.entry(name).or_default() += 1;
+    }
+    Ok(counts)
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -26,11 +92,12 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("SIGNET_OPERATOR_BIN")
             .unwrap_or_else(|_| "target/release/signet-operator".into()),
     );
-    anyhow::ensure!(
-        operator_bin.exists(),
-        "{} not built",
-        operator_bin.display()
+    let sts_bin = PathBuf::from(
+        std::env::var("SIGNET_STS_BIN").unwrap_or_else(|_| "target/release/signet-sts".into()),
     );
+    for bin in [&operator_bin, &sts_bin] {
+        anyhow::ensure!(bin.exists(), "{} not built", bin.display());
+    }
 
     eprintln!("starting a private control plane");
     let cluster = PrivateCluster::start("bench").await?;
@@ -67,7 +134,18 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
 
-    let kubeconfig = cluster.kubeconfig.to_string_lossy().into_owned();
+    // The operator as a ServiceAccount of its own, so the audit log tells its writes apart.
+    let operator_rules = json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]);
+    signet_tests::grant_cluster_rules(&client, "bench-system", "operator", operator_rules).await?;
+    let operator_kubeconfig = signet_tests::namespaced_service_account_kubeconfig(
+        &client,
+        &cluster.kubeconfig,
+        "bench-system",
+        "operator",
+        json!([]),
+    )
+    .await?;
+    let kubeconfig = operator_kubeconfig.to_string_lossy().into_owned();
     let args: Vec<String> = [
         "--lease-namespace=bench-system",
         "--lease-name=bench",
@@ -89,6 +167,39 @@ async fn main() -> anyhow::Result<()> {
         Ok(secrets.get_opt("signet-snapshot").await?)
     })
     .await?;
+
+    // One STS replica with the chart's identity: `Ready` means it serves the client.
+    let sts_rules = json!([
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"],
+         "resourceNames": signet_crds::snapshot_secret::secret_names("signet")},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "patch", "delete"]},
+    ]);
+    let sts_kubeconfig = signet_tests::namespaced_service_account_kubeconfig(
+        &client,
+        &cluster.kubeconfig,
+        "bench-system",
+        "sts",
+        sts_rules,
+    )
+    .await?;
+    let sts_addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let _sts = Process::spawn(
+        &sts_bin,
+        "bench-sts",
+        &[
+            "--token-service=signet".into(),
+            "--namespace=bench-system".into(),
+            format!("--listen={sts_addr}"),
+            "--metrics-addr=127.0.0.1:0".into(),
+            "--replica=bench-sts-0".into(),
+        ],
+        &[
+            ("KUBECONFIG", &sts_kubeconfig.to_string_lossy()),
+            ("RUST_LOG", "warn"),
+        ],
+    )?;
+    signet_tests::wait_ready(&sts_addr).await?;
+    let conditions = tokio::spawn(watch_conditions(client.clone(), clients));
 
     eprintln!("creating {clients} OidcClients in {namespaces} namespaces");
     let started = Instant::now();
@@ -129,31 +240,11 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let in_snapshot = last_create.elapsed();
-    wait_for(
-        "every client Compiled",
-        Duration::from_secs(600),
-        || async {
-            let list = kube::api::Api::<kube::api::DynamicObject>::all_with(
-                client.clone(),
-                &signet_tests::signet_resource("OidcClient"),
-            )
-            .list(&ListParams::default())
-            .await?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|o| {
-                    o.data["status"]["conditions"].as_array().is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c["type"] == "Compiled" && c["status"] == "True")
-                    })
-                })
-                .count();
-            Ok((ready == clients).then_some(()))
-        },
-    )
-    .await?;
-    let all_ready = last_create.elapsed();
+    let (compiled_at, ready_at) = tokio::time::timeout(Duration::from_secs(600), conditions)
+        .await
+        .map_err(|_| anyhow::anyhow!("not every client Compiled and Ready within 600 s"))???;
+    let all_compiled = compiled_at.saturating_duration_since(last_create);
+    let all_ready = ready_at.saturating_duration_since(last_create);
 
     let shards = secrets
         .list(&ListParams::default().labels("signet.dev/snapshot-of=signet"))
@@ -182,6 +273,12 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     let total = started.elapsed().as_secs_f64();
+    let writes = writes_by(
+        &cluster.dir.join("audit.log"),
+        "system:serviceaccount:bench-system:operator",
+    )?;
+    let write_total: usize = writes.values().sum();
+    let listed: Vec<String> = writes.iter().map(|(r, n)| format!("{r} {n}")).collect();
 
     let rows: BTreeMap<&str, String> = BTreeMap::from([
         (
@@ -198,7 +295,19 @@ async fn main() -> anyhow::Result<()> {
         ),
         (
             "4 last create -> all Compiled",
+            format!("{:.1} s", all_compiled.as_secs_f64()),
+        ),
+        (
+            "4a last create -> all Ready (served by the replica)",
             format!("{:.1} s", all_ready.as_secs_f64()),
+        ),
+        (
+            "4b operator writes per client",
+            format!(
+                "{:.2} ({write_total}: {})",
+                write_total as f64 / clients as f64,
+                listed.join(", ")
+            ),
         ),
         (
             "5 object reconciles per second",
@@ -215,7 +324,7 @@ async fn main() -> anyhow::Result<()> {
     ]);
     println!("\n| measure | value |\n| --- | --- |");
     for (k, v) in rows {
-        println!("| {} | {v} |", &k[2..]);
+        println!("| {} | {v} |", k.split_once(' ').map_or(k, |(_, k)| k));
     }
     Ok(())
 }
