@@ -35,8 +35,9 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     threads: u32,
     /// After the measured runs, record the STS with `perf record` during one more
-    /// client_credentials run and one more JWT introspection run (not in the table), writing
-    /// `token.perf.data` and `introspect-jwt.perf.data` into this folder.
+    /// client_credentials run (ES256, and RS256 after the switch) and one more JWT
+    /// introspection run (not in the table), writing `token.perf.data`,
+    /// `token-rs256.perf.data` and `introspect-jwt.perf.data` into this folder.
     #[arg(long)]
     perf: Option<PathBuf>,
     /// Longest wait, in seconds, for a quiet machine before each measurement (0: do not wait).
@@ -352,6 +353,18 @@ async fn main() -> anyhow::Result<()> {
         sts_pid,
         target(&addr, "POST", "/token", Some("token.txt")),
     )?;
+    if let Some(dir) = &args.perf {
+        let out = dir.join("token-rs256.perf.data");
+        run_profiled(
+            &format!(
+                "/token RS256 under perf -> {} (not in the table)",
+                out.display()
+            ),
+            sts_pid,
+            target(&addr, "POST", "/token", Some("token.txt")),
+            Some(&out),
+        )?;
+    }
 
     let results = Results {
         load,
