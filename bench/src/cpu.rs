@@ -44,6 +44,30 @@ pub fn seconds(pid: u32) -> anyhow::Result<f64> {
     stat_sum(&format!("/proc/{pid}/stat"), &[14, 15])
 }
 
+/// User plus system CPU seconds so far of each process whose command line holds `marker`
+/// (e.g. a private control plane's folder), summed by program name.
+pub fn by_program(marker: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut programs = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+            continue;
+        }
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if let Ok(cpu) = seconds(pid) {
+            *programs.entry(name.trim().to_owned()).or_default() += cpu;
+        }
+    }
+    programs
+}
+
 /// CPU seconds of this process's children that have been waited for (cutime, cstime): wrk's,
 /// once it has exited.
 pub fn children_seconds() -> anyhow::Result<f64> {

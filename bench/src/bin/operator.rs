@@ -16,6 +16,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use signet_bench::cpu;
 use signet_tests::{PrivateCluster, Process, signet_api, signet_object, wait_for};
 
 /// When every one of `count` OidcClients first had `Compiled` and then `Ready` True, watched
@@ -126,7 +127,15 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
     }
-    let ts = json!({"issuer": "https://id.example.com", "clientNamespaceSelector": {"matchLabels": {"signet.dev/bench": "yes"}}});
+    // A signing key, or the replica would refuse every snapshot (no key to sign with).
+    let ts = json!({"issuer": "https://id.example.com", "clientNamespaceSelector": {"matchLabels": {"signet.dev/bench": "yes"}},
+        "signingKeys": ["bench-es256"], "idTokenSigningAlg": "ES256", "accessTokenSigningAlg": "ES256"});
+    signet_api(&client, "bench-system", "SigningKey")
+        .create(
+            &PostParams::default(),
+            &signet_object("SigningKey", "bench-es256", json!({"algorithm": "ES256"})),
+        )
+        .await?;
     signet_api(&client, "bench-system", "TokenService")
         .create(
             &PostParams::default(),
@@ -202,6 +211,12 @@ async fn main() -> anyhow::Result<()> {
     let conditions = tokio::spawn(watch_conditions(client.clone(), clients));
 
     eprintln!("creating {clients} OidcClients in {namespaces} namespaces");
+    let marker = cluster.dir.to_string_lossy().into_owned();
+    let cpu_before = (
+        cpu::by_program(&marker),
+        cpu::seconds(operator.pid())?,
+        cpu::machine_seconds()?,
+    );
     let started = Instant::now();
     let created = stream::iter(0..clients)
         .map(|i| {
@@ -273,6 +288,23 @@ async fn main() -> anyhow::Result<()> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     let total = started.elapsed().as_secs_f64();
+    // Who had the two cores from the first create until every client was Ready.
+    let span = ready_at.duration_since(started).as_secs_f64();
+    let mut cores: Vec<String> = cpu::by_program(&marker)
+        .into_iter()
+        .map(|(program, after)| {
+            let before = cpu_before.0.get(&program).copied().unwrap_or(0.0);
+            format!("{program} {:.2}", (after - before) / span)
+        })
+        .collect();
+    cores.push(format!(
+        "operator {:.2}",
+        (cpu::seconds(operator.pid())? - cpu_before.1) / span
+    ));
+    cores.push(format!(
+        "whole machine {:.2}",
+        (cpu::machine_seconds()? - cpu_before.2) / span
+    ));
     let writes = writes_by(
         &cluster.dir.join("audit.log"),
         "system:serviceaccount:bench-system:operator",
@@ -317,6 +349,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
         ("6 operator peak RSS", field("VmHWM:")),
+        ("6a cores used, first create -> all Ready", cores.join(", ")),
         (
             "7 snapshot bytes (gzip) / shards",
             format!("{snapshot_bytes} / {}", shards.items.len()),
