@@ -216,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
         cpu::by_program(&marker),
         cpu::seconds(operator.pid())?,
         cpu::machine_seconds()?,
+        cpu::seconds(std::process::id())?,
     );
     let started = Instant::now();
     let created = stream::iter(0..clients)
@@ -300,6 +301,10 @@ async fn main() -> anyhow::Result<()> {
     cores.push(format!(
         "operator {:.2}",
         (cpu::seconds(operator.pid())? - cpu_before.1) / span
+    ));
+    cores.push(format!(
+        "this driver (creates, watch) {:.2}",
+        (cpu::seconds(std::process::id())? - cpu_before.3) / span
     ));
     cores.push(format!(
         "whole machine {:.2}",
