@@ -196,3 +196,77 @@ async fn failed_sign_ins_at_one_replica_count_at_the_other() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// A redis whose `maxmemory-policy` may evict keys keeps the STS unready, says why on /readyz
+/// and counts the refusal; once the server is set to `noeviction`, the next load serves.
+#[tokio::test]
+async fn a_store_that_may_evict_keys_is_refused_until_it_is_set_to_noeviction() -> anyhow::Result<()>
+{
+    let redis = RedisServer::start_with(
+        signet_tests::free_port(),
+        &["--maxmemory-policy", "allkeys-lru"],
+    )
+    .await?;
+    let dir = test_dir("evicting-store");
+    let manifests = dir.join("manifests");
+    redis_manifests(&manifests, redis.port, "");
+    let addr = format!("127.0.0.1:{}", signet_tests::free_port());
+    let metrics = format!("127.0.0.1:{}", signet_tests::free_port());
+    let sts = signet_tests::Process::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_signet-sts")),
+        "sts-evicting",
+        &[
+            format!("--manifests={}", manifests.display()),
+            format!("--state-dir={}", dir.join("state").display()),
+            format!("--listen={addr}"),
+            format!("--metrics-addr={metrics}"),
+        ],
+        &[],
+    )?;
+    let why = "maxmemory-policy is allkeys-lru";
+    wait_for(
+        "/readyz to give the refusal",
+        Duration::from_secs(30),
+        || async {
+            let ready = http::get(&addr, "/readyz").await?;
+            Ok((ready.status == 503 && ready.body.contains(why)).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", sts.output()))?;
+    let refused: f64 = http::get(&metrics, "/metrics")
+        .await?
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("signet_sts_snapshots_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the refusal counter is exported");
+    assert!(refused >= 1.0, "refusals counted: {refused}");
+    let token = http::post_form(
+        &addr,
+        "/token",
+        &[("grant_type", "client_credentials")],
+        &[],
+    )
+    .await?;
+    assert_eq!(token.status, 503, "nothing is served: {}", token.body);
+
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut connection)
+        .await?;
+    // Any change to the folder makes the STS load it again, and connect again.
+    let api_scope = manifests.join("api-scope.yaml");
+    let text = std::fs::read_to_string(&api_scope)?;
+    std::fs::write(&api_scope, format!("{text}\n# touched\n"))?;
+    wait_for("the STS to serve", Duration::from_secs(30), || async {
+        Ok((http::get(&addr, "/readyz").await?.status == 200).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", sts.output()))?;
+    Ok(())
+}

@@ -17,6 +17,11 @@ impl RedisServer {
     /// Starts redis-server on `port` and waits until it accepts connections. Fails when
     /// redis-server is not installed (the test command installs it).
     pub async fn start_on(port: u16) -> anyhow::Result<Self> {
+        Self::start_with(port, &[]).await
+    }
+
+    /// [`RedisServer::start_on`] with more of redis-server's arguments (`--name value`).
+    pub async fn start_with(port: u16, extra: &[&str]) -> anyhow::Result<Self> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -28,6 +33,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("redis-server: {e} (the test command installs it)"))?;

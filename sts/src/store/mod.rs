@@ -58,6 +58,12 @@ pub enum Unavailable {
     /// A record kept changing under compare-and-set, attempt after attempt.
     #[error("operational store contended: {0} kept changing")]
     Contended(&'static str),
+    /// The redis server may evict keys under memory pressure: an evicted single-use or
+    /// deny-list key would silently allow a replay, so such a store is refused.
+    #[error(
+        "operational store may evict keys: redis maxmemory-policy is {0}; Signet needs noeviction (an evicted single-use or deny-list key would allow a replay)"
+    )]
+    Evicting(String),
 }
 
 /// The key under which state about `token` is kept: its SHA-256, hex.

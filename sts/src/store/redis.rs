@@ -62,12 +62,23 @@ fn unavailable(error: redis::RedisError) -> Unavailable {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://` or `rediss://` for TLS; credentials in the URL).
+    /// Connects to `url` (`redis://` or `rediss://` for TLS; credentials in the URL), and
+    /// refuses a server whose `maxmemory-policy` is not `noeviction`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Unavailable> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let connection = ConnectionManager::new(client.clone())
+        let mut connection = ConnectionManager::new(client.clone())
             .await
             .map_err(unavailable)?;
+        // INFO rather than CONFIG GET: managed services that disable CONFIG still answer it.
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        match eviction_policy(&info) {
+            Some("noeviction") => {}
+            policy => return Err(Unavailable::Evicting(policy.unwrap_or("unreadable").into())),
+        }
         let denied = Arc::new(Mirror::default());
         tokio::spawn(deny_mirror::follow(
             client,
@@ -114,6 +125,13 @@ impl RedisStore {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+}
+
+/// The `maxmemory_policy` line of `INFO memory`'s answer.
+fn eviction_policy(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+        .map(str::trim)
 }
 
 impl Backend for RedisStore {
@@ -189,5 +207,21 @@ impl Backend for RedisStore {
             .query_async(&mut connection)
             .await
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eviction_policy;
+
+    #[test]
+    fn reads_the_eviction_policy_from_info_memory() {
+        let info = "# Memory\r\nused_memory:1024\r\nmaxmemory:0\r\nmaxmemory_policy:allkeys-lru\r\nmem_fragmentation_ratio:1.2\r\n";
+        assert_eq!(eviction_policy(info), Some("allkeys-lru"));
+        assert_eq!(
+            eviction_policy("maxmemory_policy:noeviction\n"),
+            Some("noeviction")
+        );
+        assert_eq!(eviction_policy("# Memory\r\nused_memory:1024\r\n"), None);
     }
 }

@@ -203,9 +203,45 @@ async fn redis_store_passes_the_suite() {
     suite(&Store::Redis(store), now).await;
 }
 
+/// A redis that may evict keys under memory pressure is refused, whatever else it does
+/// right: an evicted single-use or deny-list key would reopen a replay.
+#[tokio::test]
+async fn a_redis_that_may_evict_keys_is_refused() {
+    let args = ["--maxmemory-policy", "allkeys-lru"];
+    let Some(server) = redis_or_skip_with(&args).await else {
+        return;
+    };
+    let refused = RedisStore::connect(&server.url(), "signet:test:").await;
+    match refused {
+        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "allkeys-lru"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a store that may evict keys was accepted"),
+    }
+    let client = ::redis::Client::open(server.url()).expect("a redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis answers");
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut connection)
+        .await
+        .expect("CONFIG SET");
+    RedisStore::connect(&server.url(), "signet:test:")
+        .await
+        .expect("with noeviction the same server is accepted");
+}
+
 /// A redis-server for a test, or None outside CI when there is none (in CI it must exist).
 async fn redis_or_skip() -> Option<signet_tests::RedisServer> {
-    match signet_tests::RedisServer::start().await {
+    redis_or_skip_with(&[]).await
+}
+
+/// [`redis_or_skip`] with more of redis-server's arguments.
+async fn redis_or_skip_with(args: &[&str]) -> Option<signet_tests::RedisServer> {
+    match signet_tests::RedisServer::start_with(signet_tests::free_port(), args).await {
         Ok(server) => Some(server),
         Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
         Err(error) => {
