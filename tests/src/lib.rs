@@ -24,6 +24,7 @@ mod namespace;
 mod objects;
 mod process;
 pub mod race;
+pub mod redis_topologies;
 mod services;
 pub mod tls;
 
