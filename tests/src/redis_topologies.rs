@@ -70,6 +70,13 @@ pub struct Sentinels {
     pub replicas: Vec<RedisServer>,
     /// The sentinels.
     pub sentinels: Vec<Sentinel>,
+    dir: PathBuf,
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Sentinels {
@@ -80,13 +87,23 @@ impl Sentinels {
     /// primary, both replicas and the two other sentinels.
     pub async fn start() -> anyhow::Result<Self> {
         let primary = RedisServer::start().await?;
-        let replica_of = ["--replicaof", "127.0.0.1", &primary.port.to_string()].map(String::from);
-        let replica_args: Vec<&str> = replica_of.iter().map(String::as_str).collect();
+        let dir = folder("sentinel")?;
         let mut replicas = Vec::new();
         for _ in 0..2 {
-            replicas.push(RedisServer::start_with(free_port(), &replica_args).await?);
+            // A replica keeps the primary's RDB on disk: in a folder of its own, not the
+            // test's working folder.
+            let own = dir.join(format!("replica-{}", replicas.len()));
+            std::fs::create_dir_all(&own)?;
+            let args = [
+                "--replicaof".to_owned(),
+                "127.0.0.1".into(),
+                primary.port.to_string(),
+                "--dir".into(),
+                own.to_string_lossy().into_owned(),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            replicas.push(RedisServer::start_with(free_port(), &args).await?);
         }
-        let dir = folder("sentinel")?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             let port = free_port();
@@ -113,6 +130,7 @@ impl Sentinels {
             primary,
             replicas,
             sentinels,
+            dir,
         };
         wait_for("the Sentinel set to form", FORMING, || async {
             Ok(set.formed().then_some(()))
@@ -163,6 +181,13 @@ impl Sentinels {
 pub struct Cluster {
     /// Its six nodes.
     pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Cluster {
@@ -195,7 +220,7 @@ impl Cluster {
         create.extend(addrs.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
         redis_cli(nodes[0].port, &create)?;
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, dir };
         wait_for("the cluster to form", FORMING, || async {
             Ok(cluster.formed().then_some(()))
         })
