@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, ExistenceCheck, SetExpiry, SetOptions};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, ExistenceCheck, RedisFuture, SetExpiry, SetOptions};
 
 use super::Unavailable;
 use super::backend::{Backend, Write};
@@ -44,11 +45,48 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
+/// A connection to one redis server or to a Redis Cluster; both reconnect by themselves (the
+/// cluster's also follows MOVED and ASK). Every operation here names one key, so in a cluster
+/// each goes to the node that owns its slot and none spans slots.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// A redis connection (reconnecting by itself), the key prefix and this replica's copy of the
 /// deny list.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     pub(super) denied: Arc<Mirror>,
 }
@@ -69,16 +107,7 @@ impl RedisStore {
         let mut connection = ConnectionManager::new(client.clone())
             .await
             .map_err(unavailable)?;
-        // INFO rather than CONFIG GET: managed services that disable CONFIG still answer it.
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
-        match eviction_policy(&info) {
-            Some("noeviction") => {}
-            policy => return Err(Unavailable::Evicting(policy.unwrap_or("unreadable").into())),
-        }
+        refuse_eviction(&mut connection).await?;
         let denied = Arc::new(Mirror::default());
         tokio::spawn(deny_mirror::follow(
             client,
@@ -87,9 +116,25 @@ impl RedisStore {
             Arc::downgrade(&denied),
         ));
         Ok(Self {
-            connection,
+            connection: Connection::Single(connection),
             prefix: prefix.to_owned(),
             denied,
+        })
+    }
+
+    /// Connects to the Redis Cluster that `seeds` (`redis://host:port`, credentials in the
+    /// URLs) belong to, and refuses it unless every node's `maxmemory-policy` is `noeviction`.
+    /// This replica's copy of the deny list is not kept in a cluster yet (its load scans every
+    /// primary): each check asks the cluster, which is correct and one round trip.
+    pub async fn connect_cluster(seeds: &[String], prefix: &str) -> Result<Self, Unavailable> {
+        let client = redis::cluster::ClusterClient::new(seeds.iter().map(String::as_str))
+            .map_err(unavailable)?;
+        let mut connection = client.get_async_connection().await.map_err(unavailable)?;
+        refuse_eviction(&mut connection).await?;
+        Ok(Self {
+            connection: Connection::Cluster(connection),
+            prefix: prefix.to_owned(),
+            denied: Arc::new(Mirror::default()),
         })
     }
 
@@ -124,6 +169,41 @@ impl RedisStore {
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+}
+
+/// Refuses a store that may evict keys. `INFO memory` rather than `CONFIG GET`: managed
+/// services that disable CONFIG still answer it. A cluster answers once per node, and every
+/// node must say `noeviction`.
+async fn refuse_eviction(connection: &mut impl ConnectionLike) -> Result<(), Unavailable> {
+    let answer: redis::Value = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(connection)
+        .await
+        .map_err(unavailable)?;
+    let mut texts = Vec::new();
+    texts_of(answer, &mut texts);
+    let policies: Vec<Option<&str>> = texts.iter().map(|t| eviction_policy(t)).collect();
+    match policies.iter().find(|p| **p != Some("noeviction")) {
+        None if !policies.is_empty() => Ok(()),
+        None => Err(Unavailable::Evicting("unreadable".into())),
+        Some(policy) => Err(Unavailable::Evicting(policy.unwrap_or("unreadable").into())),
+    }
+}
+
+/// The texts in an answer: one for a server, one per node (a map or list) for a cluster.
+fn texts_of(value: redis::Value, out: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        redis::Value::VerbatimString { text, .. } | redis::Value::SimpleString(text) => {
+            out.push(text)
+        }
+        redis::Value::Array(values) | redis::Value::Set(values) => {
+            values.into_iter().for_each(|v| texts_of(v, out))
+        }
+        // Node address → that node's answer: only the answers are texts to read.
+        redis::Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| texts_of(v, out)),
+        _ => {}
     }
 }
 

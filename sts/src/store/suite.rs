@@ -203,6 +203,66 @@ async fn redis_store_passes_the_suite() {
     suite(&Store::Redis(store), now).await;
 }
 
+/// A real Redis Cluster, or None outside CI when redis-server is missing (in CI it must exist).
+async fn cluster_or_skip() -> Option<signet_tests::redis_topologies::Cluster> {
+    match signet_tests::redis_topologies::Cluster::start().await {
+        Ok(cluster) => Some(cluster),
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
+        Err(error) => {
+            eprintln!("{error}: skipped outside CI");
+            None
+        }
+    }
+}
+
+fn seed_urls(cluster: &signet_tests::redis_topologies::Cluster) -> Vec<String> {
+    cluster
+        .seeds()
+        .iter()
+        .map(|s| format!("redis://{s}"))
+        .collect()
+}
+
+/// The same suite on three primaries with a replica each: every operation names one key, so
+/// each runs on the node that owns its slot, atomic there.
+#[tokio::test]
+async fn redis_cluster_store_passes_the_suite() {
+    let Some(cluster) = cluster_or_skip().await else {
+        return;
+    };
+    let store = RedisStore::connect_cluster(&seed_urls(&cluster), "signet:test:")
+        .await
+        .expect("the cluster accepts connections");
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    suite(&Store::Redis(store), now).await;
+}
+
+/// One primary of a cluster that may evict keys is enough to refuse the cluster.
+#[tokio::test]
+async fn a_cluster_with_one_primary_that_may_evict_keys_is_refused() {
+    let Some(cluster) = cluster_or_skip().await else {
+        return;
+    };
+    let cli = signet_tests::redis_topologies::redis_cli;
+    let primary = cluster
+        .nodes
+        .iter()
+        .rev()
+        .map(|n| n.port)
+        .find(|port| cli(*port, &["ROLE"]).is_ok_and(|r| r.starts_with("master")))
+        .expect("a cluster has primaries");
+    cli(
+        primary,
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"],
+    )
+    .expect("CONFIG SET");
+    match RedisStore::connect_cluster(&seed_urls(&cluster), "signet:test:").await {
+        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "volatile-ttl"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a cluster with an evicting node was accepted"),
+    }
+}
+
 /// A redis that may evict keys under memory pressure is refused, whatever else it does
 /// right: an evicted single-use or deny-list key would reopen a replay.
 #[tokio::test]
