@@ -17,3 +17,15 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
 }
+
+/// A binary built next to the running benchmark (`cargo build --release -p signet-sts
+/// -p signet-bench` puts them in one folder).
+pub fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no folder", exe.display()))?
+        .join(name);
+    anyhow::ensure!(bin.exists(), "{} is not built", bin.display());
+    Ok(bin)
+}

@@ -48,17 +48,6 @@ struct Args {
     work_dir: Option<PathBuf>,
 }
 
-/// A binary built next to this one (`cargo build --release -p signet-sts -p signet-bench`).
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("{} has no folder", exe.display()))?
-        .join(name);
-    anyhow::ensure!(bin.exists(), "{} is not built", bin.display());
-    Ok(bin)
-}
-
 /// Starts `perf record` with call graphs on `pid` for `seconds`, writing `out`.
 fn perf_record(pid: u32, seconds: u32, out: &Path) -> anyhow::Result<std::process::Child> {
     std::process::Command::new("perf")
@@ -121,7 +110,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_owned();
     let progress = Progress(Instant::now());
-    let (sts_bin, ceiling_bin) = (sibling("signet-sts")?, sibling("ceiling")?);
+    let (sts_bin, ceiling_bin) = (
+        signet_bench::sibling("signet-sts")?,
+        signet_bench::sibling("ceiling")?,
+    );
     let work = args.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("signet-bench-sts-work-{}", std::process::id()))
     });

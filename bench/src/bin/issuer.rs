@@ -167,7 +167,7 @@ async fn start_sts(
     ];
     let started = Instant::now();
     let sts = Process::spawn(
-        &sibling("signet-sts")?,
+        &signet_bench::sibling("signet-sts")?,
         &format!("bench-issuer-{ns}"),
         &args,
         &[
@@ -179,17 +179,6 @@ async fn start_sts(
         anyhow::bail!("{ns}: {error}\n{}", sts.output());
     }
     Ok((sts, addr, started.elapsed().as_secs_f64()))
-}
-
-/// A binary built next to this one.
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("{} has no folder", exe.display()))?
-        .join(name);
-    anyhow::ensure!(bin.exists(), "{} is not built", bin.display());
-    Ok(bin)
 }
 
 /// Token requests for `count` clients spread evenly over the `clients` generated ones.

@@ -7,7 +7,6 @@
 //! per request (every one reviewed by the API server: the cold rate), with the CPU each process
 //! spent, which says where the cold path's time goes.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -40,15 +39,6 @@ const NS: &str = "bench";
 const ACCOUNT: &str = "orders-reporter";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|dir| dir.join(name))
-        .filter(|bin| bin.exists());
-    bin.ok_or_else(|| anyhow::anyhow!("{name} is not built next to {}", exe.display()))
-}
-
 fn kubectl_ok(cluster: &PrivateCluster, args: &[&str]) -> anyhow::Result<String> {
     let out = cluster.kubectl().args(args).output()?;
     anyhow::ensure!(
@@ -77,7 +67,10 @@ fn assertion_body(client_id: &str, token: &str) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (sts_bin, operator_bin) = (sibling("signet-sts")?, sibling("signet-operator")?);
+    let (sts_bin, operator_bin) = (
+        signet_bench::sibling("signet-sts")?,
+        signet_bench::sibling("signet-operator")?,
+    );
     eprintln!("[bench-workload] starting a control plane");
     let cluster = PrivateCluster::start("bench-workload").await?;
     let client = cluster.client().await?;
