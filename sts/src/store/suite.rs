@@ -188,13 +188,8 @@ async fn memory_store_passes_the_suite() {
 
 #[tokio::test]
 async fn redis_store_passes_the_suite() {
-    let server = match signet_tests::RedisServer::start().await {
-        Ok(server) => server,
-        Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
-        Err(error) => {
-            eprintln!("{error}: skipped outside CI");
-            return;
-        }
+    let Some(server) = redis_or_skip().await else {
+        return;
     };
     let store = RedisStore::connect(&server.url(), "signet:test:")
         .await
@@ -205,14 +200,7 @@ async fn redis_store_passes_the_suite() {
 
 /// A real Redis Cluster, or None outside CI when redis-server is missing (in CI it must exist).
 async fn cluster_or_skip() -> Option<signet_tests::redis_topologies::Cluster> {
-    match signet_tests::redis_topologies::Cluster::start().await {
-        Ok(cluster) => Some(cluster),
-        Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
-        Err(error) => {
-            eprintln!("{error}: skipped outside CI");
-            None
-        }
-    }
+    or_skip(signet_tests::redis_topologies::Cluster::start().await)
 }
 
 fn seed_urls(cluster: &signet_tests::redis_topologies::Cluster) -> Vec<String> {
@@ -301,8 +289,13 @@ async fn redis_or_skip() -> Option<signet_tests::RedisServer> {
 
 /// [`redis_or_skip`] with more of redis-server's arguments.
 async fn redis_or_skip_with(args: &[&str]) -> Option<signet_tests::RedisServer> {
-    match signet_tests::RedisServer::start_with(signet_tests::free_port(), args).await {
-        Ok(server) => Some(server),
+    or_skip(signet_tests::RedisServer::start_with(signet_tests::free_port(), args).await)
+}
+
+/// A started service, or None outside CI when it could not start (in CI that fails the test).
+fn or_skip<T>(started: anyhow::Result<T>) -> Option<T> {
+    match started {
+        Ok(service) => Some(service),
         Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
         Err(error) => {
             eprintln!("{error}: skipped outside CI");
