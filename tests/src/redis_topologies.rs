@@ -35,15 +35,26 @@ fn info_field(info: &str, field: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-/// A fresh folder for a topology's files.
-fn folder(name: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "signet-redis-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A fresh folder for a topology's files, removed when dropped.
+#[derive(Debug)]
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "signet-redis-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A sentinel process, killed on drop.
@@ -70,13 +81,7 @@ pub struct Sentinels {
     pub replicas: Vec<RedisServer>,
     /// The sentinels.
     pub sentinels: Vec<Sentinel>,
-    dir: PathBuf,
-}
-
-impl Drop for Sentinels {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: Folder,
 }
 
 impl Sentinels {
@@ -87,7 +92,8 @@ impl Sentinels {
     /// primary, both replicas and the two other sentinels.
     pub async fn start() -> anyhow::Result<Self> {
         let primary = RedisServer::start().await?;
-        let dir = folder("sentinel")?;
+        let folder = Folder::new("sentinel")?;
+        let dir = folder.0.clone();
         let mut replicas = Vec::new();
         for _ in 0..2 {
             // A replica keeps the primary's RDB on disk: in a folder of its own, not the
@@ -130,7 +136,7 @@ impl Sentinels {
             primary,
             replicas,
             sentinels,
-            dir,
+            _dir: folder,
         };
         wait_for("the Sentinel set to form", FORMING, || async {
             Ok(set.formed().then_some(()))
@@ -181,21 +187,15 @@ impl Sentinels {
 pub struct Cluster {
     /// Its six nodes.
     pub nodes: Vec<RedisServer>,
-    dir: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: Folder,
 }
 
 impl Cluster {
     /// Starts six nodes, makes them a cluster with `redis-cli --cluster create` and waits
     /// until every node says `cluster_state:ok` and knows all six.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = folder("cluster")?;
-        let dir_text = dir.to_string_lossy().into_owned();
+        let folder = Folder::new("cluster")?;
+        let dir_text = folder.0.to_string_lossy().into_owned();
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_port();
@@ -220,7 +220,10 @@ impl Cluster {
         create.extend(addrs.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
         redis_cli(nodes[0].port, &create)?;
-        let cluster = Self { nodes, dir };
+        let cluster = Self {
+            nodes,
+            _dir: folder,
+        };
         wait_for("the cluster to form", FORMING, || async {
             Ok(cluster.formed().then_some(()))
         })
@@ -228,13 +231,18 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Whole: every node serves all slots and sees three primaries and three replicas (right
+    /// after `--cluster create`, gossip may still show a replica as a primary).
     fn formed(&self) -> bool {
         self.nodes.iter().all(|n| {
-            redis_cli(n.port, &["CLUSTER", "INFO"]).is_ok_and(|i| {
+            let state_ok = redis_cli(n.port, &["CLUSTER", "INFO"]).is_ok_and(|i| {
                 info_field(&i, "cluster_state").as_deref() == Some("ok")
                     && info_field(&i, "cluster_known_nodes").as_deref() == Some("6")
                     && info_field(&i, "cluster_slots_ok").as_deref() == Some("16384")
-            })
+            });
+            state_ok
+                && redis_cli(n.port, &["CLUSTER", "NODES"])
+                    .is_ok_and(|nodes| roles(&nodes) == (3, 3))
         })
     }
 
@@ -247,9 +255,30 @@ impl Cluster {
     }
 }
 
+/// Primaries and replicas in a `CLUSTER NODES` answer (the flags are its third field).
+pub fn roles(nodes: &str) -> (usize, usize) {
+    let flags: Vec<&str> = nodes
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let has = |f: &&str, role: &str| f.split(',').any(|x| x == role);
+    (
+        flags.iter().filter(|f| has(f, "master")).count(),
+        flags.iter().filter(|f| has(f, "slave")).count(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::info_field;
+    use super::{info_field, roles};
+
+    #[test]
+    fn counts_the_roles_of_cluster_nodes() {
+        let nodes = "a 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-5460\n\
+                     b 127.0.0.1:3@4 slave a 0 0 1 connected\n\
+                     c 127.0.0.1:5@6 master - 0 0 2 connected 5461-10922\n";
+        assert_eq!(roles(nodes), (2, 1));
+    }
 
     #[test]
     fn reads_a_field_of_an_info_answer() {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use signet_tests::redis_topologies::{Cluster, Sentinels, redis_cli};
+use signet_tests::redis_topologies::{Cluster, Sentinels, redis_cli, roles};
 use signet_tests::wait_for;
 
 #[tokio::test]
@@ -47,11 +47,7 @@ async fn a_cluster_serves_every_slot_and_redirects_keys_to_their_node() -> anyho
         redis_cli(seed, &["-c", "SET", key, "1"])?;
         assert_eq!(redis_cli(seed, &["-c", "GET", key])?.trim(), "1", "{key}");
     }
-    let masters = redis_cli(seed, &["CLUSTER", "NODES"])?
-        .lines()
-        .filter(|l| l.contains("master"))
-        .count();
-    assert_eq!(masters, 3);
+    assert_eq!(roles(&redis_cli(seed, &["CLUSTER", "NODES"])?), (3, 3));
     assert_eq!(cluster.seeds().len(), 6);
     Ok(())
 }
