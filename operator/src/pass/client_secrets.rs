@@ -1,9 +1,10 @@
 //! Step 3: the generated client Secrets the compiler planned (created, rotated or updated),
 //! a rotation or update with an Event on its OidcClient. A creation has none: the client's
 //! status names the Secret, and at 10,000 new clients an Event each was a third of the
-//! operator's writes to the API server, telling nothing the status does not. The snapshot counts them as written, so a write that
-//! meets a conflict (someone wrote the Secret since the mirrors saw it) fails the pass before
-//! the snapshot is written; the retry decides with fresh facts.
+//! operator's writes to the API server, telling nothing the status does not. The snapshot
+//! counts the Secrets as written, so a write that meets a conflict (someone wrote the Secret
+//! since the mirrors saw it) fails the pass before the snapshot is written; the retry decides
+//! with fresh facts.
 
 use std::collections::BTreeMap;
 

@@ -123,7 +123,8 @@ impl RedisStore {
     }
 
     /// Connects to the Redis Cluster that `seeds` (`redis://host:port`, credentials in the
-    /// URLs) belong to, and refuses it unless every node's `maxmemory-policy` is `noeviction`.
+    /// URLs) belong to, and refuses it unless every primary's `maxmemory-policy` is
+    /// `noeviction` (the cluster sends INFO to the primaries; replicas are not asked).
     /// This replica's copy of the deny list is not kept in a cluster yet (its load scans every
     /// primary): each check asks the cluster, which is correct and one round trip.
     pub async fn connect_cluster(seeds: &[String], prefix: &str) -> Result<Self, Unavailable> {
@@ -173,8 +174,8 @@ impl RedisStore {
 }
 
 /// Refuses a store that may evict keys. `INFO memory` rather than `CONFIG GET`: managed
-/// services that disable CONFIG still answer it. A cluster answers once per node, and every
-/// node must say `noeviction`.
+/// services that disable CONFIG still answer it. A cluster answers once per primary, and
+/// every answer must say `noeviction`.
 async fn refuse_eviction(connection: &mut impl ConnectionLike) -> Result<(), Unavailable> {
     let answer: redis::Value = redis::cmd("INFO")
         .arg("memory")
