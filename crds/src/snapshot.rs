@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::v1alpha1::{AccessTokenFormat, Algorithm, AuthMethod, ClientType, GrantType, StoreType};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: &str = "1.5";
+pub const SCHEMA_VERSION: &str = "1.6";
 
 /// Compiled configuration of one TokenService.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -300,6 +300,53 @@ pub struct StoreSettings {
     pub redis_url: Option<Redacted>,
     /// Prefix of every key.
     pub key_prefix: String,
+    /// Sentinel or Cluster; none for one server at the URL (schema 1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<RedisTopology>,
+    /// Single-use and deny-list writes wait for this many replicas (schema 1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_replicas: Option<WaitForReplicas>,
+}
+
+/// Where the redis servers are, beyond the URL (which keeps the data nodes' credentials, TLS
+/// scheme and database).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RedisTopology {
+    /// A primary and replicas that sentinels monitor under one name.
+    #[serde(rename_all = "camelCase")]
+    Sentinel {
+        /// The name the sentinels monitor the primary under.
+        master_name: String,
+        /// `host:port` of each sentinel.
+        addresses: Vec<String>,
+        /// ACL user at the sentinels.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        /// Password at the sentinels.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Redacted>,
+        /// Whether the sentinels speak TLS.
+        #[serde(default)]
+        tls: bool,
+    },
+    /// A Redis Cluster, found from its seed nodes.
+    #[serde(rename_all = "camelCase")]
+    Cluster {
+        /// `host:port` of seed nodes.
+        nodes: Vec<String>,
+    },
+}
+
+/// `WAIT replicas timeout` after every single-use and deny-list write; fewer acknowledgements
+/// fail the request closed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitForReplicas {
+    /// Replicas that must acknowledge.
+    pub replicas: u32,
+    /// How long to wait for them, in milliseconds.
+    pub timeout_ms: u64,
 }
 
 /// A secret string (a URL with credentials, a private key, an upstream client secret) whose

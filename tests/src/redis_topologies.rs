@@ -182,6 +182,24 @@ impl Sentinels {
     }
 }
 
+impl Sentinels {
+    /// Waits until the sentinels name a primary other than `old` and it answers as one.
+    pub async fn new_primary(&self, old: u16) -> anyhow::Result<u16> {
+        wait_for("the sentinels to promote a replica", FORMING, || async {
+            Ok(self.current_primary().ok().filter(|port| {
+                *port != old
+                    && redis_cli(*port, &["ROLE"]).is_ok_and(|role| role.starts_with("master"))
+            }))
+        })
+        .await
+    }
+
+    /// The replica on `port`.
+    pub fn replica(&self, port: u16) -> Option<&RedisServer> {
+        self.replicas.iter().find(|r| r.port == port)
+    }
+}
+
 /// Three primaries with one replica each, every slot assigned.
 #[derive(Debug)]
 pub struct Cluster {
@@ -231,8 +249,9 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Whole: every node serves all slots and sees three primaries and three replicas (right
-    /// after `--cluster create`, gossip may still show a replica as a primary).
+    /// Whole: every node serves all slots, sees three primaries and three replicas (right
+    /// after `--cluster create`, gossip may still show a replica as a primary), and every
+    /// replica is linked to its primary.
     fn formed(&self) -> bool {
         self.nodes.iter().all(|n| {
             let state_ok = redis_cli(n.port, &["CLUSTER", "INFO"]).is_ok_and(|i| {
@@ -240,7 +259,14 @@ impl Cluster {
                     && info_field(&i, "cluster_known_nodes").as_deref() == Some("6")
                     && info_field(&i, "cluster_slots_ok").as_deref() == Some("16384")
             });
+            // A replica counts once its link is up: before its first sync, a WAIT at its
+            // primary would count no replica.
+            let linked = redis_cli(n.port, &["INFO", "replication"]).is_ok_and(|i| {
+                info_field(&i, "role").as_deref() == Some("master")
+                    || info_field(&i, "master_link_status").as_deref() == Some("up")
+            });
             state_ok
+                && linked
                 && redis_cli(n.port, &["CLUSTER", "NODES"])
                     .is_ok_and(|nodes| roles(&nodes) == (3, 3))
         })

@@ -61,8 +61,26 @@ impl RedisServer {
 impl RedisServer {
     /// Kills the server at once (SIGKILL: no shutdown save, no goodbye to replicas).
     pub fn kill(&mut self) {
+        // A paused server is resumed first, so the kill is not left pending.
+        self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open, it reads and answers nothing.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status();
     }
 }
 

@@ -152,7 +152,7 @@ impl Inputs {
         let stores = self
             .token_services
             .iter()
-            .filter_map(|t| token_service::read_by_compile(t));
+            .flat_map(|t| token_service::read_by_compile(t));
         let keys = self
             .signing_keys
             .iter()

@@ -1351,3 +1351,66 @@ fn static_claims_cannot_pose_as_a_delegation() {
         vec!["ReservedClaim"]
     );
 }
+
+#[test]
+fn a_sentinel_store_carries_its_topology_both_passwords_and_the_wait_setting() {
+    let redis = json!({"store": {"type": "redis", "redis": {
+        "urlSecretRef": {"name": "redis", "key": "url"},
+        "sentinel": {"masterName": "mymaster", "addresses": ["s-0:26379", "s-1:26379"],
+            "username": "watcher", "passwordSecretRef": {"name": "sentinels", "key": "password"}},
+        "waitForReplicas": {"replicas": 2, "timeout": "1500us"},
+    }}});
+    let ts = token_service("idp-system", "signet", redis);
+    let mut input = inputs(vec![ts.clone()], vec![], vec![]);
+    let referenced = input.referenced_secrets();
+    assert!(referenced.contains(&ObjectKey::new("idp-system", "redis")));
+    assert!(referenced.contains(&ObjectKey::new("idp-system", "sentinels")));
+
+    // Without the sentinels' Secret the store is compiled without the password, and says so.
+    let url = |s: &str| SecretData {
+        data: BTreeMap::from([("url".to_owned(), s.as_bytes().to_vec())]),
+        ..Default::default()
+    };
+    input.secrets.insert(
+        ObjectKey::new("idp-system", "redis"),
+        url("redis://:data-pass@x"),
+    );
+    let out = compile(&input);
+    assert!(
+        reasons(&out, Kind::TokenService, "idp-system", "signet").contains(&"StoreSecretNotFound")
+    );
+
+    let password = SecretData {
+        data: BTreeMap::from([("password".to_owned(), b"sentinel-pass".to_vec())]),
+        ..Default::default()
+    };
+    input
+        .secrets
+        .insert(ObjectKey::new("idp-system", "sentinels"), password);
+    let out = compile(&input);
+    assert!(
+        !reasons(&out, Kind::TokenService, "idp-system", "signet").contains(&"StoreSecretNotFound")
+    );
+    let store = &out.snapshots[&ObjectKey::new("idp-system", "signet")].store;
+    assert_eq!(store.redis_url.as_ref().unwrap().0, "redis://:data-pass@x");
+    assert_eq!(
+        store.topology,
+        Some(snapshot::RedisTopology::Sentinel {
+            master_name: "mymaster".into(),
+            addresses: vec!["s-0:26379".into(), "s-1:26379".into()],
+            username: Some("watcher".into()),
+            password: Some(snapshot::Redacted("sentinel-pass".into())),
+            tls: false,
+        })
+    );
+    // 1.5 ms is 1 ms whole; a sub-millisecond timeout would still be 1, never WAIT's 0.
+    assert_eq!(
+        store.wait_for_replicas,
+        Some(snapshot::WaitForReplicas {
+            replicas: 2,
+            timeout_ms: 1
+        })
+    );
+    // No password in the snapshot's Debug form (it reaches logs).
+    assert!(!format!("{store:?}").contains("sentinel-pass"));
+}

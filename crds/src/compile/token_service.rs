@@ -5,17 +5,23 @@ use std::time::Duration;
 
 use super::{Inputs, ObjectKey, Output};
 use crate::snapshot::{self, LifetimeSecs, Redacted, Snapshot, StoreSettings};
-use crate::v1alpha1::{Lifetimes, StoreType, TokenService};
+use crate::v1alpha1::{Lifetimes, SecretKeyRef, StoreType, TokenService};
 
-/// The Secret the compiler reads for `ts`: the redis URL, when the store is redis.
-pub(super) fn read_by_compile(ts: &TokenService) -> Option<ObjectKey> {
-    match (ts.spec.store.store_type, &ts.spec.store.redis) {
-        (StoreType::Redis, Some(r)) => Some(ObjectKey::new(
-            &ts.metadata.namespace.clone().unwrap_or_default(),
-            &r.url_secret_ref.name,
-        )),
-        _ => None,
-    }
+/// The Secrets the compiler reads for `ts`: the redis URL and the sentinels' password, when
+/// the store is redis.
+pub(super) fn read_by_compile(ts: &TokenService) -> impl Iterator<Item = ObjectKey> + '_ {
+    let namespace = ts.metadata.namespace.clone().unwrap_or_default();
+    let redis = match ts.spec.store.store_type {
+        StoreType::Redis => ts.spec.store.redis.as_ref(),
+        StoreType::Memory => None,
+    };
+    let url = redis.map(|r| &r.url_secret_ref);
+    let sentinel = redis
+        .and_then(|r| r.sentinel.as_ref())
+        .and_then(|s| s.password_secret_ref.as_ref());
+    url.into_iter()
+        .chain(sentinel)
+        .map(move |r| ObjectKey::new(&namespace, &r.name))
 }
 
 /// What the other kinds compiled for one TokenService.
@@ -77,36 +83,64 @@ pub(super) fn snapshot(
 fn store_settings(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> StoreSettings {
     let ts_key = ObjectKey::of(ts);
     let default_prefix = format!("signet:{ts_key}:");
-    let redis = ts.spec.store.redis.as_ref();
-    let redis_url = match (ts.spec.store.store_type, redis) {
-        (StoreType::Redis, Some(r)) => {
-            let url = inputs
-                .secrets
-                .get(&ObjectKey::new(&ts_key.namespace, &r.url_secret_ref.name))
-                .and_then(|s| s.data.get(&r.url_secret_ref.key))
-                .and_then(|b| String::from_utf8(b.clone()).ok());
-            if url.is_none() {
-                out.warn_token_service(
-                    &ts_key,
-                    "StoreSecretNotFound",
-                    format!(
-                        "Secret {} has no key {}",
-                        r.url_secret_ref.name, r.url_secret_ref.key
-                    ),
-                );
-            }
-            url.map(Redacted)
-        }
-        _ => None,
+    let redis = match ts.spec.store.store_type {
+        StoreType::Redis => ts.spec.store.redis.as_ref(),
+        StoreType::Memory => None,
     };
+    let mut secret = |r: &SecretKeyRef| {
+        let value = inputs
+            .secrets
+            .get(&ObjectKey::new(&ts_key.namespace, &r.name))
+            .and_then(|s| s.data.get(&r.key))
+            .and_then(|b| String::from_utf8(b.clone()).ok());
+        if value.is_none() {
+            out.warn_token_service(
+                &ts_key,
+                "StoreSecretNotFound",
+                format!("Secret {} has no key {}", r.name, r.key),
+            );
+        }
+        value.map(Redacted)
+    };
+    let redis_url = redis.and_then(|r| secret(&r.url_secret_ref));
+    let topology = redis.and_then(|r| match (&r.sentinel, &r.cluster) {
+        (Some(s), _) => Some(snapshot::RedisTopology::Sentinel {
+            master_name: s.master_name.clone(),
+            addresses: s.addresses.clone(),
+            username: s.username.clone(),
+            password: s.password_secret_ref.as_ref().and_then(&mut secret),
+            tls: s.tls,
+        }),
+        (None, Some(c)) => Some(snapshot::RedisTopology::Cluster {
+            nodes: c.nodes.clone(),
+        }),
+        (None, None) => None,
+    });
     StoreSettings {
         store_type: ts.spec.store.store_type,
         redis_url,
         key_prefix: redis
             .and_then(|r| r.key_prefix.clone())
             .unwrap_or(default_prefix),
+        topology,
+        wait_for_replicas: redis.and_then(|r| r.wait_for_replicas.as_ref()).map(|w| {
+            snapshot::WaitForReplicas {
+                // At least 1 (the schema's minimum): `WAIT 0` would wait for nothing.
+                replicas: w.replicas.max(1) as u32,
+                timeout_ms: w
+                    .timeout
+                    .as_ref()
+                    .map_or(DEFAULT_WAIT_MS, |t| t.get().as_millis() as u64)
+                    // Whole milliseconds, never 0: `WAIT n 0` would block for ever.
+                    .max(1),
+            }
+        }),
     }
 }
+
+/// How long a write waits for its replicas when the TokenService does not say: long enough
+/// for a replica on the same network, short enough that a lost replica costs a fast 503.
+const DEFAULT_WAIT_MS: u64 = 250;
 
 fn secs(value: Option<Duration>, default: u64) -> u64 {
     value.map_or(default, |d| d.as_secs())

@@ -231,17 +231,83 @@ pub enum StoreType {
     Redis,
 }
 
-/// A redis server for the operational store.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// A redis server, Sentinel set or Cluster for the operational store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.sentinel) && has(self.cluster))")
+    .message("store.redis.sentinel and store.redis.cluster exclude each other: name one topology"))]
 pub struct RedisStore {
     /// Secret key holding the redis URL (`redis://` or `rediss://` for TLS, credentials
-    /// included), in the TokenService's namespace.
+    /// included), in the TokenService's namespace. With `sentinel` or `cluster`, its scheme,
+    /// credentials and database apply to every data node and its host is not used.
     pub url_secret_ref: SecretKeyRef,
     /// Prefix of every key this issuer writes. Default: `signet:<namespace>/<name>:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub key_prefix: Option<String>,
+    /// A primary with replicas that Redis Sentinel monitors: the STS asks the sentinels for
+    /// the primary and asks again after a failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<RedisSentinel>,
+    /// A Redis Cluster: the STS learns the slots from the seed nodes and follows MOVED/ASK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<RedisCluster>,
+    /// Make single-use and deny-list writes wait until this many replicas have them (redis
+    /// `WAIT`), failing the request closed (503) when fewer acknowledge in time. Narrows the
+    /// window in which a failover loses such a write (see docs/operations.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_replicas: Option<WaitForReplicas>,
+}
+
+/// Sentinels to ask for the primary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSentinel {
+    /// The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[\x21-\x7E]+$"))]
+    pub master_name: String,
+    /// `host:port` of each sentinel.
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(min = 3, max = 261), regex(pattern = r"^[^\s:/@]+:[0-9]{1,5}$"))
+    )]
+    pub addresses: Vec<String>,
+    /// ACL user at the sentinels, if they require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub username: Option<String>,
+    /// Secret key holding the sentinels' password (`requirepass` or the ACL user's), in the
+    /// TokenService's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// Whether the sentinels speak TLS (the data nodes' TLS follows the URL's scheme).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+/// Seed nodes of a Redis Cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisCluster {
+    /// `host:port` of nodes to learn the cluster from; one answering is enough.
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(min = 3, max = 261), regex(pattern = r"^[^\s:/@]+:[0-9]{1,5}$"))
+    )]
+    pub nodes: Vec<String>,
+}
+
+/// How many replicas a single-use write waits for, and how long.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitForReplicas {
+    /// Replicas that must acknowledge each write (the replica count for every replica).
+    #[schemars(range(min = 1, max = 16))]
+    pub replicas: i32,
+    /// How long a write waits for them before the request fails closed. Default 250ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = cel::duration_at_most("5s"))]
+    pub timeout: Option<KubeDuration>,
 }
 
 /// Branding of the pages that people see.

@@ -95,8 +95,19 @@ async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), Refused
         }
         StoreType::Redis => {
             let url = settings.redis_url.as_ref().ok_or(Refused::NoRedisUrl)?;
-            let redis = RedisStore::connect(&url.0, &settings.key_prefix).await?;
-            tracing::info!(prefix = %settings.key_prefix, "redis store connected");
+            let redis = RedisStore::open(
+                &url.0,
+                settings.topology.as_ref(),
+                &settings.key_prefix,
+                settings.wait_for_replicas,
+            )
+            .await?;
+            let topology = match &settings.topology {
+                None => "server",
+                Some(signet_crds::snapshot::RedisTopology::Sentinel { .. }) => "sentinel",
+                Some(signet_crds::snapshot::RedisTopology::Cluster { .. }) => "cluster",
+            };
+            tracing::info!(prefix = %settings.key_prefix, topology, wait_for_replicas = ?settings.wait_for_replicas, "redis store connected");
             Store::Redis(redis)
         }
     };

@@ -14,7 +14,9 @@ use std::sync::{RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
+
+use super::sentinel::SentinelConnection;
 
 /// How long an answered ping keeps the copy trusted; pings go out every third of it.
 pub const LIVE_FOR: Duration = Duration::from_millis(1500);
@@ -102,15 +104,26 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The server to subscribe at: one fixed server, or whichever the sentinels name as primary
+/// when the subscription (re)starts.
+pub enum Source {
+    Server(Box<redis::Client>),
+    Sentinel(SentinelConnection),
+}
+
+impl Source {
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Source::Server(client) => Ok((**client).clone()),
+            Source::Sentinel(sentinels) => sentinels.primary_client().await,
+        }
+    }
+}
+
 /// Keeps `mirror` current until it is dropped (the store it belongs to was replaced).
-pub async fn follow(
-    client: redis::Client,
-    connection: ConnectionManager,
-    prefix: String,
-    mirror: Weak<Mirror>,
-) {
+pub async fn follow(source: Source, prefix: String, mirror: Weak<Mirror>) {
     loop {
-        let outcome = follow_once(&client, connection.clone(), &prefix, &mirror).await;
+        let outcome = follow_once(&source, &prefix, &mirror).await;
         let Some(current) = mirror.upgrade() else {
             return;
         };
@@ -146,12 +159,9 @@ impl From<redis::RedisError> for Stop {
 }
 
 /// One subscription, from subscribing until it fails; Ok when the mirror was dropped.
-async fn follow_once(
-    client: &redis::Client,
-    mut connection: ConnectionManager,
-    prefix: &str,
-    mirror: &Weak<Mirror>,
-) -> Result<(), Stop> {
+async fn follow_once(source: &Source, prefix: &str, mirror: &Weak<Mirror>) -> Result<(), Stop> {
+    let client = source.client().await?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
     let (mut sink, mut messages) = client.get_async_pubsub().await?.split();
     sink.subscribe(channel(prefix)).await?;
     // Subscribed first: a deny written while the list loads arrives as a message after it.
@@ -213,7 +223,7 @@ fn apply(mirror: &Mirror, message: &redis::Msg) -> Result<(), Stop> {
 
 /// Every deny in redis under `prefix`, with its expiry (from its TTL).
 async fn load(
-    connection: &mut ConnectionManager,
+    connection: &mut MultiplexedConnection,
     prefix: &str,
     now: i64,
 ) -> Result<HashMap<String, i64>, Stop> {

@@ -30,6 +30,7 @@ mod backend;
 mod deny_mirror;
 mod memory;
 mod redis;
+mod sentinel;
 #[cfg(test)]
 mod suite;
 
@@ -64,6 +65,18 @@ pub enum Unavailable {
         "operational store may evict keys: redis maxmemory-policy is {0}; Signet needs noeviction (an evicted single-use or deny-list key would allow a replay)"
     )]
     Evicting(String),
+    /// A write reached fewer replicas than the TokenService asks for in time: the primary has
+    /// it, but a failover now could lose it, so the request fails closed.
+    #[error("operational store write reached {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+    },
+    /// A sentinel or cluster node address is not `host:port`.
+    #[error("redis address {0:?} is not host:port")]
+    Address(String),
 }
 
 /// The key under which state about `token` is kept: its SHA-256, hex.

@@ -5,13 +5,22 @@
 
 use std::sync::Arc;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands, ExistenceCheck, RedisFuture, SetExpiry, SetOptions};
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncCommands, AsyncConnectionConfig, ConnectionAddr, ExistenceCheck, FromRedisValue,
+    IntoConnectionInfo, RedisFuture, SetExpiry, SetOptions, TlsMode,
+};
+use signet_crds::snapshot::{RedisTopology, WaitForReplicas};
 
 use super::Unavailable;
 use super::backend::{Backend, Write};
-use super::deny_mirror::{self, Mirror};
+use super::deny_mirror::{self, Mirror, Source};
+use super::sentinel::SentinelConnection;
 
 /// Compare-and-set in one script, so no write comes between the compare and the set.
 const REPLACE: &str = r"
@@ -45,12 +54,14 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
-/// A connection to one redis server or to a Redis Cluster; both reconnect by themselves (the
-/// cluster's also follows MOVED and ASK). Every operation here names one key, so in a cluster
-/// each goes to the node that owns its slot and none spans slots.
+/// A connection to one redis server, to the primary the sentinels name, or to a Redis
+/// Cluster; each reconnects by itself (the sentinel one asks the sentinels again, the
+/// cluster's follows MOVED and ASK). Every operation here names one key, so in a cluster each
+/// goes to the node that owns its slot and none spans slots: no key needs a hash tag.
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
+    Sentinel(SentinelConnection),
     Cluster(ClusterConnection),
 }
 
@@ -58,6 +69,7 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
         match self {
             Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Sentinel(c) => c.req_packed_command(cmd),
             Connection::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -70,6 +82,7 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -77,18 +90,20 @@ impl ConnectionLike for Connection {
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(c) => c.get_db(),
+            Connection::Sentinel(c) => c.get_db(),
             Connection::Cluster(c) => c.get_db(),
         }
     }
 }
 
-/// A redis connection (reconnecting by itself), the key prefix and this replica's copy of the
-/// deny list.
+/// A redis connection (reconnecting by itself), the key prefix, this replica's copy of the
+/// deny list and how many replicas a write waits for.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
     prefix: String,
     pub(super) denied: Arc<Mirror>,
+    wait: Option<WaitForReplicas>,
 }
 
 fn unavailable(error: redis::RedisError) -> Unavailable {
@@ -99,43 +114,115 @@ fn unavailable(error: redis::RedisError) -> Unavailable {
     }
 }
 
+/// How long a command may take to be answered: redis's default, plus the time a write may
+/// wait for its replicas (a `WAIT` answers only when its own timeout is up).
+fn response_timeout(wait: Option<WaitForReplicas>) -> Duration {
+    Duration::from_millis(500 + wait.map_or(0, |w| w.timeout_ms))
+}
+
 impl RedisStore {
-    /// Connects to `url` (`redis://` or `rediss://` for TLS; credentials in the URL), and
-    /// refuses a server whose `maxmemory-policy` is not `noeviction`.
+    /// Connects to one server at `url` (`redis://` or `rediss://` for TLS; credentials in
+    /// the URL), and refuses a server whose `maxmemory-policy` is not `noeviction`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Unavailable> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let mut connection = ConnectionManager::new(client.clone())
-            .await
-            .map_err(unavailable)?;
-        refuse_eviction(&mut connection).await?;
-        let denied = Arc::new(Mirror::default());
-        tokio::spawn(deny_mirror::follow(
-            client,
-            connection.clone(),
-            prefix.to_owned(),
-            Arc::downgrade(&denied),
-        ));
-        Ok(Self {
-            connection: Connection::Single(connection),
-            prefix: prefix.to_owned(),
-            denied,
-        })
+        Self::open(url, None, prefix, None).await
     }
 
-    /// Connects to the Redis Cluster that `seeds` (`redis://host:port`, credentials in the
-    /// URLs) belong to, and refuses it unless every primary's `maxmemory-policy` is
-    /// `noeviction` (the cluster sends INFO to the primaries; replicas are not asked).
-    /// This replica's copy of the deny list is not kept in a cluster yet (its load scans every
-    /// primary): each check asks the cluster, which is correct and one round trip.
-    pub async fn connect_cluster(seeds: &[String], prefix: &str) -> Result<Self, Unavailable> {
-        let client = redis::cluster::ClusterClient::new(seeds.iter().map(String::as_str))
-            .map_err(unavailable)?;
-        let mut connection = client.get_async_connection().await.map_err(unavailable)?;
+    /// Connects to the store `url` and `topology` describe: one server at `url`, the primary
+    /// the sentinels name, or a cluster learnt from its seed nodes; in the last two the URL
+    /// gives every data node's scheme (TLS or not), credentials and database. Refuses a store
+    /// that may evict keys (a cluster: any primary that may).
+    pub async fn open(
+        url: &str,
+        topology: Option<&RedisTopology>,
+        prefix: &str,
+        wait: Option<WaitForReplicas>,
+    ) -> Result<Self, Unavailable> {
+        let timeout = response_timeout(wait);
+        let info = url.into_connection_info().map_err(unavailable)?;
+        let (mut connection, source) = match topology {
+            None => {
+                let client = redis::Client::open(info).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
+                let manager = ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map_err(unavailable)?;
+                (
+                    Connection::Single(manager),
+                    Some(Source::Server(Box::new(client))),
+                )
+            }
+            Some(RedisTopology::Sentinel {
+                master_name,
+                addresses,
+                username,
+                password,
+                tls,
+            }) => {
+                let sentinels = addresses
+                    .iter()
+                    .map(|a| address(a, *tls))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let data = info.redis_settings();
+                let mut builder =
+                    SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)
+                        .map_err(unavailable)?
+                        .set_client_to_redis_db(data.db());
+                if let Some(mode) = tls_mode(info.addr()) {
+                    builder = builder.set_client_to_redis_tls_mode(mode);
+                }
+                if let Some(user) = data.username() {
+                    builder = builder.set_client_to_redis_username(user);
+                }
+                if let Some(password) = data.password() {
+                    builder = builder.set_client_to_redis_password(password);
+                }
+                if *tls {
+                    builder = builder.set_client_to_sentinel_tls_mode(TlsMode::Secure);
+                }
+                if let Some(user) = username {
+                    builder = builder.set_client_to_sentinel_username(user);
+                }
+                if let Some(password) = password {
+                    builder = builder.set_client_to_sentinel_password(&password.0);
+                }
+                let config = AsyncConnectionConfig::new().set_response_timeout(Some(timeout));
+                let sentinels = builder.build().map_err(unavailable)?;
+                let connection = SentinelConnection::connect(sentinels, config, data.db())
+                    .await
+                    .map_err(unavailable)?;
+                let source = Source::Sentinel(connection.clone());
+                (Connection::Sentinel(connection), Some(source))
+            }
+            Some(RedisTopology::Cluster { nodes }) => {
+                let tls = tls_mode(info.addr()).is_some();
+                let seeds = nodes
+                    .iter()
+                    .map(|n| Ok(info.clone().set_addr(address(n, tls)?)))
+                    .collect::<Result<Vec<_>, Unavailable>>()?;
+                let client = ClusterClientBuilder::new(seeds)
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                let connection = client.get_async_connection().await.map_err(unavailable)?;
+                // The deny list's copy is not kept in a cluster (its load would scan every
+                // primary): each check asks the cluster, correct and one round trip.
+                (Connection::Cluster(connection), None)
+            }
+        };
         refuse_eviction(&mut connection).await?;
+        let denied = Arc::new(Mirror::default());
+        if let Some(source) = source {
+            tokio::spawn(deny_mirror::follow(
+                source,
+                prefix.to_owned(),
+                Arc::downgrade(&denied),
+            ));
+        }
         Ok(Self {
-            connection: Connection::Cluster(connection),
+            connection,
             prefix: prefix.to_owned(),
-            denied: Arc::new(Mirror::default()),
+            denied,
+            wait,
         })
     }
 
@@ -145,17 +232,14 @@ impl RedisStore {
         if expires <= now {
             return Ok(());
         }
-        let mut connection = self.connection.clone();
-        let _: i64 = redis::cmd("EVAL")
-            .arg(DENY)
+        let mut deny = redis::cmd("EVAL");
+        deny.arg(DENY)
             .arg(1)
             .arg(self.key(key))
             .arg(expires)
             .arg(deny_mirror::channel(&self.prefix))
-            .arg(deny_mirror::message(key, expires))
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(deny_mirror::message(key, expires));
+        let _: i64 = self.write(deny).await?;
         self.denied.insert(key, expires);
         Ok(())
     }
@@ -170,6 +254,63 @@ impl RedisStore {
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// Runs a write and, when writes wait for replicas, `WAIT` right after it on the same
+    /// connection (in a cluster, at the node the write went to). Fewer acknowledgements than
+    /// asked fail the call closed: the primary has the write, but a failover could lose it.
+    async fn write<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Unavailable> {
+        let mut connection = self.connection.clone();
+        let Some(wait) = self.wait else {
+            return command
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable);
+        };
+        let (reply, acked): (T, u32) = redis::pipe()
+            .add_command(command)
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(wait.timeout_ms)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        if acked < wait.replicas {
+            return Err(Unavailable::NotReplicated {
+                acked,
+                wanted: wait.replicas,
+            });
+        }
+        Ok(reply)
+    }
+}
+
+/// The address of `host:port`, over TLS or not.
+fn address(host_port: &str, tls: bool) -> Result<ConnectionAddr, Unavailable> {
+    let parsed = host_port
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
+    let Some((host, port)) = parsed else {
+        return Err(Unavailable::Address(host_port.to_owned()));
+    };
+    Ok(if tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    })
+}
+
+/// The TLS mode of a URL's address: none for `redis://`.
+fn tls_mode(addr: &ConnectionAddr) -> Option<TlsMode> {
+    match addr {
+        ConnectionAddr::TcpTls { insecure: true, .. } => Some(TlsMode::Insecure),
+        ConnectionAddr::TcpTls { .. } => Some(TlsMode::Secure),
+        _ => None,
     }
 }
 
@@ -226,11 +367,9 @@ impl Backend for RedisStore {
         if write.only_new {
             options = options.conditional_set(ExistenceCheck::NX);
         }
-        let mut connection = self.connection.clone();
-        let reply: Option<String> = connection
-            .set_options(self.key(&write.key), write.value, options)
-            .await
-            .map_err(unavailable)?;
+        let mut set = redis::cmd("SET");
+        set.arg(self.key(&write.key)).arg(write.value).arg(options);
+        let reply: Option<String> = self.write(set).await?;
         Ok(reply.is_some())
     }
 
@@ -246,31 +385,28 @@ impl Backend for RedisStore {
         _now: i64,
         keep: bool,
     ) -> Result<Option<String>, Unavailable> {
-        let mut connection = self.connection.clone();
+        let command = if keep { "GETDEL" } else { "DEL" };
+        let mut remove = redis::cmd(command);
+        remove.arg(self.key(key));
         if keep {
-            connection.get_del(self.key(key)).await.map_err(unavailable)
+            self.write(remove).await
         } else {
-            connection
-                .del::<_, ()>(self.key(key))
-                .await
-                .map_err(unavailable)?;
+            let _: i64 = self.write(remove).await?;
             Ok(None)
         }
     }
 
     async fn replace(&self, expected: &str, write: Write, now: i64) -> Result<bool, Unavailable> {
-        let mut connection = self.connection.clone();
-        let replaced: i64 = redis::cmd("EVAL")
+        let mut replace = redis::cmd("EVAL");
+        replace
             .arg(REPLACE)
             .arg(1)
             .arg(self.key(&write.key))
             .arg(expected)
             .arg(write.value)
             .arg(write.expires)
-            .arg(now)
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(now);
+        let replaced: i64 = self.write(replace).await?;
         Ok(replaced == 1)
     }
 

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use signet_crds::snapshot::{RedisTopology, WaitForReplicas};
+
 use super::{Kind, MemoryStore, Record, RedisStore, Store, key};
 
 /// A record type of the suite's own.
@@ -199,28 +201,76 @@ async fn redis_store_passes_the_suite() {
 }
 
 /// A real Redis Cluster, or None outside CI when redis-server is missing (in CI it must exist).
-async fn cluster_or_skip() -> Option<signet_tests::redis_topologies::Cluster> {
+pub(super) async fn cluster_or_skip() -> Option<signet_tests::redis_topologies::Cluster> {
     or_skip(signet_tests::redis_topologies::Cluster::start().await)
 }
 
-fn seed_urls(cluster: &signet_tests::redis_topologies::Cluster) -> Vec<String> {
-    cluster
-        .seeds()
-        .iter()
-        .map(|s| format!("redis://{s}"))
-        .collect()
+fn cluster_of(cluster: &signet_tests::redis_topologies::Cluster) -> RedisTopology {
+    RedisTopology::Cluster {
+        nodes: cluster.seeds(),
+    }
 }
 
 /// The same suite on three primaries with a replica each: every operation names one key, so
-/// each runs on the node that owns its slot, atomic there.
+/// each runs on the node that owns its slot, atomic there. Writes wait for the one replica.
 #[tokio::test]
 async fn redis_cluster_store_passes_the_suite() {
     let Some(cluster) = cluster_or_skip().await else {
         return;
     };
-    let store = RedisStore::connect_cluster(&seed_urls(&cluster), "signet:test:")
-        .await
-        .expect("the cluster accepts connections");
+    let wait = WaitForReplicas {
+        replicas: 1,
+        timeout_ms: 1000,
+    };
+    let topology = cluster_of(&cluster);
+    let store = RedisStore::open(
+        "redis://localhost",
+        Some(&topology),
+        "signet:test:",
+        Some(wait),
+    )
+    .await
+    .expect("the cluster accepts connections");
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    suite(&Store::Redis(store), now).await;
+}
+
+/// A Sentinel set (one primary, two replicas, three sentinels), or None outside CI when
+/// redis-server is missing.
+pub(super) async fn sentinels_or_skip() -> Option<signet_tests::redis_topologies::Sentinels> {
+    or_skip(signet_tests::redis_topologies::Sentinels::start().await)
+}
+
+/// How a store finds the primary of `set`.
+pub(super) fn sentinel_of(set: &signet_tests::redis_topologies::Sentinels) -> RedisTopology {
+    RedisTopology::Sentinel {
+        master_name: signet_tests::redis_topologies::Sentinels::MASTER.into(),
+        addresses: set.sentinel_addrs(),
+        username: None,
+        password: None,
+        tls: false,
+    }
+}
+
+/// The same suite through the sentinels, every write waiting for both replicas.
+#[tokio::test]
+async fn redis_sentinel_store_passes_the_suite() {
+    let Some(set) = sentinels_or_skip().await else {
+        return;
+    };
+    let wait = WaitForReplicas {
+        replicas: 2,
+        timeout_ms: 1000,
+    };
+    let topology = sentinel_of(&set);
+    let store = RedisStore::open(
+        "redis://localhost",
+        Some(&topology),
+        "signet:test:",
+        Some(wait),
+    )
+    .await
+    .expect("the sentinels name a primary that accepts connections");
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     suite(&Store::Redis(store), now).await;
 }
@@ -244,7 +294,8 @@ async fn a_cluster_with_one_primary_that_may_evict_keys_is_refused() {
         &["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"],
     )
     .expect("CONFIG SET");
-    match RedisStore::connect_cluster(&seed_urls(&cluster), "signet:test:").await {
+    let topology = cluster_of(&cluster);
+    match RedisStore::open("redis://localhost", Some(&topology), "signet:test:", None).await {
         Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "volatile-ttl"),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a cluster with an evicting node was accepted"),
@@ -293,7 +344,7 @@ async fn redis_or_skip_with(args: &[&str]) -> Option<signet_tests::RedisServer> 
 }
 
 /// A started service, or None outside CI when it could not start (in CI that fails the test).
-fn or_skip<T>(started: anyhow::Result<T>) -> Option<T> {
+pub(super) fn or_skip<T>(started: anyhow::Result<T>) -> Option<T> {
     match started {
         Ok(service) => Some(service),
         Err(error) if std::env::var("CI").as_deref() == Ok("true") => panic!("{error}"),
