@@ -9,16 +9,39 @@ use signet_crds::v1alpha1::Algorithm;
 use signet_sts::jose::Signer;
 use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
 use signet_tests::race::exactly_one_wins;
+use signet_tests::redis_topologies::{Cluster, Sentinels};
 use signet_tests::{RedisServer, http};
 
-use common::{memory_manifests, redis_manifests, replica, test_dir};
+use common::{SharedStore, memory_manifests, replica, store_manifests, test_dir};
 
 const ROUNDS: usize = 200;
 
 #[tokio::test]
 async fn a_client_assertion_jti_is_spent_once_across_two_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    assertion_race(Some(redis.port), "race-jti").await
+    assertion_race(Some(&SharedStore::server(redis.port)), "race-jti").await
+}
+
+/// Every race of this file on one Sentinel set (one primary, two replicas, three sentinels),
+/// writes waiting for both replicas: the rules hold at the primary the sentinels name.
+#[tokio::test]
+async fn every_single_use_rule_holds_across_two_replicas_on_sentinel() -> anyhow::Result<()> {
+    let set = Sentinels::start().await?;
+    every_race(&SharedStore::sentinel(&set).waiting_for(2), "sentinel").await
+}
+
+/// Every race of this file on a Redis Cluster (three primaries with a replica each): each
+/// item's key lives in one slot, so its atomic command runs at that slot's primary.
+#[tokio::test]
+async fn every_single_use_rule_holds_across_two_replicas_on_cluster() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    every_race(&SharedStore::cluster(&cluster), "cluster").await
+}
+
+async fn every_race(store: &SharedStore, topology: &str) -> anyhow::Result<()> {
+    assertion_race(Some(store), &format!("race-jti-{topology}")).await?;
+    code_and_refresh_race(store, &format!("race-signin-{topology}")).await?;
+    device_race(store, &format!("race-device-{topology}")).await
 }
 
 /// Negative control: replicas with the per-process memory store both accept the same
@@ -32,17 +55,17 @@ async fn the_race_bites_when_replicas_do_not_share_a_store() -> anyhow::Result<(
     Ok(())
 }
 
-/// Two replicas (on redis at `redis_port`, else each with its memory store) are sent the same
-/// client assertion at once, `ROUNDS` times.
-async fn assertion_race(redis_port: Option<u16>, test: &str) -> anyhow::Result<()> {
+/// Two replicas (on `store`, else each with its memory store) are sent the same client
+/// assertion at once, `ROUNDS` times.
+async fn assertion_race(store: Option<&SharedStore>, test: &str) -> anyhow::Result<()> {
     let dir = test_dir(test);
     let key = keygen::generate(Algorithm::ES256, None)?;
     let signer = format!(
         "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: signer}}\nspec:\n  grantTypes: [client_credentials]\n  allowedScopes: [orders.read]\n  tokenEndpointAuthMethod: private_key_jwt\n  jwks: {{keys: [{}]}}\n",
         key.public_jwk
     );
-    match redis_port {
-        Some(port) => redis_manifests(&dir.join("manifests"), port, &signer),
+    match store {
+        Some(store) => store_manifests(&dir.join("manifests"), store, &signer),
         None => memory_manifests(&dir.join("manifests"), &signer),
     }
     let state = dir.join("state");
@@ -149,8 +172,12 @@ fn won(response: &http::Response) -> anyhow::Result<bool> {
 #[tokio::test]
 async fn codes_and_refresh_tokens_redeem_once_and_sessions_span_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let dir = test_dir("race-signin");
-    redis_manifests(&dir.join("manifests"), redis.port, "");
+    code_and_refresh_race(&SharedStore::server(redis.port), "race-signin").await
+}
+
+async fn code_and_refresh_race(store: &SharedStore, test: &str) -> anyhow::Result<()> {
+    let dir = test_dir(test);
+    store_manifests(&dir.join("manifests"), store, "");
     let state = dir.join("state");
     let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-signin-a").await?;
     let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-signin-b").await?;
@@ -215,8 +242,12 @@ async fn codes_and_refresh_tokens_redeem_once_and_sessions_span_replicas() -> an
 #[tokio::test]
 async fn an_approved_device_code_redeems_once_across_two_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let dir = test_dir("race-device");
-    redis_manifests(&dir.join("manifests"), redis.port, "");
+    device_race(&SharedStore::server(redis.port), "race-device").await
+}
+
+async fn device_race(store: &SharedStore, test: &str) -> anyhow::Result<()> {
+    let dir = test_dir(test);
+    store_manifests(&dir.join("manifests"), store, "");
     let state = dir.join("state");
     let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-device-a").await?;
     let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-device-b").await?;
