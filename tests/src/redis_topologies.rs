@@ -113,15 +113,19 @@ impl Sentinels {
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             let port = free_port();
-            // A sentinel rewrites its own file, so each gets one it may write.
+            // A sentinel rewrites its own file, so each gets one it may write. Its log (the
+            // failovers it ran) stays beside the tests' other logs, after the set is gone.
             let conf = dir.join(format!("sentinel-{port}.conf"));
+            let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
             std::fs::write(
                 &conf,
                 format!(
                     "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 2\n\
-                     sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n",
+                     sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
+                     logfile {log}\n",
                     m = Self::MASTER,
-                    p = primary.port
+                    p = primary.port,
+                    log = log.display()
                 ),
             )?;
             let child = Command::new("redis-server")

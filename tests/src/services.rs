@@ -80,6 +80,7 @@ impl RedisServer {
     fn signal(&self, name: &str) {
         let _ = Command::new("kill")
             .args([format!("-{name}"), self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
     }
 }
