@@ -178,17 +178,13 @@ impl Load {
             == 200)
     }
 
-    async fn code_flow(
-        &self,
-        alice: &Person,
-        scope: &'static str,
-    ) -> anyhow::Result<Option<String>> {
+    async fn code_flow(&self, alice: &Person, scope: &'static str) -> anyhow::Result<bool> {
         let response = alice.authorize(&self.addr, &web_params(scope)).await?;
         let Some(code) = response.header("location").and_then(|l| param(l, "code")) else {
-            return Ok(None);
+            return Ok(false);
         };
         let tokens = redeem(&self.addr, &self.web_auth, &code).await?;
-        Ok((tokens.status == 200).then(|| tokens.body))
+        Ok(tokens.status == 200)
     }
 
     async fn refresh(&self, token: &Mutex<String>) -> anyhow::Result<bool> {
@@ -259,7 +255,7 @@ async fn drive(
         let started = Instant::now();
         let ok = match kind {
             "client_credentials" => load.client_credentials().await,
-            "code flow" => load.code_flow(&alice, "openid").await.map(|t| t.is_some()),
+            "code flow" => load.code_flow(&alice, "openid").await,
             "refresh" => load.refresh(&refresh).await,
             _ => load.introspect().await,
         }
