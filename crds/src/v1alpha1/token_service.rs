@@ -302,7 +302,9 @@ pub struct RedisCluster {
 #[serde(rename_all = "camelCase")]
 pub struct WaitForReplicas {
     /// Replicas that must acknowledge each write (the replica count for every replica).
-    #[schemars(range(min = 1, max = 16))]
+    // A CEL rule, not schemars' range: that writes the bounds as floats (`16.0`).
+    #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 16")
+        .message("must be from 1 to 16"))]
     pub replicas: i32,
     /// How long a write waits for them before the request fails closed. Default 250ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
