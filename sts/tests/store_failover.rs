@@ -9,43 +9,17 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
+use signet_tests::browserless::{Person, param};
 use signet_tests::redis_topologies::{Sentinels, redis_cli};
 use signet_tests::{http, wait_for};
-use tokio::sync::Mutex;
 
+use common::load::{KINDS, MixedLoad, Outcome, REFERENCE_CLIENT, WEB, redeem, web_params};
 use common::{SharedStore, client_secret, replica, store_manifests, test_dir};
 
-const WEB: &str = "default.web-app";
-const CALLBACK: &str = "https://app.example.com/callback";
-const REFERENCE_CLIENT: &str = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
 /// How long the sentinels may take to promote a replica and the STS to find it.
 const FAILOVER: Duration = Duration::from_secs(60);
-
-fn web_params(scope: &'static str) -> [(&'static str, &'static str); 6] {
-    [
-        ("client_id", WEB),
-        ("redirect_uri", CALLBACK),
-        ("response_type", "code"),
-        ("scope", scope),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ]
-}
-
-async fn redeem(addr: &str, auth: &str, code: &str) -> anyhow::Result<http::Response> {
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-    ];
-    http::post_form(addr, "/token", &form, &[("Authorization", auth)]).await
-}
 
 /// Waits until the primary's replicas have every write so far.
 fn replicated(set: &Sentinels) -> anyhow::Result<()> {
@@ -136,141 +110,6 @@ async fn without_wait_for_replicas_a_failover_can_redeem_a_code_twice() -> anyho
     Ok(())
 }
 
-/// The kinds of request of the load.
-const KINDS: [&str; 4] = [
-    "client_credentials",
-    "code flow",
-    "refresh",
-    "introspection",
-];
-
-/// One request of the load: which STS served it, when it started, whether it succeeded.
-#[derive(Clone, Copy, Debug)]
-struct Outcome {
-    sts: usize,
-    kind: &'static str,
-    started: Instant,
-    ended: Instant,
-    ok: bool,
-}
-
-/// What each load task does: one request (or, for the code flow, an authorize and a
-/// redemption), true when it succeeded.
-#[derive(Clone)]
-struct Load {
-    addr: String,
-    web_auth: String,
-    worker_secret: String,
-    reporter_secret: String,
-    reference_token: String,
-}
-
-impl Load {
-    async fn client_credentials(&self) -> anyhow::Result<bool> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", "default.orders-worker"),
-            ("client_secret", self.worker_secret.as_str()),
-        ];
-        Ok(http::post_form(&self.addr, "/token", &form, &[])
-            .await?
-            .status
-            == 200)
-    }
-
-    async fn code_flow(&self, alice: &Person, scope: &'static str) -> anyhow::Result<bool> {
-        let response = alice.authorize(&self.addr, &web_params(scope)).await?;
-        let Some(code) = response.header("location").and_then(|l| param(l, "code")) else {
-            return Ok(false);
-        };
-        let tokens = redeem(&self.addr, &self.web_auth, &code).await?;
-        Ok(tokens.status == 200)
-    }
-
-    async fn refresh(&self, token: &Mutex<String>) -> anyhow::Result<bool> {
-        let mut token = token.lock().await;
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token.as_str()),
-        ];
-        let response = http::post_form(
-            &self.addr,
-            "/token",
-            &form,
-            &[("Authorization", &self.web_auth)],
-        )
-        .await?;
-        if response.status == 200 {
-            *token = response.json()["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-        }
-        Ok(response.status == 200)
-    }
-
-    async fn introspect(&self) -> anyhow::Result<bool> {
-        let form = [
-            ("client_id", "default.reporter"),
-            ("client_secret", self.reporter_secret.as_str()),
-            ("token", self.reference_token.as_str()),
-        ];
-        let response = http::post_form(&self.addr, "/introspect", &form, &[]).await?;
-        Ok(response.status == 200 && response.json()["active"] == true)
-    }
-}
-
-/// A signed-in person at `load`'s STS, with a refresh token.
-async fn signed_in(load: &Load) -> anyhow::Result<(Person, String)> {
-    let mut alice = Person::default();
-    let location = alice
-        .sign_in(
-            &load.addr,
-            &web_params("openid offline_access"),
-            "alice",
-            "correct horse battery staple",
-        )
-        .await?;
-    let code = param(&location, "code").ok_or_else(|| anyhow::anyhow!("no code: {location}"))?;
-    let tokens = redeem(&load.addr, &load.web_auth, &code).await?.json();
-    let refresh = tokens["refresh_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    anyhow::ensure!(!refresh.is_empty(), "no refresh token: {tokens}");
-    Ok((alice, refresh))
-}
-
-/// Runs one kind of request against `load` as `alice` (signed in, with a refresh token)
-/// until `stop`, recording every outcome.
-async fn drive(
-    (sts, kind): (usize, &'static str),
-    load: Load,
-    (alice, refresh): (Person, String),
-    stop: Arc<AtomicBool>,
-    outcomes: Arc<std::sync::Mutex<Vec<Outcome>>>,
-) -> anyhow::Result<()> {
-    let refresh = Mutex::new(refresh);
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let ok = match kind {
-            "client_credentials" => load.client_credentials().await,
-            "code flow" => load.code_flow(&alice, "openid").await,
-            "refresh" => load.refresh(&refresh).await,
-            _ => load.introspect().await,
-        }
-        .unwrap_or(false);
-        outcomes.lock().expect("lock").push(Outcome {
-            sts,
-            kind,
-            started,
-            ended: Instant::now(),
-            ok,
-        });
-    }
-    Ok(())
-}
-
 /// Two STS processes under a mixed load while the primary is killed: requests fail (closed)
 /// while no primary answers; at each STS, no request of a kind fails after the first of that
 /// kind succeeded once the primary was gone (a kind that needs no store never fails). The
@@ -288,46 +127,9 @@ async fn a_failover_under_load_fails_requests_only_until_a_primary_answers() -> 
     let state = dir.join("state");
     let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-failover-a").await?;
     let (_b, addr_b) = replica(&dir.join("manifests"), &state, "sts-failover-b").await?;
-
-    let reporter_secret = client_secret(&state, "default.reporter");
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", "default.reporter"),
-        ("client_secret", reporter_secret.as_str()),
-    ];
-    let issued = http::post_form(&addr_a, "/token", &form, &[]).await?;
-    anyhow::ensure!(issued.status == 200, "{}", issued.body);
-    let base = Load {
-        addr: addr_a.clone(),
-        web_auth: http::basic_auth(WEB, &client_secret(&state, WEB)),
-        worker_secret: client_secret(&state, "default.orders-worker"),
-        reporter_secret,
-        reference_token: issued.json()["access_token"].as_str().unwrap().to_owned(),
-    };
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    // Everyone signs in before the load starts (a sign-in is slow in a debug build).
-    let mut drivers = Vec::new();
-    for (sts, addr) in [addr_a, addr_b].into_iter().enumerate() {
-        for kind in KINDS {
-            let load = Load {
-                addr: addr.clone(),
-                ..base.clone()
-            };
-            let person = signed_in(&load).await?;
-            drivers.push(((sts, kind), load, person));
-        }
-    }
-    let tasks: Vec<_> = drivers
-        .into_iter()
-        .map(|(at, load, person)| {
-            tokio::spawn(drive(at, load, person, stop.clone(), outcomes.clone()))
-        })
-        .collect();
-    let count = |outcomes: &std::sync::Mutex<Vec<Outcome>>| outcomes.lock().expect("lock").len();
+    let load = MixedLoad::start(&[addr_a, addr_b], &state, 0).await?;
     wait_for("the load to run", FAILOVER, || async {
-        Ok((count(&outcomes) >= 200).then_some(()))
+        Ok((load.count(|_| true) >= 200).then_some(()))
     })
     .await?;
     replicated(&set)?;
@@ -338,12 +140,8 @@ async fn a_failover_under_load_fails_requests_only_until_a_primary_answers() -> 
     let promoted = killed.elapsed();
     // Load on until each kind has succeeded 20 times at both STS since the kill.
     let recovered = || {
-        let outcomes = outcomes.lock().expect("lock");
         let since = |sts, kind| {
-            outcomes
-                .iter()
-                .filter(|o| o.sts == sts && o.kind == kind && o.ok && o.started > killed)
-                .count()
+            load.count(|o| o.sts == sts && o.kind == kind && o.ok && o.started > killed)
         };
         (0..2).all(|sts| KINDS.iter().all(|kind| since(sts, *kind) >= 20))
     };
@@ -353,12 +151,7 @@ async fn a_failover_under_load_fails_requests_only_until_a_primary_answers() -> 
         || async { Ok(recovered().then_some(())) },
     )
     .await?;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await??;
-    }
-
-    let outcomes = outcomes.lock().expect("lock").clone();
+    let outcomes = load.stop().await?;
     // Requests in flight at the kill may fail either way: they count with the failover.
     let before = outcomes.iter().filter(|o| o.ended < killed);
     assert!(

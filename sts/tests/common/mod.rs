@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod cluster;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 
