@@ -75,6 +75,10 @@ impl Drop for Sentinel {
 /// One primary, two replicas and three sentinels monitoring them as [`Sentinels::MASTER`].
 #[derive(Debug)]
 pub struct Sentinels {
+    /// The data nodes' password (`requirepass`), if any.
+    pub data_password: Option<String>,
+    /// The sentinels' password, if any.
+    pub sentinel_password: Option<String>,
     /// The primary when started (after a failover, ask the sentinels).
     pub primary: RedisServer,
     /// Its replicas.
@@ -91,7 +95,20 @@ impl Sentinels {
     /// Starts the set and waits until both replicas are linked and every sentinel knows the
     /// primary, both replicas and the two other sentinels.
     pub async fn start() -> anyhow::Result<Self> {
-        let primary = RedisServer::start().await?;
+        Self::start_with_passwords(None, None).await
+    }
+
+    /// [`Sentinels::start`] with the data nodes requiring `data` and the sentinels
+    /// requiring `sentinel` (each as `requirepass`).
+    pub async fn start_with_passwords(
+        data: Option<&str>,
+        sentinel: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        // Every data node, the primary too (it may be demoted), authenticates to its primary.
+        let auth: Vec<&str> = data
+            .map(|pw| vec!["--requirepass", pw, "--masterauth", pw])
+            .unwrap_or_default();
+        let primary = RedisServer::start_with(free_port(), &auth).await?;
         let folder = Folder::new("sentinel")?;
         let dir = folder.0.clone();
         let mut replicas = Vec::new();
@@ -107,7 +124,8 @@ impl Sentinels {
                 "--dir".into(),
                 own.to_string_lossy().into_owned(),
             ];
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+            args.extend(&auth);
             replicas.push(RedisServer::start_with(free_port(), &args).await?);
         }
         let mut sentinels = Vec::new();
@@ -117,17 +135,22 @@ impl Sentinels {
             // failovers it ran) stays beside the tests' other logs, after the set is gone.
             let conf = dir.join(format!("sentinel-{port}.conf"));
             let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 2\n\
-                     sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
-                     logfile {log}\n",
-                    m = Self::MASTER,
-                    p = primary.port,
-                    log = log.display()
-                ),
-            )?;
+            let mut text = format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 2\n\
+                 sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
+                 logfile {log}\n",
+                m = Self::MASTER,
+                p = primary.port,
+                log = log.display()
+            );
+            if let Some(pw) = data {
+                text += &format!("sentinel auth-pass {} {pw}\n", Self::MASTER);
+            }
+            if let Some(pw) = sentinel {
+                // Sentinels talk to each other with the same password.
+                text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+            }
+            std::fs::write(&conf, text)?;
             let child = Command::new("redis-server")
                 .arg(&conf)
                 .arg("--sentinel")
@@ -137,6 +160,8 @@ impl Sentinels {
             sentinels.push(Sentinel { child, port });
         }
         let set = Self {
+            data_password: data.map(str::to_owned),
+            sentinel_password: sentinel.map(str::to_owned),
             primary,
             replicas,
             sentinels,
@@ -151,15 +176,18 @@ impl Sentinels {
 
     fn formed(&self) -> bool {
         let linked = self.replicas.iter().all(|r| {
-            redis_cli(r.port, &["INFO", "replication"])
+            self.data_cli(r.port, &["INFO", "replication"])
                 .is_ok_and(|i| info_field(&i, "master_link_status").as_deref() == Some("up"))
         });
         let agreed = self.sentinels.iter().all(|s| {
-            redis_cli(s.port, &["INFO", "sentinel"]).is_ok_and(|i| {
-                info_field(&i, "master0").is_some_and(|m| {
-                    m.contains("status=ok") && m.contains("slaves=2") && m.contains("sentinels=3")
+            self.sentinel_cli(s.port, &["INFO", "sentinel"])
+                .is_ok_and(|i| {
+                    info_field(&i, "master0").is_some_and(|m| {
+                        m.contains("status=ok")
+                            && m.contains("slaves=2")
+                            && m.contains("sentinels=3")
+                    })
                 })
-            })
         });
         linked && agreed
     }
@@ -174,7 +202,7 @@ impl Sentinels {
 
     /// The port the sentinels now name as the primary.
     pub fn current_primary(&self) -> anyhow::Result<u16> {
-        let answer = redis_cli(
+        let answer = self.sentinel_cli(
             self.sentinels[0].port,
             &["SENTINEL", "get-master-addr-by-name", Self::MASTER],
         )?;
@@ -192,16 +220,32 @@ impl Sentinels {
         wait_for("the sentinels to promote a replica", FORMING, || async {
             Ok(self.current_primary().ok().filter(|port| {
                 *port != old
-                    && redis_cli(*port, &["ROLE"]).is_ok_and(|role| role.starts_with("master"))
+                    && self
+                        .data_cli(*port, &["ROLE"])
+                        .is_ok_and(|role| role.starts_with("master"))
             }))
         })
         .await
     }
 
-    /// The replica on `port`.
-    pub fn replica(&self, port: u16) -> Option<&RedisServer> {
-        self.replicas.iter().find(|r| r.port == port)
+    /// [`redis_cli`] at the data node on `port`, with its password.
+    pub fn data_cli(&self, port: u16, args: &[&str]) -> anyhow::Result<String> {
+        authenticated(port, self.data_password.as_deref(), args)
     }
+
+    /// [`redis_cli`] at the sentinel on `port`, with its password.
+    pub fn sentinel_cli(&self, port: u16, args: &[&str]) -> anyhow::Result<String> {
+        authenticated(port, self.sentinel_password.as_deref(), args)
+    }
+}
+
+fn authenticated(port: u16, password: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+    let mut all = Vec::new();
+    if let Some(pw) = password {
+        all.extend(["-a", pw, "--no-auth-warning"]);
+    }
+    all.extend(args);
+    redis_cli(port, &all)
 }
 
 /// Three primaries with one replica each, every slot assigned.

@@ -252,6 +252,69 @@ pub(super) fn sentinel_of(set: &signet_tests::redis_topologies::Sentinels) -> Re
     }
 }
 
+/// Sentinels and data nodes that each require a password: the URL's password reaches the
+/// data nodes, the topology's the sentinels; without the sentinels' the store is refused.
+#[tokio::test]
+async fn a_sentinel_set_with_passwords_is_reached_with_both() {
+    let started = signet_tests::redis_topologies::Sentinels::start_with_passwords(
+        Some("data-secret"),
+        Some("sentinel-secret"),
+    )
+    .await;
+    let Some(set) = or_skip(started) else {
+        return;
+    };
+    let RedisTopology::Sentinel {
+        master_name,
+        addresses,
+        ..
+    } = sentinel_of(&set)
+    else {
+        unreachable!("sentinel_of names sentinels")
+    };
+    let with = |password: Option<&str>| RedisTopology::Sentinel {
+        master_name: master_name.clone(),
+        addresses: addresses.clone(),
+        username: None,
+        password: password.map(|p| signet_crds::snapshot::Redacted(p.into())),
+        tls: false,
+    };
+    let url = "redis://:data-secret@localhost";
+    let without = RedisStore::open(url, Some(&with(None)), "signet:test:", None).await;
+    match without {
+        Err(refused) => assert!(
+            refused.to_string().contains("Authentication required"),
+            "refused for another reason: {refused}"
+        ),
+        Ok(_) => panic!("the sentinels answered a client without their password"),
+    }
+    let topology = with(Some("sentinel-secret"));
+    let store = RedisStore::open(url, Some(&topology), "signet:test:", None)
+        .await
+        .expect("both passwords given");
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    suite(&Store::Redis(store), now).await;
+}
+
+/// A Sentinel-managed primary that may evict keys is refused like a single server.
+#[tokio::test]
+async fn a_sentinel_primary_that_may_evict_keys_is_refused() {
+    let Some(set) = sentinels_or_skip().await else {
+        return;
+    };
+    signet_tests::redis_topologies::redis_cli(
+        set.primary.port,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    )
+    .expect("CONFIG SET");
+    let topology = sentinel_of(&set);
+    match RedisStore::open("redis://localhost", Some(&topology), "signet:test:", None).await {
+        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "allkeys-lru"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("an evicting primary was accepted"),
+    }
+}
+
 /// The same suite through the sentinels, every write waiting for both replicas.
 #[tokio::test]
 async fn redis_sentinel_store_passes_the_suite() {
