@@ -24,6 +24,14 @@ pub fn form(params: &[(&str, &str)]) -> anyhow::Result<String> {
     Ok(pairs.join("&"))
 }
 
+/// A client_credentials body authenticated by `assertion` (a JWT: base64url and dots, nothing
+/// to encode) as `client_id`: a private_key_jwt assertion, or a ServiceAccount token.
+pub fn assertion_body(client_id: &str, assertion: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={client_id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    )
+}
+
 /// One introspection body per token, the caller authenticated as `client_id` with `secret`
 /// (client_secret_post).
 pub fn introspections(
@@ -41,6 +49,32 @@ pub fn introspections(
             ])
         })
         .collect()
+}
+
+/// The reference-token client's token request, and the introspection bodies of reference
+/// tokens issued with it (the client introspects its own tokens).
+#[derive(Debug, Clone)]
+pub struct References {
+    /// client_credentials of [`crate::manifests::REFERENCE_CLIENT`].
+    pub request: String,
+    /// One for each token issued.
+    pub introspections: Vec<String>,
+}
+
+/// Issues `count` reference tokens (the client's secret read from the STS's `state` folder).
+pub async fn references(addr: &str, state: &Path, count: usize) -> anyhow::Result<References> {
+    use crate::manifests::{REFERENCE_CLIENT, client_secret};
+    let secret = client_secret(state, REFERENCE_CLIENT)?;
+    let request = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", REFERENCE_CLIENT),
+        ("client_secret", &secret),
+    ])?;
+    let tokens = issue(addr, &vec![request.clone(); count], 32).await?;
+    Ok(References {
+        introspections: introspections(&tokens, REFERENCE_CLIENT, &secret)?,
+        request,
+    })
 }
 
 /// Writes one body per line.

@@ -47,6 +47,26 @@ pub fn seconds(pid: u32) -> anyhow::Result<f64> {
 /// User plus system CPU seconds so far of each process whose command line holds `marker`
 /// (e.g. a private control plane's folder), summed by program name.
 pub fn by_program(marker: &str) -> std::collections::BTreeMap<String, f64> {
+    programs(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&cmdline).contains(marker)
+    })
+}
+
+/// User plus system CPU seconds so far of each running child of `parent`, summed by program
+/// name (e.g. the redis servers a benchmark started: they rename their command lines).
+pub fn children_by_program(parent: u32) -> std::collections::BTreeMap<String, f64> {
+    programs(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat_fields(&stat))
+            // Field 4, the parent's pid.
+            .is_some_and(|fields| fields.first() == Some(&u64::from(parent)))
+    })
+}
+
+/// CPU seconds so far of each process `chosen` picks, summed by program name.
+fn programs(chosen: impl Fn(u32) -> bool) -> std::collections::BTreeMap<String, f64> {
     let mut programs = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
@@ -56,8 +76,7 @@ pub fn by_program(marker: &str) -> std::collections::BTreeMap<String, f64> {
         else {
             continue;
         };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+        if !chosen(pid) {
             continue;
         }
         let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -72,6 +91,70 @@ pub fn by_program(marker: &str) -> std::collections::BTreeMap<String, f64> {
 /// once it has exited.
 pub fn children_seconds() -> anyhow::Result<f64> {
     stat_sum("/proc/self/stat", &[16, 17])
+}
+
+/// CPU seconds of this process (user plus system).
+fn own_seconds() -> anyhow::Result<f64> {
+    stat_sum("/proc/self/stat", &[14, 15])
+}
+
+/// Where the machine's CPU went during a measurement, in cores (CPU seconds per second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cores {
+    /// The server under load.
+    pub server: f64,
+    /// The load: this process and its children that have exited (wrk, once waited for).
+    pub load: f64,
+    /// This process's running children whose program name starts with `redis` (the stores a
+    /// benchmark started: servers and sentinels).
+    pub redis: f64,
+    /// The rest of the machine's busy CPU (anything else running).
+    pub rest: f64,
+}
+
+/// The CPU counters at one moment, to subtract from a later reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    server: f64,
+    load: f64,
+    redis: f64,
+    machine: f64,
+    at: std::time::Instant,
+}
+
+impl Reading {
+    /// Reads the counters, `server` being the server under load.
+    pub fn take(server: u32) -> anyhow::Result<Self> {
+        let redis = children_by_program(std::process::id())
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("redis"))
+            .map(|(_, seconds)| seconds)
+            .sum();
+        Ok(Self {
+            server: seconds(server)?,
+            load: own_seconds()? + children_seconds()?,
+            redis,
+            machine: machine_seconds()?,
+            at: std::time::Instant::now(),
+        })
+    }
+
+    /// The cores used between `before` and this reading.
+    pub fn since(&self, before: &Reading) -> Cores {
+        let wall = self.at.duration_since(before.at).as_secs_f64();
+        let per_second = |now: f64, then: f64| (now - then) / wall;
+        let (server, load, redis) = (
+            per_second(self.server, before.server),
+            per_second(self.load, before.load),
+            per_second(self.redis, before.redis),
+        );
+        Cores {
+            server,
+            load,
+            redis,
+            rest: per_second(self.machine, before.machine) - server - load - redis,
+        }
+    }
 }
 
 /// Busy CPU seconds of the whole machine (every state but idle and iowait).
@@ -121,5 +204,10 @@ mod tests {
         assert_eq!((values[16 - 4], values[17 - 4]), (30, 40));
         assert!(seconds(std::process::id()).is_ok());
         assert!(children_seconds().is_ok() && machine_seconds().unwrap() > 0.0);
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let children = children_by_program(std::process::id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(children.contains_key("sleep"), "{children:?}");
     }
 }

@@ -1,8 +1,11 @@
 //! The benchmark's manifests folder: the repository's examples, the store switched to redis
-//! (or left in memory), many client_credentials clients and one reference-token client.
+//! (one server, Sentinel or Cluster; or left in memory), many client_credentials clients and
+//! one reference-token client.
 
 use std::fmt::Write;
 use std::path::Path;
+
+use signet_tests::redis_topologies::{Cluster, Sentinels};
 
 /// client_id of the n-th generated client (standalone mode puts manifests in `default`).
 pub fn bench_client(n: usize) -> String {
@@ -16,14 +19,72 @@ pub const REFERENCE_CLIENT: &str = "default.reporter";
 /// are for its API's audience, not issued to it).
 pub const INTROSPECTOR: &str = "default.orders-worker";
 
-/// Writes the folder: examples/ copied, the TokenService's store on `redis_url` (else the
+/// The client that authenticates with private_key_jwt assertions ([`assertion_client`]).
+pub const ASSERTION_CLIENT: &str = "default.signer";
+
+/// A redis store: the URL in its Secret and the `spec.store.redis` lines after `urlSecretRef`
+/// (a topology, a wait for replicas).
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    url: String,
+    more: String,
+}
+
+impl RedisStore {
+    /// One redis server at `url`.
+    pub fn server(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            more: String::new(),
+        }
+    }
+
+    /// The primary that `set`'s sentinels name (the URL's host is not used).
+    pub fn sentinel(set: &Sentinels) -> Self {
+        Self {
+            url: "redis://localhost".into(),
+            more: format!(
+                "      sentinel: {{masterName: {}, addresses: {}}}\n",
+                Sentinels::MASTER,
+                yaml_list(&set.sentinel_addrs())
+            ),
+        }
+    }
+
+    /// The cluster, learnt from its nodes.
+    pub fn cluster(cluster: &Cluster) -> Self {
+        Self {
+            url: "redis://localhost".into(),
+            more: format!(
+                "      cluster: {{nodes: {}}}\n",
+                yaml_list(&cluster.seeds())
+            ),
+        }
+    }
+
+    /// Every write waits for `replicas` replicas, up to `timeout` (e.g. `250ms`).
+    pub fn waiting_for(mut self, replicas: u32, timeout: &str) -> Self {
+        let _ = writeln!(
+            self.more,
+            "      waitForReplicas: {{replicas: {replicas}, timeout: {timeout}}}"
+        );
+        self
+    }
+}
+
+fn yaml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Writes the folder: examples/ copied, the TokenService's store on `redis` (else the
 /// examples' memory store), and `clients` generated OidcClients in one file (the STS polls the
 /// folder's file list).
 pub fn write(
     dir: &Path,
     examples: &Path,
     clients: usize,
-    redis_url: Option<&str>,
+    redis: Option<&RedisStore>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(examples)? {
@@ -36,17 +97,21 @@ pub fn write(
     }
     let mut ts = std::fs::read_to_string(examples.join("token-service.yaml"))?;
     let mut secret = String::new();
-    if let Some(redis_url) = redis_url {
+    if let Some(redis) = redis {
         ts = ts.replace(
             "  store:\n    type: memory\n",
-            "  store:\n    type: redis\n    redis:\n      urlSecretRef: {name: redis, key: url}\n",
+            &format!(
+                "  store:\n    type: redis\n    redis:\n      urlSecretRef: {{name: redis, key: url}}\n{}",
+                redis.more
+            ),
         );
         anyhow::ensure!(
             ts.contains("type: redis"),
             "the example TokenService's store section changed; update bench/src/manifests.rs"
         );
         secret = format!(
-            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{redis_url}\"}}\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{}\"}}\n",
+            redis.url
         );
     }
     let reference = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
@@ -62,6 +127,20 @@ pub fn write(
         )?;
     }
     std::fs::write(dir.join("bench-clients.yaml"), generated)?;
+    Ok(())
+}
+
+/// Adds [`ASSERTION_CLIENT`] to the folder: client_credentials authenticated by private_key_jwt
+/// assertions signed with the key whose public JWK is `public_jwk` (each assertion's `jti` is
+/// spent once in the store).
+pub fn assertion_client(dir: &Path, public_jwk: &str) -> anyhow::Result<()> {
+    let name = ASSERTION_CLIENT.trim_start_matches("default.");
+    std::fs::write(
+        dir.join("assertion-client.yaml"),
+        format!(
+            "apiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: {name}}}\nspec:\n  grantTypes: [client_credentials]\n  allowedScopes: [orders.read]\n  tokenEndpointAuthMethod: private_key_jwt\n  jwks: {{keys: [{public_jwk}]}}\n"
+        ),
+    )?;
     Ok(())
 }
 

@@ -2,9 +2,11 @@
 //! sizes, issue 23's ratios per server core), each marked met or missed.
 
 use std::fmt::Write;
+use std::path::Path;
 
+use crate::cpu;
 use crate::crypto::Rates;
-use crate::wrk::{Figures, Load};
+use crate::wrk::{self, Figures, Load, Target};
 
 /// One wrk run and the CPU the server under load used meanwhile.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +19,43 @@ pub struct Run {
     pub wrk_cores: f64,
     /// The rest of the machine's busy CPU (redis, and anything else running).
     pub other_cores: f64,
+}
+
+impl Run {
+    /// Runs wrk (`script` is where its Lua script was written) against `target` and reads the
+    /// CPU that process `server`, wrk and the rest of the machine used meanwhile.
+    pub fn measure(
+        load: &Load,
+        target: &Target,
+        script: &Path,
+        server: u32,
+    ) -> anyhow::Result<Run> {
+        let before = cpu::Reading::take(server)?;
+        let figures = wrk::run(load, target, script)?;
+        let cores = cpu::Reading::take(server)?.since(&before);
+        Ok(Run {
+            wrk: figures,
+            server_cores: cores.server,
+            wrk_cores: cores.load,
+            other_cores: cores.redis + cores.rest,
+        })
+    }
+
+    /// One line for the progress log.
+    pub fn summary(&self) -> String {
+        let f = &self.wrk;
+        format!(
+            "{:.0} req/s, p50 {} us, p99 {} us, non-2xx {}, socket errors {}, cores: server {:.2}, wrk {:.2}, other {:.2}",
+            f.rate,
+            f.p50_us,
+            f.p99_us,
+            f.non_2xx,
+            f.socket_errors,
+            self.server_cores,
+            self.wrk_cores,
+            self.other_cores
+        )
+    }
 }
 
 /// Everything one benchmark run measured.

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use signet_bench::bodies::{self, form};
-use signet_bench::manifests::{self, INTROSPECTOR, REFERENCE_CLIENT, bench_client};
+use signet_bench::manifests::{self, INTROSPECTOR, bench_client};
 use signet_bench::report::{self, Results, Run};
 use signet_bench::rss_kib;
-use signet_bench::{cpu, crypto, wrk};
-use signet_tests::{Process, RedisServer, free_port, http, repo_root, wait_ready};
+use signet_bench::{Progress, crypto, serve, wrk};
+use signet_tests::{RedisServer, http, repo_root};
 
 /// STS load benchmark.
 #[derive(Parser, Debug)]
@@ -59,22 +59,6 @@ fn perf_record(pid: u32, seconds: u32, out: &Path) -> anyhow::Result<std::proces
         .map_err(|e| anyhow::anyhow!("perf: {e} (scripts/bench-sts installs linux-perf)"))
 }
 
-/// Starts `bin` on a free loopback port and waits for /readyz.
-async fn serve(bin: &Path, name: &str, mut args: Vec<String>) -> anyhow::Result<(Process, String)> {
-    let addr = format!("127.0.0.1:{}", free_port());
-    args.push(format!("--listen={addr}"));
-    let process = Process::spawn(bin, name, &args, &[])?;
-    if let Err(error) = wait_ready(&addr).await {
-        let log = process.output();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        anyhow::bail!(
-            "{name}: {error}\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    Ok((process, addr))
-}
-
 /// Waits (up to 30 s) until /readyz names another snapshot than `before` did.
 async fn wait_for_new_snapshot(addr: &str, before: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -93,14 +77,6 @@ async fn wait_for_new_snapshot(addr: &str, before: &str) -> anyhow::Result<()> {
     }
 }
 
-struct Progress(Instant);
-
-impl Progress {
-    fn say(&self, what: &str) {
-        eprintln!("[bench-sts {:5.1}s] {what}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -109,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let progress = Progress(Instant::now());
+    let progress = Progress::new("bench-sts");
     let (sts_bin, ceiling_bin) = (
         signet_bench::sibling("signet-sts")?,
         signet_bench::sibling("ceiling")?,
@@ -132,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         &manifests_dir,
         &repo_root().join("examples"),
         args.clients,
-        Some(&redis.url()),
+        Some(&manifests::RedisStore::server(&redis.url())),
     )?;
     progress.say(&format!(
         "starting signet-sts with {} clients",
@@ -176,14 +152,9 @@ async fn main() -> anyhow::Result<()> {
     let jwt_bodies = bodies::introspections(&jwts, INTROSPECTOR, &introspector)?;
 
     progress.say(&format!("issuing {} reference tokens ahead", args.tokens));
-    let reporter = manifests::client_secret(&state, REFERENCE_CLIENT)?;
-    let reference_request = form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", REFERENCE_CLIENT),
-        ("client_secret", &reporter),
-    ])?;
-    let references = bodies::issue(&addr, &vec![reference_request; args.tokens], 32).await?;
-    let reference_bodies = bodies::introspections(&references, REFERENCE_CLIENT, &reporter)?;
+    let reference_bodies = bodies::references(&addr, &state, args.tokens)
+        .await?
+        .introspections;
 
     // The load must measure real work: an inactive answer would be a cheaper path.
     for (what, body) in [
@@ -204,15 +175,7 @@ async fn main() -> anyhow::Result<()> {
     let script = work.join("cycle.lua");
     std::fs::write(&script, wrk::SCRIPT)?;
 
-    let quiet = |what: &str| -> anyhow::Result<()> {
-        if args.quiet_wait > 0 && !cpu::wait_quiet(Duration::from_secs(args.quiet_wait))? {
-            progress.say(&format!(
-                "the machine stayed busy for {} s; measuring {what} anyway",
-                args.quiet_wait
-            ));
-        }
-        Ok(())
-    };
+    let quiet = |what: &str| progress.quiet(args.quiet_wait, what).map(drop);
     quiet("the raw rates")?;
     progress.say("raw ES256 sign and verify, one core, 2 s each");
     let raw = tokio::task::spawn_blocking(|| crypto::measure(Duration::from_secs(2))).await??;
@@ -240,30 +203,12 @@ async fn main() -> anyhow::Result<()> {
             .map(|out| perf_record(server, args.seconds, out))
             .transpose()?;
         progress.say(&format!("wrk: {name}"));
-        let before = (
-            cpu::seconds(server)?,
-            cpu::children_seconds()?,
-            cpu::machine_seconds()?,
-        );
-        let started = Instant::now();
-        let figures = wrk::run(&load, &target, &script)?;
-        let wall = started.elapsed().as_secs_f64();
-        let server_cores = (cpu::seconds(server)? - before.0) / wall;
-        let wrk_cores = (cpu::children_seconds()? - before.1) / wall;
-        let other_cores = (cpu::machine_seconds()? - before.2) / wall - server_cores - wrk_cores;
-        progress.say(&format!(
-            "  {:.0} req/s, p50 {} us, p99 {} us, non-2xx {}, socket errors {}, cores: server {server_cores:.2}, wrk {wrk_cores:.2}, other {other_cores:.2}",
-            figures.rate, figures.p50_us, figures.p99_us, figures.non_2xx, figures.socket_errors
-        ));
+        let run = Run::measure(&load, &target, &script, server)?;
+        progress.say(&format!("  {}", run.summary()));
         if let Some(mut perf) = perf {
             anyhow::ensure!(perf.wait()?.success(), "perf record failed");
         }
-        Ok(Run {
-            wrk: figures,
-            server_cores,
-            wrk_cores,
-            other_cores,
-        })
+        Ok(run)
     };
     let run =
         |name: &str, server: u32, target: wrk::Target| run_profiled(name, server, target, None);

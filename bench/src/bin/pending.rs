@@ -7,15 +7,16 @@
 //! that many interactions in the store (kept 15 minutes), then both are measured again in the
 //! same run. The goal: neither p99 more than 2x.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use futures::{StreamExt, stream};
 use signet_bench::bodies::{self, form};
+use signet_bench::codeflow::{self, CODE_REQUEST, WEB};
+use signet_bench::latency::{Latencies, measure};
 use signet_bench::manifests::{self, INTROSPECTOR, bench_client};
-use signet_tests::browserless::{CHALLENGE, Person, VERIFIER, param};
-use signet_tests::{Process, free_port, http, repo_root, wait_ready};
+use signet_tests::browserless::Person;
+use signet_tests::{http, repo_root};
 
 /// Pending-interactions benchmark.
 #[derive(Parser, Debug)]
@@ -34,58 +35,10 @@ struct Args {
     concurrency: usize,
 }
 
-const WEB: &str = "default.web-app";
-const CALLBACK: &str = "https://app.example.com/callback";
-
-/// Latencies of one measurement, sorted.
-struct Latencies(Vec<Duration>);
-
-impl Latencies {
-    fn quantile(&self, q: f64) -> Duration {
-        let index = ((self.0.len() as f64 * q).ceil() as usize).clamp(1, self.0.len()) - 1;
-        self.0[index]
-    }
-}
-
-/// Runs `requests` at `concurrency`, each one timed; fails on any answer that is not `ok`.
-async fn measure<F, Fut>(requests: usize, concurrency: usize, send: F) -> anyhow::Result<Latencies>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let send = &send;
-    let mut latencies: Vec<Duration> = stream::iter(0..requests)
-        .map(|i| async move {
-            let started = Instant::now();
-            send(i).await.map(|()| started.elapsed())
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    latencies.sort();
-    Ok(Latencies(latencies))
-}
-
-/// An authorization request of the web app for a code with PKCE.
-const CODE_REQUEST: [(&str, &str); 6] = [
-    ("client_id", WEB),
-    ("redirect_uri", CALLBACK),
-    ("response_type", "code"),
-    ("scope", "openid"),
-    ("code_challenge", CHALLENGE),
-    ("code_challenge_method", "S256"),
-];
-
 /// `count` codes for the web app, from one person's session (one password check in all).
 async fn codes(addr: &str, person: &Person, count: usize) -> anyhow::Result<Vec<String>> {
     stream::iter(0..count)
-        .map(|_| async {
-            let answer = person.authorize(addr, &CODE_REQUEST).await?;
-            let location = answer.header("location").unwrap_or_default();
-            param(location, "code").ok_or_else(|| anyhow::anyhow!("no code: {location}"))
-        })
+        .map(|_| codeflow::code(addr, person))
         .buffered(16)
         .collect::<Vec<_>>()
         .await
@@ -111,61 +64,41 @@ async fn phase(
         anyhow::ensure!(answer["active"] == true, "inactive: {answer}");
         Ok(())
     })
-    .await?;
+    .await
+    .strict()?;
     // Codes live a minute: made right before they are redeemed.
     let codes = codes(addr, person, args.redemptions).await?;
     let codes = &codes;
-    let redemption = measure(codes.len(), args.concurrency, |i| async move {
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", codes[i].as_str()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ];
-        let answer =
-            http::post_form(addr, "/token", &form, &[("Authorization", web_basic)]).await?;
-        anyhow::ensure!(
-            answer.status == 200,
-            "redemption: {} {}",
-            answer.status,
-            answer.body
-        );
-        Ok(())
+    let redemption = measure(codes.len(), args.concurrency, |i| {
+        codeflow::redeem(addr, web_basic, &codes[i])
     })
-    .await?;
+    .await
+    .strict()?;
     Ok(Phase {
         introspection,
         redemption,
     })
 }
 
-fn micros(d: Duration) -> u128 {
+fn micros(d: std::time::Duration) -> u128 {
     d.as_micros()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let exe = std::env::current_exe()?;
-    let sts_bin = exe
-        .parent()
-        .map(|dir| dir.join("signet-sts"))
-        .filter(|bin| bin.exists())
-        .ok_or_else(|| anyhow::anyhow!("signet-sts is not built next to {}", exe.display()))?;
+    let sts_bin = signet_bench::sibling("signet-sts")?;
     let work = std::env::temp_dir().join(format!("signet-bench-pending-{}", std::process::id()));
     let (manifests_dir, state) = (work.join("manifests"), work.join("state"));
     manifests::write(&manifests_dir, &repo_root().join("examples"), 1, None)?;
-    let addr = format!("127.0.0.1:{}", free_port());
     let args_sts = vec![
         format!("--manifests={}", manifests_dir.display()),
         format!("--state-dir={}", state.display()),
-        format!("--listen={addr}"),
         "--metrics-addr=127.0.0.1:0".into(),
         // Every request comes from loopback: the per-source budget must not be what is measured.
         "--interactions-per-minute=100000000".into(),
     ];
-    let sts = Process::spawn(Path::new(&sts_bin), "bench-pending-sts", &args_sts, &[])?;
-    wait_ready(&addr).await?;
+    let (sts, addr) = signet_bench::serve(&sts_bin, "bench-pending-sts", args_sts).await?;
 
     // Tokens to introspect, and a person signed in once who has consented.
     let secret = manifests::client_secret(&state, &bench_client(0))?;
@@ -178,16 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let jwts = bodies::issue(&addr, &vec![request; 2_000], 16).await?;
     let introspector = manifests::client_secret(&state, INTROSPECTOR)?;
     let introspections = bodies::introspections(&jwts, INTROSPECTOR, &introspector)?;
-    let mut person = Person::default();
-    let first = person
-        .sign_in(
-            &addr,
-            &CODE_REQUEST,
-            "alice",
-            "correct horse battery staple",
-        )
-        .await?;
-    anyhow::ensure!(first.contains("code="), "sign-in: {first}");
+    let person = codeflow::signed_in(&addr).await?;
     let web_basic = http::basic_auth(WEB, &manifests::client_secret(&state, WEB)?);
 
     eprintln!("[bench-pending] measuring with nothing pending");
@@ -211,7 +135,8 @@ async fn main() -> anyhow::Result<()> {
         );
         Ok(())
     })
-    .await?;
+    .await
+    .strict()?;
     let fill_seconds = filling.elapsed().as_secs_f64();
     let rss_kib = signet_bench::rss_kib(sts.pid())?;
     eprintln!("[bench-pending] measuring with them pending");

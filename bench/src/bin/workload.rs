@@ -14,7 +14,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
-use signet_bench::bodies::{self, form};
+use signet_bench::bodies::{self, assertion_body, form};
 use signet_bench::{cpu, wrk};
 use signet_tests::{PrivateCluster, Process, free_port, http, repo_root, wait_for, wait_ready};
 
@@ -54,14 +54,6 @@ fn apiserver_pid(cluster: &PrivateCluster) -> anyhow::Result<u32> {
     let pids = std::fs::read_to_string(cluster.dir.join("pids"))?;
     let pid = pids.lines().nth(1).unwrap_or_default().trim().parse()?;
     Ok(pid)
-}
-
-/// A client_credentials body authenticated by ServiceAccount `token` (a JWT: base64url and dots,
-/// nothing to encode) as `client_id`.
-fn assertion_body(client_id: &str, token: &str) -> String {
-    format!(
-        "grant_type=client_credentials&client_id={client_id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={token}"
-    )
 }
 
 #[tokio::main]
