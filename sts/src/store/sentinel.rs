@@ -6,10 +6,14 @@
 //! does, the first command after it connects to it.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::SentinelClient;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+
+/// How long asking the sentinels and connecting to the primary may take.
+const DISCOVERY: Duration = Duration::from_secs(3);
 
 /// Shared by every clone: one discovery at a time, one current connection.
 #[derive(Clone)]
@@ -61,10 +65,22 @@ impl SentinelConnection {
         if let Some(current) = self.inner.current.lock().expect("lock").clone() {
             return Ok(current);
         }
-        let client = sentinels.async_get_client().await?;
-        let connection = client
-            .get_multiplexed_async_connection_with_config(&self.inner.config)
-            .await?;
+        // Bounded as a whole: a sentinel or primary that never answers (dropped packets)
+        // must not hold every request behind this lock for the kernel's connect timeout.
+        let discovery = async {
+            let client = sentinels.async_get_client().await?;
+            client
+                .get_multiplexed_async_connection_with_config(&self.inner.config)
+                .await
+        };
+        let connection = tokio::time::timeout(DISCOVERY, discovery)
+            .await
+            .map_err(|_| {
+                RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no answer from the sentinels or the primary in time",
+                ))
+            })??;
         let mut slot = self.inner.current.lock().expect("lock");
         let generation = slot.as_ref().map_or(0, |(g, _)| g + 1);
         *slot = Some((generation, connection.clone()));
