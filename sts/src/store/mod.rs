@@ -27,6 +27,7 @@
 //! Keys are `PREFIX KIND ":" hex(SHA-256(id))` on redis, as before this layout.
 
 mod backend;
+mod connection;
 mod deny_mirror;
 mod memory;
 mod redis;

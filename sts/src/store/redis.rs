@@ -4,23 +4,19 @@
 //! item cannot both win.
 
 use std::sync::Arc;
-
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::aio::ConnectionLike;
 use redis::{
-    AsyncCommands, AsyncConnectionConfig, ConnectionAddr, ExistenceCheck, FromRedisValue,
-    IntoConnectionInfo, RedisFuture, SetExpiry, SetOptions, TlsMode,
+    AsyncCommands, ExistenceCheck, FromRedisValue, IntoConnectionInfo, SetExpiry, SetOptions,
 };
 use signet_crds::snapshot::{RedisTopology, WaitForReplicas};
 
 use super::Unavailable;
 use super::backend::{Backend, Write};
-use super::deny_mirror::{self, Mirror, Source};
-use super::sentinel::SentinelConnection;
+use super::connection::{Connection, connect, unavailable};
+use super::deny_mirror::{self, Mirror};
 
 /// Compare-and-set in one script, so no write comes between the compare and the set.
 const REPLACE: &str = r"
@@ -54,48 +50,6 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
-/// A connection to one redis server, to the primary the sentinels name, or to a Redis
-/// Cluster; each reconnects by itself (the sentinel one asks the sentinels again, the
-/// cluster's follows MOVED and ASK). Every operation here names one key, so in a cluster each
-/// goes to the node that owns its slot and none spans slots: no key needs a hash tag.
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    Sentinel(SentinelConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
-        match self {
-            Connection::Single(c) => c.req_packed_command(cmd),
-            Connection::Sentinel(c) => c.req_packed_command(cmd),
-            Connection::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(c) => c.get_db(),
-            Connection::Sentinel(c) => c.get_db(),
-            Connection::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 /// A redis connection (reconnecting by itself), the key prefix, this replica's copy of the
 /// deny list and how many replicas a write waits for.
 #[derive(Clone)]
@@ -103,15 +57,17 @@ pub struct RedisStore {
     connection: Connection,
     prefix: String,
     pub(super) denied: Arc<Mirror>,
-    wait: Option<WaitForReplicas>,
+    waiting: Option<Arc<Waiting>>,
 }
 
-fn unavailable(error: redis::RedisError) -> Unavailable {
-    // The URL (with credentials) never goes into the message: only the error kind and detail.
-    Unavailable::Redis {
-        kind: error.kind(),
-        detail: error.detail().unwrap_or_default().to_owned(),
-    }
+/// Connections for writes that wait for replicas, taken in turn.
+const WAITING_CONNECTIONS: usize = 8;
+
+/// How writes wait for replicas, and the connections they wait on.
+struct Waiting {
+    wait: WaitForReplicas,
+    connections: Vec<Connection>,
+    next: AtomicUsize,
 }
 
 /// How long a command may take to be answered: redis's default, plus the time a write may
@@ -139,74 +95,21 @@ impl RedisStore {
     ) -> Result<Self, Unavailable> {
         let timeout = response_timeout(wait);
         let info = url.into_connection_info().map_err(unavailable)?;
-        let (mut connection, source) = match topology {
-            None => {
-                let client = redis::Client::open(info).map_err(unavailable)?;
-                let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
-                let manager = ConnectionManager::new_with_config(client.clone(), config)
-                    .await
-                    .map_err(unavailable)?;
-                (
-                    Connection::Single(manager),
-                    Some(Source::Server(Box::new(client))),
-                )
-            }
-            Some(RedisTopology::Sentinel {
-                master_name,
-                addresses,
-                username,
-                password,
-                tls,
-            }) => {
-                let sentinels = addresses
-                    .iter()
-                    .map(|a| address(a, *tls))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let data = info.redis_settings();
-                let mut builder =
-                    SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)
-                        .map_err(unavailable)?
-                        .set_client_to_redis_db(data.db());
-                if let Some(mode) = tls_mode(info.addr()) {
-                    builder = builder.set_client_to_redis_tls_mode(mode);
+        let (mut connection, source) = connect(&info, topology, timeout).await?;
+        // Waiting writes each take one of these: redis answers nothing else on a connection
+        // while its WAIT is pending, so on the one shared connection they would queue.
+        let waiting = match wait {
+            None => None,
+            Some(wait) => {
+                let mut connections = Vec::with_capacity(WAITING_CONNECTIONS);
+                for _ in 0..WAITING_CONNECTIONS {
+                    connections.push(connect(&info, topology, timeout).await?.0);
                 }
-                if let Some(user) = data.username() {
-                    builder = builder.set_client_to_redis_username(user);
-                }
-                if let Some(password) = data.password() {
-                    builder = builder.set_client_to_redis_password(password);
-                }
-                if *tls {
-                    builder = builder.set_client_to_sentinel_tls_mode(TlsMode::Secure);
-                }
-                if let Some(user) = username {
-                    builder = builder.set_client_to_sentinel_username(user);
-                }
-                if let Some(password) = password {
-                    builder = builder.set_client_to_sentinel_password(&password.0);
-                }
-                let config = AsyncConnectionConfig::new().set_response_timeout(Some(timeout));
-                let sentinels = builder.build().map_err(unavailable)?;
-                let connection = SentinelConnection::connect(sentinels, config, data.db())
-                    .await
-                    .map_err(unavailable)?;
-                let source = Source::Sentinel(connection.clone());
-                (Connection::Sentinel(connection), Some(source))
-            }
-            Some(RedisTopology::Cluster { nodes }) => {
-                let tls = tls_mode(info.addr()).is_some();
-                let seeds = nodes
-                    .iter()
-                    .map(|n| Ok(info.clone().set_addr(address(n, tls)?)))
-                    .collect::<Result<Vec<_>, Unavailable>>()?;
-                let client = ClusterClientBuilder::new(seeds)
-                    .response_timeout(timeout)
-                    .build()
-                    .map_err(unavailable)?;
-                let connection = client.get_async_connection().await.map_err(unavailable)?;
-                // The deny list's copy is not kept in a cluster (its load would scan every
-                // primary): each check asks the cluster, correct and one round trip.
-                (Connection::Cluster(connection), None)
+                Some(Arc::new(Waiting {
+                    wait,
+                    connections,
+                    next: AtomicUsize::new(0),
+                }))
             }
         };
         refuse_eviction(&mut connection).await?;
@@ -222,7 +125,7 @@ impl RedisStore {
             connection,
             prefix: prefix.to_owned(),
             denied,
-            wait,
+            waiting,
         })
     }
 
@@ -257,16 +160,19 @@ impl RedisStore {
     }
 
     /// Runs a write and, when writes wait for replicas, `WAIT` right after it on the same
-    /// connection (in a cluster, at the node the write went to). Fewer acknowledgements than
+    /// connection (one of the waiting ones; in a cluster, at the node the write went to). Fewer acknowledgements than
     /// asked fail the call closed: the primary has the write, but a failover could lose it.
     async fn write<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Unavailable> {
-        let mut connection = self.connection.clone();
-        let Some(wait) = self.wait else {
+        let Some(waiting) = &self.waiting else {
+            let mut connection = self.connection.clone();
             return command
                 .query_async(&mut connection)
                 .await
                 .map_err(unavailable);
         };
+        let turn = waiting.next.fetch_add(1, Ordering::Relaxed) % waiting.connections.len();
+        let mut connection = waiting.connections[turn].clone();
+        let wait = waiting.wait;
         let (reply, acked): (T, u32) = redis::pipe()
             .add_command(command)
             .cmd("WAIT")
@@ -282,35 +188,6 @@ impl RedisStore {
             });
         }
         Ok(reply)
-    }
-}
-
-/// The address of `host:port`, over TLS or not.
-fn address(host_port: &str, tls: bool) -> Result<ConnectionAddr, Unavailable> {
-    let parsed = host_port
-        .rsplit_once(':')
-        .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)));
-    let Some((host, port)) = parsed else {
-        return Err(Unavailable::Address(host_port.to_owned()));
-    };
-    Ok(if tls {
-        ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure: false,
-            tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(host, port)
-    })
-}
-
-/// The TLS mode of a URL's address: none for `redis://`.
-fn tls_mode(addr: &ConnectionAddr) -> Option<TlsMode> {
-    match addr {
-        ConnectionAddr::TcpTls { insecure: true, .. } => Some(TlsMode::Insecure),
-        ConnectionAddr::TcpTls { .. } => Some(TlsMode::Secure),
-        _ => None,
     }
 }
 
