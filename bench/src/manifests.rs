@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use signet_tests::redis_topologies::{Cluster, Sentinels};
+pub use signet_tests::redis_topologies::SharedStore;
 
 /// client_id of the n-th generated client (standalone mode puts manifests in `default`).
 pub fn bench_client(n: usize) -> String {
@@ -22,61 +22,6 @@ pub const INTROSPECTOR: &str = "default.orders-worker";
 /// The client that authenticates with private_key_jwt assertions ([`assertion_client`]).
 pub const ASSERTION_CLIENT: &str = "default.signer";
 
-/// A redis store: the URL in its Secret and the `spec.store.redis` lines after `urlSecretRef`
-/// (a topology, a wait for replicas).
-#[derive(Debug, Clone)]
-pub struct RedisStore {
-    url: String,
-    more: String,
-}
-
-impl RedisStore {
-    /// One redis server at `url`.
-    pub fn server(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            more: String::new(),
-        }
-    }
-
-    /// The primary that `set`'s sentinels name (the URL's host is not used).
-    pub fn sentinel(set: &Sentinels) -> Self {
-        Self {
-            url: "redis://localhost".into(),
-            more: format!(
-                "      sentinel: {{masterName: {}, addresses: {}}}\n",
-                Sentinels::MASTER,
-                yaml_list(&set.sentinel_addrs())
-            ),
-        }
-    }
-
-    /// The cluster, learnt from its nodes.
-    pub fn cluster(cluster: &Cluster) -> Self {
-        Self {
-            url: "redis://localhost".into(),
-            more: format!(
-                "      cluster: {{nodes: {}}}\n",
-                yaml_list(&cluster.seeds())
-            ),
-        }
-    }
-
-    /// Every write waits for `replicas` replicas, up to `timeout` (e.g. `250ms`).
-    pub fn waiting_for(mut self, replicas: u32, timeout: &str) -> Self {
-        let _ = writeln!(
-            self.more,
-            "      waitForReplicas: {{replicas: {replicas}, timeout: {timeout}}}"
-        );
-        self
-    }
-}
-
-fn yaml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
 /// Writes the folder: examples/ copied, the TokenService's store on `redis` (else the
 /// examples' memory store), and `clients` generated OidcClients in one file (the STS polls the
 /// folder's file list).
@@ -84,7 +29,7 @@ pub fn write(
     dir: &Path,
     examples: &Path,
     clients: usize,
-    redis: Option<&RedisStore>,
+    redis: Option<&SharedStore>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(examples)? {
@@ -96,29 +41,11 @@ pub fn write(
         }
     }
     let mut ts = std::fs::read_to_string(examples.join("token-service.yaml"))?;
-    let mut secret = String::new();
     if let Some(redis) = redis {
-        ts = ts.replace(
-            "  store:\n    type: memory\n",
-            &format!(
-                "  store:\n    type: redis\n    redis:\n      urlSecretRef: {{name: redis, key: url}}\n{}",
-                redis.more
-            ),
-        );
-        anyhow::ensure!(
-            ts.contains("type: redis"),
-            "the example TokenService's store section changed; update bench/src/manifests.rs"
-        );
-        secret = format!(
-            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{}\"}}\n",
-            redis.url
-        );
+        ts = redis.switch(&ts)?;
     }
     let reference = "---\napiVersion: signet.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: reporter}\nspec: {grantTypes: [client_credentials], allowedScopes: [orders.read], tokenEndpointAuthMethod: client_secret_post, accessTokenFormat: reference}\n";
-    std::fs::write(
-        dir.join("token-service.yaml"),
-        format!("{ts}{secret}{reference}"),
-    )?;
+    std::fs::write(dir.join("token-service.yaml"), format!("{ts}{reference}"))?;
     let mut generated = String::new();
     for n in 0..clients {
         write!(

@@ -19,7 +19,7 @@ const ROUNDS: usize = 200;
 #[tokio::test]
 async fn a_client_assertion_jti_is_spent_once_across_two_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    assertion_race(Some(&SharedStore::server(redis.port)), "race-jti").await
+    assertion_race(Some(&SharedStore::server(&redis.url())), "race-jti").await
 }
 
 /// Every race of this file on one Sentinel set (one primary, two replicas, three sentinels),
@@ -27,7 +27,11 @@ async fn a_client_assertion_jti_is_spent_once_across_two_replicas() -> anyhow::R
 #[tokio::test]
 async fn every_single_use_rule_holds_across_two_replicas_on_sentinel() -> anyhow::Result<()> {
     let set = Sentinels::start().await?;
-    every_race(&SharedStore::sentinel(&set).waiting_for(2), "sentinel").await
+    every_race(
+        &SharedStore::sentinel(&set).waiting_for(2, "300ms"),
+        "sentinel",
+    )
+    .await
 }
 
 /// Every race of this file on a Redis Cluster (three primaries with a replica each): each
@@ -172,7 +176,7 @@ fn won(response: &http::Response) -> anyhow::Result<bool> {
 #[tokio::test]
 async fn codes_and_refresh_tokens_redeem_once_and_sessions_span_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    code_and_refresh_race(&SharedStore::server(redis.port), "race-signin").await
+    code_and_refresh_race(&SharedStore::server(&redis.url()), "race-signin").await
 }
 
 async fn code_and_refresh_race(store: &SharedStore, test: &str) -> anyhow::Result<()> {
@@ -242,7 +246,7 @@ async fn code_and_refresh_race(store: &SharedStore, test: &str) -> anyhow::Resul
 #[tokio::test]
 async fn an_approved_device_code_redeems_once_across_two_replicas() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    device_race(&SharedStore::server(redis.port), "race-device").await
+    device_race(&SharedStore::server(&redis.url()), "race-device").await
 }
 
 async fn device_race(store: &SharedStore, test: &str) -> anyhow::Result<()> {

@@ -36,7 +36,7 @@ async fn redeem_across_a_lost_write(wait_for_replicas: bool) -> anyhow::Result<[
     let mut store = SharedStore::sentinel(&set);
     if wait_for_replicas {
         // One, not both: after the failover the new primary has one replica left.
-        store = store.waiting_for(1);
+        store = store.waiting_for(1, "300ms");
     }
     let dir = test_dir(&format!("lost-write-{wait_for_replicas}"));
     store_manifests(&dir.join("manifests"), &store, "");
@@ -122,7 +122,7 @@ async fn a_failover_under_load_fails_requests_only_until_a_primary_answers() -> 
     // no acknowledged write is lost. Without it, a refresh rotated in the instant before the
     // kill could be lost and the client's new token unknown at the new primary: the window
     // the lost-write tests above show.
-    let store = SharedStore::sentinel(&set).waiting_for(1);
+    let store = SharedStore::sentinel(&set).waiting_for(1, "300ms");
     store_manifests(&dir.join("manifests"), &store, REFERENCE_CLIENT);
     let state = dir.join("state");
     let (_a, addr_a) = replica(&dir.join("manifests"), &state, "sts-failover-a").await?;

@@ -329,6 +329,79 @@ impl Cluster {
     }
 }
 
+/// A shared store as the manifests name it: the URL in its Secret and the `spec.store.redis`
+/// lines after `urlSecretRef` (a topology, a wait for replicas). Tests and benchmarks write
+/// the example TokenService with it.
+#[derive(Clone, Debug)]
+pub struct SharedStore {
+    url: String,
+    more: String,
+}
+
+impl SharedStore {
+    /// One redis server at `url`.
+    pub fn server(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            more: String::new(),
+        }
+    }
+
+    /// The primary that `set`'s sentinels name (the URL's host is not used).
+    pub fn sentinel(set: &Sentinels) -> Self {
+        Self {
+            url: "redis://localhost".into(),
+            more: format!(
+                "      sentinel: {{masterName: {}, addresses: {}}}\n",
+                Sentinels::MASTER,
+                yaml_list(&set.sentinel_addrs())
+            ),
+        }
+    }
+
+    /// The cluster, learnt from its nodes.
+    pub fn cluster(cluster: &Cluster) -> Self {
+        Self {
+            url: "redis://localhost".into(),
+            more: format!(
+                "      cluster: {{nodes: {}}}\n",
+                yaml_list(&cluster.seeds())
+            ),
+        }
+    }
+
+    /// Every write waits for `replicas` replicas, up to `timeout` (e.g. `300ms`).
+    pub fn waiting_for(mut self, replicas: u32, timeout: &str) -> Self {
+        self.more +=
+            &format!("      waitForReplicas: {{replicas: {replicas}, timeout: {timeout}}}\n");
+        self
+    }
+
+    /// `token_service` (YAML whose store is `type: memory`) with the store switched to this
+    /// one, followed by the Secret holding the URL.
+    pub fn switch(&self, token_service: &str) -> anyhow::Result<String> {
+        let memory = "  store:\n    type: memory\n";
+        anyhow::ensure!(
+            token_service.contains(memory),
+            "the example TokenService's store section changed"
+        );
+        let redis = format!(
+            "  store:\n    type: redis\n    redis:\n      urlSecretRef: {{name: redis, key: url}}\n{}",
+            self.more
+        );
+        Ok(format!(
+            "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{}\"}}\n",
+            token_service.replace(memory, &redis),
+            self.url
+        ))
+    }
+}
+
+fn yaml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// Primaries and replicas in a `CLUSTER NODES` answer (the flags are its third field).
 pub fn roles(nodes: &str) -> (usize, usize) {
     let flags: Vec<&str> = nodes

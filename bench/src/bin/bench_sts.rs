@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         &manifests_dir,
         &repo_root().join("examples"),
         args.clients,
-        Some(&manifests::RedisStore::server(&redis.url())),
+        Some(&manifests::SharedStore::server(&redis.url())),
     )?;
     progress.say(&format!(
         "starting signet-sts with {} clients",

@@ -17,7 +17,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::json;
 use signet_bench::bodies::{self, assertion_body};
 use signet_bench::latency::{Latencies, measure_for};
-use signet_bench::manifests::{self, ASSERTION_CLIENT, RedisStore};
+use signet_bench::manifests::{self, ASSERTION_CLIENT, SharedStore};
 use signet_bench::{Progress, codeflow, cpu, serve, wrk};
 use signet_crds::keygen::{self, Generated};
 use signet_crds::v1alpha1::Algorithm;
@@ -108,15 +108,15 @@ impl Kind {
     }
 
     /// Starts the topology; returns how the STS reaches it and what keeps it running.
-    async fn start(self, wait_timeout: &str) -> anyhow::Result<(RedisStore, Box<dyn Any>)> {
+    async fn start(self, wait_timeout: &str) -> anyhow::Result<(SharedStore, Box<dyn Any>)> {
         Ok(match self {
             Kind::Single => {
                 let server = RedisServer::start().await?;
-                (RedisStore::server(&server.url()), Box::new(server))
+                (SharedStore::server(&server.url()), Box::new(server))
             }
             Kind::Sentinel | Kind::SentinelWait => {
                 let set = Sentinels::start().await?;
-                let mut store = RedisStore::sentinel(&set);
+                let mut store = SharedStore::sentinel(&set);
                 if self == Kind::SentinelWait {
                     store = store.waiting_for(set.replicas.len() as u32, wait_timeout);
                 }
@@ -124,7 +124,7 @@ impl Kind {
             }
             Kind::Cluster | Kind::ClusterWait => {
                 let cluster = Cluster::start().await?;
-                let mut store = RedisStore::cluster(&cluster);
+                let mut store = SharedStore::cluster(&cluster);
                 if self == Kind::ClusterWait {
                     store = store.waiting_for(1, wait_timeout);
                 }

@@ -8,91 +8,22 @@ pub mod load;
 
 use std::path::{Path, PathBuf};
 
-use signet_tests::redis_topologies::{Cluster, Sentinels};
+pub use signet_tests::redis_topologies::SharedStore;
 use signet_tests::{Process, free_port, repo_root};
-
-/// How replicas reach the shared store: its URL and the `spec.store.redis` lines after
-/// `urlSecretRef` (a topology, a wait for replicas).
-#[derive(Clone, Debug)]
-pub struct SharedStore {
-    url: String,
-    more: String,
-}
-
-impl SharedStore {
-    /// One redis-server on `port`.
-    pub fn server(port: u16) -> Self {
-        Self {
-            url: format!("redis://127.0.0.1:{port}"),
-            more: String::new(),
-        }
-    }
-
-    /// The primary that `set`'s sentinels name (the URL's host is not used).
-    pub fn sentinel(set: &Sentinels) -> Self {
-        Self {
-            url: "redis://localhost".into(),
-            more: format!(
-                "      sentinel: {{masterName: {}, addresses: {}}}\n",
-                Sentinels::MASTER,
-                yaml_list(&set.sentinel_addrs())
-            ),
-        }
-    }
-
-    /// The cluster, learnt from its nodes.
-    pub fn cluster(cluster: &Cluster) -> Self {
-        Self {
-            url: "redis://localhost".into(),
-            more: format!(
-                "      cluster: {{nodes: {}}}\n",
-                yaml_list(&cluster.seeds())
-            ),
-        }
-    }
-
-    /// Writes wait for `replicas` replicas, up to 300 ms.
-    pub fn waiting_for(mut self, replicas: u32) -> Self {
-        self.more += &format!("      waitForReplicas: {{replicas: {replicas}, timeout: 300ms}}\n");
-        self
-    }
-}
-
-fn yaml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
-    format!("[{}]", quoted.join(", "))
-}
 
 /// Writes `examples/` into `dir` with the store switched to redis on `redis_port`, plus
 /// `extra` (more YAML documents).
 pub fn redis_manifests(dir: &Path, redis_port: u16, extra: &str) {
-    store_manifests(dir, &SharedStore::server(redis_port), extra);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    store_manifests(dir, &SharedStore::server(&url), extra);
 }
 
 /// Writes `examples/` into `dir` with the store switched to `store`, plus `extra`.
 pub fn store_manifests(dir: &Path, store: &SharedStore, extra: &str) {
     copy_examples(dir);
     let ts = std::fs::read_to_string(repo_root().join("examples/token-service.yaml")).unwrap();
-    let ts = ts.replace(
-        "  store:\n    type: memory\n",
-        &format!(
-            "  store:\n    type: redis\n    redis:\n      urlSecretRef: {{name: redis, key: url}}\n{}",
-            store.more
-        ),
-    );
-    assert!(
-        ts.contains("type: redis"),
-        "the example's store section changed"
-    );
-    let secret = format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: redis}}\nstringData: {{url: \"{}\"}}\n",
-        store.url
-    );
-    std::fs::write(
-        dir.join("token-service.yaml"),
-        format!("{ts}{secret}{extra}"),
-    )
-    .unwrap();
+    let ts = store.switch(&ts).unwrap();
+    std::fs::write(dir.join("token-service.yaml"), format!("{ts}{extra}")).unwrap();
 }
 
 /// Writes `examples/` into `dir` as they are (memory store), plus `extra`.
