@@ -65,6 +65,47 @@ pub struct Sentinel {
     pub port: u16,
 }
 
+impl Sentinel {
+    /// Starts a sentinel on `port` monitoring the primary on `primary` (with the data
+    /// nodes' password `data`; requiring `password` itself) and waits until it listens.
+    async fn start(
+        dir: &std::path::Path,
+        port: u16,
+        primary: u16,
+        data: Option<&str>,
+        password: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        // A sentinel rewrites its own file, so each gets one it may write. Its log (the
+        // failovers it ran) stays beside the tests' other logs, after the set is gone.
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {primary} 2\n\
+             sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
+             logfile {log}\n",
+            m = Sentinels::MASTER,
+            log = log.display()
+        );
+        if let Some(pw) = data {
+            text += &format!("sentinel auth-pass {} {pw}\n", Sentinels::MASTER);
+        }
+        if let Some(pw) = password {
+            // Sentinels talk to each other with the same password.
+            text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+        }
+        std::fs::write(&conf, text)?;
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("redis-server --sentinel: {e}"))?;
+        let mut sentinel = Self { child, port };
+        crate::listening(&mut sentinel.child, port, "redis-server --sentinel").await?;
+        Ok(sentinel)
+    }
+}
+
 impl Drop for Sentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -108,7 +149,7 @@ impl Sentinels {
         let auth: Vec<&str> = data
             .map(|pw| vec!["--requirepass", pw, "--masterauth", pw])
             .unwrap_or_default();
-        let primary = RedisServer::start_with(free_port(), &auth).await?;
+        let primary = RedisServer::start_free(&auth).await?;
         let folder = Folder::new("sentinel")?;
         let dir = folder.0.clone();
         let mut replicas = Vec::new();
@@ -126,38 +167,12 @@ impl Sentinels {
             ];
             let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
             args.extend(&auth);
-            replicas.push(RedisServer::start_with(free_port(), &args).await?);
+            replicas.push(RedisServer::start_free(&args).await?);
         }
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
-            // A sentinel rewrites its own file, so each gets one it may write. Its log (the
-            // failovers it ran) stays beside the tests' other logs, after the set is gone.
-            let conf = dir.join(format!("sentinel-{port}.conf"));
-            let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
-            let mut text = format!(
-                "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {p} 2\n\
-                 sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
-                 logfile {log}\n",
-                m = Self::MASTER,
-                p = primary.port,
-                log = log.display()
-            );
-            if let Some(pw) = data {
-                text += &format!("sentinel auth-pass {} {pw}\n", Self::MASTER);
-            }
-            if let Some(pw) = sentinel {
-                // Sentinels talk to each other with the same password.
-                text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
-            }
-            std::fs::write(&conf, text)?;
-            let child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| anyhow::anyhow!("redis-server --sentinel: {e}"))?;
-            sentinels.push(Sentinel { child, port });
+            let start = |port| Sentinel::start(&dir, port, primary.port, data, sentinel);
+            sentinels.push(crate::retry_taken_ports(start).await?);
         }
         let set = Self {
             data_password: data.map(str::to_owned),
@@ -264,19 +279,24 @@ impl Cluster {
         let dir_text = folder.0.to_string_lossy().into_owned();
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
-            let conf = format!("nodes-{port}.conf");
-            let args = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &conf,
-                "--cluster-node-timeout",
-                "2000",
-                "--dir",
-                &dir_text,
-            ];
-            nodes.push(RedisServer::start_with(port, &args).await?);
+            let start = |port: u16| {
+                let dir = dir_text.clone();
+                async move {
+                    let conf = format!("nodes-{port}.conf");
+                    let args = [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &conf,
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--dir",
+                        &dir,
+                    ];
+                    RedisServer::start_with(port, &args).await
+                }
+            };
+            nodes.push(crate::retry_taken_ports(start).await?);
         }
         let addrs: Vec<String> = nodes
             .iter()

@@ -37,19 +37,21 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("redis-server: {e} (the test command installs it)"))?;
-        let server = Self { child, port };
-        wait_for("redis listening", Duration::from_secs(30), || async {
-            Ok(std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ()))
-        })
-        .await?;
+        let mut server = Self { child, port };
+        listening(&mut server.child, port, "redis-server").await?;
         Ok(server)
+    }
+
+    /// [`RedisServer::start_with`] on a free port, chosen again when another process took
+    /// it between the choice and redis-server's bind (an outgoing connection of a busy test
+    /// can take any port of the ephemeral range).
+    pub async fn start_free(extra: &[&str]) -> anyhow::Result<Self> {
+        retry_taken_ports(|port| Self::start_with(port, extra)).await
     }
 
     /// Starts redis-server on a free port.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_on(crate::free_port()).await
+        Self::start_free(&[]).await
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -88,6 +90,62 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A process that exited before it listened: its port was most likely taken.
+#[derive(Debug)]
+pub struct ExitedEarly {
+    what: &'static str,
+    port: u16,
+    status: std::process::ExitStatus,
+}
+
+impl std::fmt::Display for ExitedEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on port {} exited before listening ({}): the port was taken?",
+            self.what, self.port, self.status
+        )
+    }
+}
+
+impl std::error::Error for ExitedEarly {}
+
+/// Waits until `child` accepts connections on `port`; fails with [`ExitedEarly`] when it
+/// exits first.
+pub async fn listening(child: &mut Child, port: u16, what: &'static str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(ExitedEarly { what, port, status }.into());
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{what} not listening on port {port} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `start` on a free port, again on another (up to five times) while it fails with
+/// [`ExitedEarly`].
+pub async fn retry_taken_ports<T, F, Fut>(mut start: F) -> anyhow::Result<T>
+where
+    F: FnMut(u16) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match start(crate::free_port()).await {
+            Err(e) if attempt < 5 && e.is::<ExitedEarly>() => continue,
+            outcome => return outcome,
+        }
     }
 }
 

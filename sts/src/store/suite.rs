@@ -403,7 +403,7 @@ async fn redis_or_skip() -> Option<signet_tests::RedisServer> {
 
 /// [`redis_or_skip`] with more of redis-server's arguments.
 async fn redis_or_skip_with(args: &[&str]) -> Option<signet_tests::RedisServer> {
-    or_skip(signet_tests::RedisServer::start_with(signet_tests::free_port(), args).await)
+    or_skip(signet_tests::RedisServer::start_free(args).await)
 }
 
 /// A started service, or None outside CI when it could not start (in CI that fails the test).
