@@ -185,8 +185,24 @@ impl Sentinels {
         wait_for("the Sentinel set to form", FORMING, || async {
             Ok(set.formed().then_some(()))
         })
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; {}", set.state()))?;
         Ok(set)
+    }
+
+    /// What each replica and sentinel says, for a set that did not form.
+    fn state(&self) -> String {
+        let replicas = self.replicas.iter().map(|r| {
+            let link = self.data_cli(r.port, &["INFO", "replication"]).ok();
+            let link = link.and_then(|i| info_field(&i, "master_link_status"));
+            format!("replica {}: link {link:?}", r.port)
+        });
+        let sentinels = self.sentinels.iter().map(|s| {
+            let seen = self.sentinel_cli(s.port, &["INFO", "sentinel"]).ok();
+            let seen = seen.and_then(|i| info_field(&i, "master0"));
+            format!("sentinel {}: {seen:?}", s.port)
+        });
+        replicas.chain(sentinels).collect::<Vec<_>>().join("; ")
     }
 
     fn formed(&self) -> bool {

@@ -113,15 +113,16 @@ impl std::fmt::Display for ExitedEarly {
 
 impl std::error::Error for ExitedEarly {}
 
-/// Waits until `child` accepts connections on `port`; fails with [`ExitedEarly`] when it
-/// exits first.
+/// Waits until `child` itself listens on `port`; fails with [`ExitedEarly`] when it exits
+/// first. A connection that succeeds is not enough: another test's server may hold the port
+/// (free ports are chosen by binding and releasing), and ours then exits on its failed bind.
 pub async fn listening(child: &mut Child, port: u16, what: &'static str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait()? {
             return Err(ExitedEarly { what, port, status }.into());
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if owns_listener(child.id(), port)? {
             return Ok(());
         }
         anyhow::ensure!(
@@ -130,6 +131,33 @@ pub async fn listening(child: &mut Child, port: u16, what: &'static str) -> anyh
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether process `pid` holds a listening IPv4 socket on `port`: the socket inodes that
+/// /proc/net/tcp lists in state LISTEN (0A) on that port, against the process's open files.
+fn owns_listener(pid: u32, port: u16) -> anyhow::Result<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp")?;
+    let wanted = format!(":{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listens = fields.get(1)?.ends_with(&wanted) && *fields.get(3)? == "0A";
+            let inode = fields.get(9)?;
+            listens.then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return Ok(false);
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Ok(false); // exited meanwhile: the next try_wait says so
+    };
+    Ok(fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    }))
 }
 
 /// Runs `start` on a free port, again on another (up to five times) while it fails with
@@ -163,4 +191,31 @@ pub async fn wait_ready(addr: &str) -> anyhow::Result<()> {
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owns_listener;
+
+    #[test]
+    fn a_listener_is_owned_by_the_process_that_bound_it_only() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(owns_listener(std::process::id(), port).unwrap());
+
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let owned = owns_listener(other.id(), port);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(
+            !owned.unwrap(),
+            "another process does not own this listener"
+        );
+
+        drop(listener);
+        assert!(!owns_listener(std::process::id(), port).unwrap());
+    }
 }
