@@ -306,6 +306,10 @@ pub struct StoreSettings {
     /// Single-use and deny-list writes wait for this many replicas (schema 1.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_replicas: Option<WaitForReplicas>,
+    /// PEM CA certificates trusted for the store's TLS connections instead of the system's
+    /// roots (schema 1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Where the redis servers are, beyond the URL (which keeps the data nodes' credentials, TLS

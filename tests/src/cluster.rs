@@ -160,6 +160,11 @@ impl PrivateCluster {
         Self::start_with(name, &[], None).await
     }
 
+    /// Starts a control plane without Signet's CRDs (for a test that installs them itself).
+    pub async fn start_without_crds(name: &str) -> anyhow::Result<Self> {
+        Self::control_plane(name, &[], None).await
+    }
+
     /// Starts a control plane whose API server also authenticates JWTs with `authenticator`:
     /// one entry of the `jwt:` list of its AuthenticationConfiguration
     /// (`apiserver.config.k8s.io/v1`), as YAML (`issuer:`, `claimMappings:`, ...). The API
@@ -176,6 +181,16 @@ impl PrivateCluster {
     }
 
     async fn start_with(
+        name: &str,
+        authenticators: &[&str],
+        service_account_issuer: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let cluster = Self::control_plane(name, authenticators, service_account_issuer).await?;
+        install_crds(&cluster.client().await?).await?;
+        Ok(cluster)
+    }
+
+    async fn control_plane(
         name: &str,
         authenticators: &[&str],
         service_account_issuer: Option<&str>,
@@ -205,9 +220,7 @@ impl PrivateCluster {
             })
             .await??,
         );
-        let cluster = Self { dir, kubeconfig };
-        install_crds(&cluster.client().await?).await?;
-        Ok(cluster)
+        Ok(Self { dir, kubeconfig })
     }
 
     /// A new client for this cluster.

@@ -29,6 +29,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 }
 
 /// A throwaway PKI in `dir`: `ca.crt`, and `tls.crt`/`tls.key` for 127.0.0.1 signed by it.
+#[derive(Debug)]
 pub struct TestPki {
     /// The CA certificate.
     pub ca: PathBuf,
@@ -92,7 +93,9 @@ impl TestPki {
         );
         std::fs::write(
             dir.join("ext"),
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            // clientAuth too: redis cluster nodes present it to each other (the cluster bus
+            // over TLS always asks for the peer's certificate).
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .expect("write ext");
         openssl(&[

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{RedisServer, free_port, wait_for};
+use crate::{RedisServer, TestPki, free_port, wait_for};
 
 /// How long a topology may take to form.
 const FORMING: Duration = Duration::from_secs(60);
 
-/// What `redis-cli -p PORT ARGS...` prints, or an error naming the command.
+/// What `redis-cli -p PORT ARGS...` prints, or an error naming the command. It is stopped
+/// after a minute: `--cluster create` waits for ever for a cluster whose nodes cannot meet.
 pub fn redis_cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli", "-p", &port.to_string()])
         .args(args)
         .output()
         .map_err(|e| anyhow::anyhow!("redis-cli: {e} (the test command installs redis-server)"))?;
@@ -26,6 +27,17 @@ pub fn redis_cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// [`redis_cli`] over TLS, trusting `ca`, when given.
+fn tls_cli(ca: Option<&std::path::Path>, port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let Some(ca) = ca else {
+        return redis_cli(port, args);
+    };
+    let ca = ca.to_string_lossy();
+    let mut all = vec!["--tls", "--cacert", &ca];
+    all.extend(args);
+    redis_cli(port, &all)
 }
 
 /// The value of `field` in an `INFO` answer.
@@ -67,29 +79,36 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// Starts a sentinel on `port` monitoring the primary on `primary` (with the data
-    /// nodes' password `data`; requiring `password` itself) and waits until it listens.
+    /// nodes' password; requiring its own), over TLS with `access.tls`, and waits until it
+    /// listens.
     async fn start(
         dir: &std::path::Path,
         port: u16,
         primary: u16,
-        data: Option<&str>,
-        password: Option<&str>,
+        access: &Access<'_>,
     ) -> anyhow::Result<Self> {
         // A sentinel rewrites its own file, so each gets one it may write. Its log (the
         // failovers it ran) stays beside the tests' other logs, after the set is gone.
         let conf = dir.join(format!("sentinel-{port}.conf"));
         let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
+        let listen = match access.tls {
+            None => format!("port {port}\n"),
+            Some(pki) => crate::tls_directives(pki, port)
+                .into_iter()
+                .map(|(name, value)| format!("{name} {value}\n"))
+                .collect(),
+        };
         let mut text = format!(
-            "port {port}\nbind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {primary} 2\n\
+            "{listen}bind 127.0.0.1\nsentinel monitor {m} 127.0.0.1 {primary} 2\n\
              sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 5000\n\
              logfile {log}\n",
             m = Sentinels::MASTER,
             log = log.display()
         );
-        if let Some(pw) = data {
+        if let Some(pw) = access.data {
             text += &format!("sentinel auth-pass {} {pw}\n", Sentinels::MASTER);
         }
-        if let Some(pw) = password {
+        if let Some(pw) = access.sentinel {
             // Sentinels talk to each other with the same password.
             text += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
         }
@@ -120,6 +139,8 @@ pub struct Sentinels {
     pub data_password: Option<String>,
     /// The sentinels' password, if any.
     pub sentinel_password: Option<String>,
+    /// The CA that signs every process's certificate, when the set speaks TLS only.
+    pub tls_ca: Option<PathBuf>,
     /// The primary when started (after a failover, ask the sentinels).
     pub primary: RedisServer,
     /// Its replicas.
@@ -145,11 +166,26 @@ impl Sentinels {
         data: Option<&str>,
         sentinel: Option<&str>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(Access {
+            data,
+            sentinel,
+            tls: None,
+        })
+        .await
+    }
+
+    /// [`Sentinels::start`] with the passwords and TLS of `access`.
+    pub async fn start_with(access: Access<'_>) -> anyhow::Result<Self> {
+        let Access {
+            data,
+            sentinel,
+            tls,
+        } = access;
         // Every data node, the primary too (it may be demoted), authenticates to its primary.
         let auth: Vec<&str> = data
             .map(|pw| vec!["--requirepass", pw, "--masterauth", pw])
             .unwrap_or_default();
-        let primary = RedisServer::start_free(&auth).await?;
+        let primary = RedisServer::start_free_at(tls, &auth).await?;
         let folder = Folder::new("sentinel")?;
         let dir = folder.0.clone();
         let mut replicas = Vec::new();
@@ -167,16 +203,17 @@ impl Sentinels {
             ];
             let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
             args.extend(&auth);
-            replicas.push(RedisServer::start_free(&args).await?);
+            replicas.push(RedisServer::start_free_at(tls, &args).await?);
         }
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            let start = |port| Sentinel::start(&dir, port, primary.port, data, sentinel);
+            let start = |port| Sentinel::start(&dir, port, primary.port, &access);
             sentinels.push(crate::retry_taken_ports(start).await?);
         }
         let set = Self {
             data_password: data.map(str::to_owned),
             sentinel_password: sentinel.map(str::to_owned),
+            tls_ca: tls.map(|pki| pki.ca.clone()),
             primary,
             replicas,
             sentinels,
@@ -261,22 +298,33 @@ impl Sentinels {
 
     /// [`redis_cli`] at the data node on `port`, with its password.
     pub fn data_cli(&self, port: u16, args: &[&str]) -> anyhow::Result<String> {
-        authenticated(port, self.data_password.as_deref(), args)
+        self.cli(port, self.data_password.as_deref(), args)
     }
 
     /// [`redis_cli`] at the sentinel on `port`, with its password.
     pub fn sentinel_cli(&self, port: u16, args: &[&str]) -> anyhow::Result<String> {
-        authenticated(port, self.sentinel_password.as_deref(), args)
+        self.cli(port, self.sentinel_password.as_deref(), args)
+    }
+
+    fn cli(&self, port: u16, password: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+        let mut all = Vec::new();
+        if let Some(pw) = password {
+            all.extend(["-a", pw, "--no-auth-warning"]);
+        }
+        all.extend(args);
+        tls_cli(self.tls_ca.as_deref(), port, &all)
     }
 }
 
-fn authenticated(port: u16, password: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
-    let mut all = Vec::new();
-    if let Some(pw) = password {
-        all.extend(["-a", pw, "--no-auth-warning"]);
-    }
-    all.extend(args);
-    redis_cli(port, &all)
+/// How a Sentinel set is reached, by clients and by its own processes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Access<'a> {
+    /// The data nodes' password (`requirepass`).
+    pub data: Option<&'a str>,
+    /// The sentinels' password (`requirepass`).
+    pub sentinel: Option<&'a str>,
+    /// Every process speaks TLS only, with this PKI's certificate.
+    pub tls: Option<&'a TestPki>,
 }
 
 /// Three primaries with one replica each, every slot assigned.
@@ -284,6 +332,8 @@ fn authenticated(port: u16, password: Option<&str>, args: &[&str]) -> anyhow::Re
 pub struct Cluster {
     /// Its six nodes.
     pub nodes: Vec<RedisServer>,
+    /// The CA that signs every node's certificate, when the cluster speaks TLS only.
+    pub tls_ca: Option<PathBuf>,
     _dir: Folder,
 }
 
@@ -291,6 +341,16 @@ impl Cluster {
     /// Starts six nodes, makes them a cluster with `redis-cli --cluster create` and waits
     /// until every node says `cluster_state:ok` and knows all six.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// [`Cluster::start`] with every node speaking TLS only (clients, replication and the
+    /// cluster bus), with `pki`'s certificate.
+    pub async fn start_tls(pki: &TestPki) -> anyhow::Result<Self> {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(tls: Option<&TestPki>) -> anyhow::Result<Self> {
         let folder = Folder::new("cluster")?;
         let dir_text = folder.0.to_string_lossy().into_owned();
         let mut nodes = Vec::new();
@@ -308,8 +368,10 @@ impl Cluster {
                         "2000",
                         "--dir",
                         &dir,
+                        "--tls-cluster",
+                        if tls.is_some() { "yes" } else { "no" },
                     ];
-                    RedisServer::start_with(port, &args).await
+                    RedisServer::start_at(port, tls, &args).await
                 }
             };
             nodes.push(crate::retry_taken_ports(start).await?);
@@ -321,11 +383,12 @@ impl Cluster {
         let mut create = vec!["--cluster", "create"];
         create.extend(addrs.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        redis_cli(nodes[0].port, &create)?;
         let cluster = Self {
             nodes,
+            tls_ca: tls.map(|pki| pki.ca.clone()),
             _dir: folder,
         };
+        cluster.cli(cluster.nodes[0].port, &create)?;
         wait_for("the cluster to form", FORMING, || async {
             Ok(cluster.formed().then_some(()))
         })
@@ -338,22 +401,28 @@ impl Cluster {
     /// replica is linked to its primary.
     fn formed(&self) -> bool {
         self.nodes.iter().all(|n| {
-            let state_ok = redis_cli(n.port, &["CLUSTER", "INFO"]).is_ok_and(|i| {
+            let state_ok = self.cli(n.port, &["CLUSTER", "INFO"]).is_ok_and(|i| {
                 info_field(&i, "cluster_state").as_deref() == Some("ok")
                     && info_field(&i, "cluster_known_nodes").as_deref() == Some("6")
                     && info_field(&i, "cluster_slots_ok").as_deref() == Some("16384")
             });
             // A replica counts once its link is up: before its first sync, a WAIT at its
             // primary would count no replica.
-            let linked = redis_cli(n.port, &["INFO", "replication"]).is_ok_and(|i| {
+            let linked = self.cli(n.port, &["INFO", "replication"]).is_ok_and(|i| {
                 info_field(&i, "role").as_deref() == Some("master")
                     || info_field(&i, "master_link_status").as_deref() == Some("up")
             });
             state_ok
                 && linked
-                && redis_cli(n.port, &["CLUSTER", "NODES"])
+                && self
+                    .cli(n.port, &["CLUSTER", "NODES"])
                     .is_ok_and(|nodes| roles(&nodes) == (3, 3))
         })
+    }
+
+    /// [`redis_cli`] at the node on `port`, over TLS when the cluster speaks it.
+    pub fn cli(&self, port: u16, args: &[&str]) -> anyhow::Result<String> {
+        tls_cli(self.tls_ca.as_deref(), port, args)
     }
 
     /// `host:port` of each node, to seed a client with.

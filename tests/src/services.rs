@@ -3,14 +3,15 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{http, wait_for};
+use crate::{TestPki, http, wait_for};
 
 /// A redis-server on a loopback port, without persistence, stopped on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Child,
-    /// Its port.
+    /// Its port (its TLS port when it speaks TLS: then it has no plain one).
     pub port: u16,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -22,31 +23,14 @@ impl RedisServer {
 
     /// [`RedisServer::start_on`] with more of redis-server's arguments (`--name value`).
     pub async fn start_with(port: u16, extra: &[&str]) -> anyhow::Result<Self> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("redis-server: {e} (the test command installs it)"))?;
-        let mut server = Self { child, port };
-        listening(&mut server.child, port, "redis-server").await?;
-        Ok(server)
+        Self::start_at(port, None, extra).await
     }
 
     /// [`RedisServer::start_with`] on a free port, chosen again when another process took
     /// it between the choice and redis-server's bind (an outgoing connection of a busy test
     /// can take any port of the ephemeral range).
     pub async fn start_free(extra: &[&str]) -> anyhow::Result<Self> {
-        retry_taken_ports(|port| Self::start_with(port, extra)).await
+        Self::start_free_at(None, extra).await
     }
 
     /// Starts redis-server on a free port.
@@ -54,10 +38,67 @@ impl RedisServer {
         Self::start_free(&[]).await
     }
 
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+    /// [`RedisServer::start_free`] speaking TLS only, with `pki`'s certificate (and over TLS
+    /// to its primary when it is a replica).
+    pub async fn start_tls(pki: &TestPki, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_free_at(Some(pki), extra).await
     }
+
+    /// [`RedisServer::start_free`], over TLS only with `tls`'s certificate when given.
+    pub async fn start_free_at(tls: Option<&TestPki>, extra: &[&str]) -> anyhow::Result<Self> {
+        retry_taken_ports(|port| Self::start_at(port, tls, extra)).await
+    }
+
+    /// [`RedisServer::start_with`], over TLS only with `tls`'s certificate when given.
+    pub async fn start_at(
+        port: u16,
+        tls: Option<&TestPki>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let listen: Vec<String> = match tls {
+            None => vec!["--port".into(), port.to_string()],
+            Some(pki) => tls_directives(pki, port)
+                .into_iter()
+                .flat_map(|(name, value)| [format!("--{name}"), value])
+                .collect(),
+        };
+        let child = Command::new("redis-server")
+            .args(listen)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("redis-server: {e} (the test command installs it)"))?;
+        let mut server = Self {
+            child,
+            port,
+            tls: tls.is_some(),
+        };
+        listening(&mut server.child, port, "redis-server").await?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`, or `rediss://` when it speaks TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The directives that make a redis process (a data node or a sentinel) listen on `port`
+/// over TLS only, with `pki`'s certificate, asking no client certificate, and speak TLS to
+/// the primaries and replicas it connects to.
+pub fn tls_directives(pki: &TestPki, port: u16) -> Vec<(&'static str, String)> {
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    vec![
+        ("port", "0".into()),
+        ("tls-port", port.to_string()),
+        ("tls-cert-file", path(&pki.cert)),
+        ("tls-key-file", path(&pki.key)),
+        ("tls-ca-cert-file", path(&pki.ca)),
+        ("tls-auth-clients", "no".into()),
+        ("tls-replication", "yes".into()),
+    ]
 }
 
 impl RedisServer {

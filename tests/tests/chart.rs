@@ -289,7 +289,8 @@ fn sentinel_values_render_a_sentinel_store_that_waits_for_replicas() -> anyhow::
                     "passwordSecretRef": {"name": "signet-redis", "key": "sentinel-password"},
                     "tls": true
                 },
-                "waitForReplicas": {"replicas": 2, "timeout": "500ms"}
+                "waitForReplicas": {"replicas": 2, "timeout": "500ms"},
+                "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
             }
         })
     );
@@ -309,6 +310,7 @@ fn sentinel_values_render_a_sentinel_store_that_waits_for_replicas() -> anyhow::
         json!({"masterName": "mymaster", "addresses": ["10.0.0.1:26379"], "tls": false})
     );
     assert!(store["redis"].get("waitForReplicas").is_none(), "{store}");
+    assert!(store["redis"].get("caBundle").is_none(), "{store}");
     Ok(())
 }
 
@@ -1054,18 +1056,13 @@ fn helm_on(kubeconfig: &std::path::Path) -> Command {
 
 #[tokio::test]
 async fn helm_installs_and_the_documented_crd_upgrades_work() -> anyhow::Result<()> {
-    // A control plane of its own: this test deletes and re-creates the CRDs.
-    let cluster = PrivateCluster::start("chart-helm").await?;
+    // A control plane of its own, without the CRDs: this test installs them by helm.
+    let cluster = PrivateCluster::start_without_crds("chart-helm").await?;
     let kubectl = || cluster.kubectl();
     let names: Vec<String> = signet_crds::crd::all()
         .into_iter()
         .filter_map(|c| c.metadata.name)
         .collect();
-    run_ok(
-        kubectl()
-            .args(["delete", "crd", "--wait", "--timeout=60s"])
-            .args(&names),
-    )?;
     let crd_annotations = |name: &str| -> anyhow::Result<String> {
         let out =
             run_ok(kubectl().args(["get", "crd", name, "-o", "jsonpath={.metadata.annotations}"]))?;

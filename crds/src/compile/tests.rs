@@ -1353,9 +1353,11 @@ fn static_claims_cannot_pose_as_a_delegation() {
 }
 
 #[test]
-fn a_sentinel_store_carries_its_topology_both_passwords_and_the_wait_setting() {
+fn a_sentinel_store_carries_its_topology_both_passwords_the_wait_setting_and_its_ca() {
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     let redis = json!({"store": {"type": "redis", "redis": {
         "urlSecretRef": {"name": "redis", "key": "url"},
+        "caBundle": ca,
         "sentinel": {"masterName": "mymaster", "addresses": ["s-0:26379", "s-1:26379"],
             "username": "watcher", "passwordSecretRef": {"name": "sentinels", "key": "password"}},
         "waitForReplicas": {"replicas": 2, "timeout": "1500us"},
@@ -1411,6 +1413,7 @@ fn a_sentinel_store_carries_its_topology_both_passwords_and_the_wait_setting() {
             timeout_ms: 1
         })
     );
+    assert_eq!(store.ca_bundle.as_deref(), Some(ca));
     // No password in the snapshot's Debug form (it reaches logs).
     assert!(!format!("{store:?}").contains("sentinel-pass"));
 }

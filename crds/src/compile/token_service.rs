@@ -135,6 +135,7 @@ fn store_settings(inputs: &Inputs, ts: &TokenService, out: &mut Output) -> Store
                     .max(1),
             }
         }),
+        ca_bundle: redis.and_then(|r| r.ca_bundle.clone()),
     }
 }
 

@@ -92,6 +92,20 @@ pub(crate) fn platform_https(_: &mut SchemaGenerator) -> Schema {
     )
 }
 
+/// PEM CA certificates trusted instead of the system's roots (an optional field: null is
+/// accepted as unset).
+pub(crate) fn ca_bundle(_: &mut SchemaGenerator) -> Schema {
+    let mut schema = string_schema(
+        65536,
+        None,
+        &[Rule::new("self.contains('-----BEGIN CERTIFICATE-----')").message(
+            "caBundle holds PEM certificates (-----BEGIN CERTIFICATE-----), not the base64 of a kubeconfig's certificate-authority-data",
+        )],
+    );
+    schema.insert("nullable".into(), true.into());
+    schema
+}
+
 /// A redirect or post-logout redirect URI. Private-use schemes (a scheme with a dot, RFC 8252
 /// §7.1) pass here; the client-level rule limits them to public clients.
 pub(crate) fn redirect_uris(_: &mut SchemaGenerator) -> Schema {

@@ -157,9 +157,7 @@ pub struct TrustedCluster {
     /// PEM CA certificates that sign the TLS certificates of the issuer and JWK Set hosts,
     /// trusted instead of the system's roots for this cluster only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 65536))]
-    #[x_kube(validation = Rule::new("self.contains('-----BEGIN CERTIFICATE-----')")
-        .message("caBundle holds PEM certificates (-----BEGIN CERTIFICATE-----), not the base64 of a kubeconfig's certificate-authority-data"))]
+    #[schemars(schema_with = "cel::ca_bundle")]
     pub ca_bundle: Option<String>,
     /// Namespaces whose OidcClients may accept this cluster's tokens. A client names
     /// ServiceAccounts of its own namespace's name in that cluster. Unset: only this
@@ -257,6 +255,12 @@ pub struct RedisStore {
     /// window in which a failover loses such a write (see docs/operations.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_replicas: Option<WaitForReplicas>,
+    /// PEM CA certificates that sign the TLS certificates of the data nodes (a `rediss://`
+    /// URL) and of the sentinels (`sentinel.tls`), trusted instead of the system's roots: a
+    /// private CA, such as cert-manager's `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cel::ca_bundle")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Sentinels to ask for the primary.

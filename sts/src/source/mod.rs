@@ -98,6 +98,7 @@ async fn ensure_store(app: &App, settings: &StoreSettings) -> Result<(), Refused
             let redis = RedisStore::open(
                 &url.0,
                 settings.topology.as_ref(),
+                settings.ca_bundle.as_deref(),
                 &settings.key_prefix,
                 settings.wait_for_replicas,
             )

@@ -7,7 +7,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisFuture, TlsMode};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisFuture, TlsCertificates, TlsMode,
+};
 use signet_crds::snapshot::RedisTopology;
 
 use super::Unavailable;
@@ -57,25 +59,41 @@ impl ConnectionLike for Connection {
 }
 
 pub(super) fn unavailable(error: redis::RedisError) -> Unavailable {
-    // The URL (with credentials) never goes into the message: only the error kind and detail.
+    // The URL (with credentials) never goes into the message: only the error kind and detail,
+    // or for an I/O error (a refused connection, an untrusted certificate) the error itself,
+    // which names neither.
+    let detail = match error.detail() {
+        Some(detail) => detail.to_owned(),
+        None if error.is_io_error() => error.to_string(),
+        None => String::new(),
+    };
     Unavailable::Redis {
         kind: error.kind(),
-        detail: error.detail().unwrap_or_default().to_owned(),
+        detail,
     }
 }
 
-/// A connection to the store `info` and `topology` describe, each command answered within
-/// `timeout`, and where the deny list's subscription should follow (none in a cluster: its
+/// A connection to the store `info` and `topology` describe, over TLS trusting `ca_bundle`
+/// (PEM; none: the system's roots) where the URL or the sentinels use TLS, each command
+/// answered within `timeout`, and where the deny list's subscription should follow (none in a cluster: its
 /// copy is not kept there, as loading it would scan every primary; each check asks the
 /// cluster, correct and one round trip).
 pub(super) async fn connect(
     info: &ConnectionInfo,
     topology: Option<&RedisTopology>,
+    ca_bundle: Option<&str>,
     timeout: Duration,
 ) -> Result<(Connection, Option<Source>), Unavailable> {
+    // The data nodes' TLS follows the URL's scheme; only then do their roots apply.
+    let data_tls = tls_mode(info.addr());
+    let data_roots = data_tls.and(roots(ca_bundle));
     Ok(match topology {
         None => {
-            let client = redis::Client::open(info.clone()).map_err(unavailable)?;
+            let client = match data_roots {
+                Some(roots) => redis::Client::build_with_tls(info.clone(), roots),
+                None => redis::Client::open(info.clone()),
+            }
+            .map_err(unavailable)?;
             let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
             let manager = ConnectionManager::new_with_config(client.clone(), config)
                 .await
@@ -101,8 +119,11 @@ pub(super) async fn connect(
                 SentinelClientBuilder::new(sentinels, master_name, SentinelServerType::Master)
                     .map_err(unavailable)?
                     .set_client_to_redis_db(data.db());
-            if let Some(mode) = tls_mode(info.addr()) {
+            if let Some(mode) = data_tls {
                 builder = builder.set_client_to_redis_tls_mode(mode);
+            }
+            if let Some(roots) = data_roots {
+                builder = builder.set_client_to_redis_certificates(roots);
             }
             if let Some(user) = data.username() {
                 builder = builder.set_client_to_redis_username(user);
@@ -112,6 +133,9 @@ pub(super) async fn connect(
             }
             if *tls {
                 builder = builder.set_client_to_sentinel_tls_mode(TlsMode::Secure);
+                if let Some(roots) = roots(ca_bundle) {
+                    builder = builder.set_client_to_sentinel_certificates(roots);
+                }
             }
             if let Some(user) = username {
                 builder = builder.set_client_to_sentinel_username(user);
@@ -128,18 +152,26 @@ pub(super) async fn connect(
             (Connection::Sentinel(connection), Some(source))
         }
         Some(RedisTopology::Cluster { nodes }) => {
-            let tls = tls_mode(info.addr()).is_some();
             let seeds = nodes
                 .iter()
-                .map(|n| Ok(info.clone().set_addr(address(n, tls)?)))
+                .map(|n| Ok(info.clone().set_addr(address(n, data_tls.is_some())?)))
                 .collect::<Result<Vec<_>, Unavailable>>()?;
-            let client = ClusterClientBuilder::new(seeds)
-                .response_timeout(timeout)
-                .build()
-                .map_err(unavailable)?;
+            let mut builder = ClusterClientBuilder::new(seeds).response_timeout(timeout);
+            if let Some(roots) = data_roots {
+                builder = builder.certs(roots);
+            }
+            let client = builder.build().map_err(unavailable)?;
             let connection = client.get_async_connection().await.map_err(unavailable)?;
             (Connection::Cluster(connection), None)
         }
+    })
+}
+
+/// The roots `ca_bundle` names for TLS connections, instead of the system's.
+fn roots(ca_bundle: Option<&str>) -> Option<TlsCertificates> {
+    ca_bundle.map(|pem| TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.as_bytes().to_vec()),
     })
 }
 

@@ -80,22 +80,24 @@ impl RedisStore {
     /// Connects to one server at `url` (`redis://` or `rediss://` for TLS; credentials in
     /// the URL), and refuses a server whose `maxmemory-policy` is not `noeviction`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Unavailable> {
-        Self::open(url, None, prefix, None).await
+        Self::open(url, None, None, prefix, None).await
     }
 
     /// Connects to the store `url` and `topology` describe: one server at `url`, the primary
     /// the sentinels name, or a cluster learnt from its seed nodes; in the last two the URL
     /// gives every data node's scheme (TLS or not), credentials and database. Refuses a store
-    /// that may evict keys (a cluster: any primary that may).
+    /// that may evict keys (a cluster: any primary that may). TLS connections trust
+    /// `ca_bundle` (PEM) when given, else the system's roots.
     pub async fn open(
         url: &str,
         topology: Option<&RedisTopology>,
+        ca_bundle: Option<&str>,
         prefix: &str,
         wait: Option<WaitForReplicas>,
     ) -> Result<Self, Unavailable> {
         let timeout = response_timeout(wait);
         let info = url.into_connection_info().map_err(unavailable)?;
-        let (mut connection, source) = connect(&info, topology, timeout).await?;
+        let (mut connection, source) = connect(&info, topology, ca_bundle, timeout).await?;
         // Waiting writes each take one of these: redis answers nothing else on a connection
         // while its WAIT is pending, so on the one shared connection they would queue.
         let waiting = match wait {
@@ -103,7 +105,7 @@ impl RedisStore {
             Some(wait) => {
                 let mut connections = Vec::with_capacity(WAITING_CONNECTIONS);
                 for _ in 0..WAITING_CONNECTIONS {
-                    connections.push(connect(&info, topology, timeout).await?.0);
+                    connections.push(connect(&info, topology, ca_bundle, timeout).await?.0);
                 }
                 Some(Arc::new(Waiting {
                     wait,

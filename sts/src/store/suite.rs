@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use signet_crds::snapshot::{RedisTopology, WaitForReplicas};
+use signet_tests::TestPki;
 
 use super::{Kind, MemoryStore, Record, RedisStore, Store, key};
 
@@ -226,6 +227,7 @@ async fn redis_cluster_store_passes_the_suite() {
     let store = RedisStore::open(
         "redis://localhost",
         Some(&topology),
+        None,
         "signet:test:",
         Some(wait),
     )
@@ -280,7 +282,7 @@ async fn a_sentinel_set_with_passwords_is_reached_with_both() {
         tls: false,
     };
     let url = "redis://:data-secret@localhost";
-    let without = RedisStore::open(url, Some(&with(None)), "signet:test:", None).await;
+    let without = RedisStore::open(url, Some(&with(None)), None, "signet:test:", None).await;
     match without {
         Err(refused) => assert!(
             refused.to_string().contains("Authentication required"),
@@ -289,11 +291,93 @@ async fn a_sentinel_set_with_passwords_is_reached_with_both() {
         Ok(_) => panic!("the sentinels answered a client without their password"),
     }
     let topology = with(Some("sentinel-secret"));
-    let store = RedisStore::open(url, Some(&topology), "signet:test:", None)
+    let store = RedisStore::open(url, Some(&topology), None, "signet:test:", None)
         .await
         .expect("both passwords given");
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     suite(&Store::Redis(store), now).await;
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1, in a folder of their own.
+fn private_ca(name: &str) -> TestPki {
+    let dir = std::env::temp_dir().join(format!("signet-redis-tls-{}-{name}", std::process::id()));
+    TestPki::create(&dir)
+}
+
+/// The store at `url` and `topology`, whose servers `pki`'s CA signs: refused without that CA
+/// (the system's roots do not know it), then trusted with it as the caBundle, where it passes
+/// the suite.
+async fn trusted_with_its_ca_only(url: &str, topology: Option<&RedisTopology>, pki: &TestPki) {
+    match RedisStore::open(url, topology, None, "signet:test:", None).await {
+        Err(refused) => assert!(
+            refused.to_string().contains("UnknownIssuer"),
+            "refused for another reason: {refused}"
+        ),
+        Ok(_) => panic!("a certificate of a CA the store does not trust was accepted"),
+    }
+    let ca = std::fs::read_to_string(&pki.ca).unwrap();
+    let store = RedisStore::open(url, topology, Some(&ca), "signet:test:", None)
+        .await
+        .expect("trusted with its CA");
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    suite(&Store::Redis(store), now).await;
+}
+
+/// A redis that speaks TLS only, with a certificate of a private CA: the store reaches it
+/// with that CA as its caBundle, and refuses it without (the system's roots do not know it).
+#[tokio::test]
+async fn a_tls_redis_of_a_private_ca_is_trusted_with_its_ca_bundle_only() {
+    let pki = private_ca("server");
+    let Some(server) = or_skip(signet_tests::RedisServer::start_tls(&pki, &[]).await) else {
+        return;
+    };
+    let url = server.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    trusted_with_its_ca_only(&url, None, &pki).await;
+}
+
+/// Sentinels and data nodes that speak TLS only (a private CA): the store asks the
+/// sentinels over TLS and reaches the primary over TLS, both trusting the caBundle.
+#[tokio::test]
+async fn a_sentinel_set_over_tls_is_reached_with_its_ca_bundle() {
+    let pki = private_ca("sentinel");
+    let access = signet_tests::redis_topologies::Access {
+        tls: Some(&pki),
+        ..Default::default()
+    };
+    let started = signet_tests::redis_topologies::Sentinels::start_with(access).await;
+    let Some(set) = or_skip(started) else {
+        return;
+    };
+    let RedisTopology::Sentinel {
+        master_name,
+        addresses,
+        ..
+    } = sentinel_of(&set)
+    else {
+        unreachable!("sentinel_of names sentinels")
+    };
+    let topology = RedisTopology::Sentinel {
+        master_name,
+        addresses,
+        username: None,
+        password: None,
+        tls: true,
+    };
+    trusted_with_its_ca_only("rediss://localhost", Some(&topology), &pki).await;
+}
+
+/// A Cluster whose nodes speak TLS only (a private CA): the store learns the slots and
+/// reaches every primary over TLS, trusting the caBundle.
+#[tokio::test]
+async fn a_cluster_over_tls_is_reached_with_its_ca_bundle() {
+    let pki = private_ca("cluster");
+    let started = signet_tests::redis_topologies::Cluster::start_tls(&pki).await;
+    let Some(cluster) = or_skip(started) else {
+        return;
+    };
+    let topology = cluster_of(&cluster);
+    trusted_with_its_ca_only("rediss://localhost", Some(&topology), &pki).await;
 }
 
 /// A Sentinel-managed primary that may evict keys is refused like a single server.
@@ -308,7 +392,15 @@ async fn a_sentinel_primary_that_may_evict_keys_is_refused() {
     )
     .expect("CONFIG SET");
     let topology = sentinel_of(&set);
-    match RedisStore::open("redis://localhost", Some(&topology), "signet:test:", None).await {
+    match RedisStore::open(
+        "redis://localhost",
+        Some(&topology),
+        None,
+        "signet:test:",
+        None,
+    )
+    .await
+    {
         Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "allkeys-lru"),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("an evicting primary was accepted"),
@@ -329,6 +421,7 @@ async fn redis_sentinel_store_passes_the_suite() {
     let store = RedisStore::open(
         "redis://localhost",
         Some(&topology),
+        None,
         "signet:test:",
         Some(wait),
     )
@@ -358,7 +451,15 @@ async fn a_cluster_with_one_primary_that_may_evict_keys_is_refused() {
     )
     .expect("CONFIG SET");
     let topology = cluster_of(&cluster);
-    match RedisStore::open("redis://localhost", Some(&topology), "signet:test:", None).await {
+    match RedisStore::open(
+        "redis://localhost",
+        Some(&topology),
+        None,
+        "signet:test:",
+        None,
+    )
+    .await
+    {
         Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "volatile-ttl"),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a cluster with an evicting node was accepted"),
