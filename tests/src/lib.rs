@@ -37,7 +37,7 @@ pub use local::{TestPki, free_port, workspace_bin};
 pub use namespace::{TestNamespace, label};
 pub use objects::{merge, refused_fields, signet_api, signet_object, signet_resource};
 pub use process::Process;
-pub use services::{RedisServer, listening, retry_taken_ports, tls_directives, wait_ready};
+pub use services::{RedisServer, listening, retry_taken_ports, wait_ready};
 
 /// Root of the repository.
 pub fn repo_root() -> std::path::PathBuf {

@@ -93,7 +93,7 @@ impl Sentinel {
         let log = std::env::temp_dir().join(format!("signet-sentinel-{port}.log"));
         let listen = match access.tls {
             None => format!("port {port}\n"),
-            Some(pki) => crate::tls_directives(pki, port)
+            Some(pki) => crate::services::tls_directives(pki, port)
                 .into_iter()
                 .map(|(name, value)| format!("{name} {value}\n"))
                 .collect(),

@@ -88,7 +88,7 @@ impl RedisServer {
 /// The directives that make a redis process (a data node or a sentinel) listen on `port`
 /// over TLS only, with `pki`'s certificate, asking no client certificate, and speak TLS to
 /// the primaries and replicas it connects to.
-pub fn tls_directives(pki: &TestPki, port: u16) -> Vec<(&'static str, String)> {
+pub(crate) fn tls_directives(pki: &TestPki, port: u16) -> Vec<(&'static str, String)> {
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
     vec![
         ("port", "0".into()),

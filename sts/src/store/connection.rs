@@ -75,9 +75,9 @@ pub(super) fn unavailable(error: redis::RedisError) -> Unavailable {
 
 /// A connection to the store `info` and `topology` describe, over TLS trusting `ca_bundle`
 /// (PEM; none: the system's roots) where the URL or the sentinels use TLS, each command
-/// answered within `timeout`, and where the deny list's subscription should follow (none in a cluster: its
-/// copy is not kept there, as loading it would scan every primary; each check asks the
-/// cluster, correct and one round trip).
+/// answered within `timeout`, and where the deny list's subscription should follow (none in
+/// a cluster: its copy is not kept there, as loading it would scan every primary; each check
+/// asks the cluster, correct and one round trip).
 pub(super) async fn connect(
     info: &ConnectionInfo,
     topology: Option<&RedisTopology>,

@@ -299,6 +299,15 @@ async fn a_sentinel_set_with_passwords_is_reached_with_both() {
     suite(&Store::Redis(store), now).await;
 }
 
+/// Asserts that `opened` was refused because the store's `maxmemory-policy` is `policy`.
+fn assert_refused_as_evicting(opened: Result<RedisStore, crate::store::Unavailable>, policy: &str) {
+    match opened {
+        Err(crate::store::Unavailable::Evicting(found)) => assert_eq!(found, policy),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a store that may evict keys was accepted"),
+    }
+}
+
 /// A Sentinel-managed primary that may evict keys is refused like a single server.
 #[tokio::test]
 async fn a_sentinel_primary_that_may_evict_keys_is_refused() {
@@ -311,19 +320,14 @@ async fn a_sentinel_primary_that_may_evict_keys_is_refused() {
     )
     .expect("CONFIG SET");
     let topology = sentinel_of(&set);
-    match RedisStore::open(
+    let opened = RedisStore::open(
         "redis://localhost",
         Some(&topology),
         None,
         "signet:test:",
         None,
-    )
-    .await
-    {
-        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "allkeys-lru"),
-        Err(other) => panic!("refused for another reason: {other}"),
-        Ok(_) => panic!("an evicting primary was accepted"),
-    }
+    );
+    assert_refused_as_evicting(opened.await, "allkeys-lru");
 }
 
 /// The same suite through the sentinels, every write waiting for both replicas.
@@ -370,19 +374,14 @@ async fn a_cluster_with_one_primary_that_may_evict_keys_is_refused() {
     )
     .expect("CONFIG SET");
     let topology = cluster_of(&cluster);
-    match RedisStore::open(
+    let opened = RedisStore::open(
         "redis://localhost",
         Some(&topology),
         None,
         "signet:test:",
         None,
-    )
-    .await
-    {
-        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "volatile-ttl"),
-        Err(other) => panic!("refused for another reason: {other}"),
-        Ok(_) => panic!("a cluster with an evicting node was accepted"),
-    }
+    );
+    assert_refused_as_evicting(opened.await, "volatile-ttl");
 }
 
 /// A redis that may evict keys under memory pressure is refused, whatever else it does
@@ -394,11 +393,7 @@ async fn a_redis_that_may_evict_keys_is_refused() {
         return;
     };
     let refused = RedisStore::connect(&server.url(), "signet:test:").await;
-    match refused {
-        Err(crate::store::Unavailable::Evicting(policy)) => assert_eq!(policy, "allkeys-lru"),
-        Err(other) => panic!("refused for another reason: {other}"),
-        Ok(_) => panic!("a store that may evict keys was accepted"),
-    }
+    assert_refused_as_evicting(refused, "allkeys-lru");
     let client = ::redis::Client::open(server.url()).expect("a redis URL");
     let mut connection = client
         .get_multiplexed_async_connection()

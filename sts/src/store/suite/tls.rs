@@ -13,14 +13,22 @@ fn private_ca(name: &str) -> TestPki {
 }
 
 /// The store at `url` and `topology`, whose servers `pki`'s CA signs: refused without that CA
-/// (the system's roots do not know it), then trusted with it as the caBundle, where it passes
+/// (the system's roots do not know it), with a reason that does not carry the URL's password
+/// (it reaches /readyz and the logs), then trusted with it as the caBundle, where it passes
 /// the suite.
 async fn trusted_with_its_ca_only(url: &str, topology: Option<&RedisTopology>, pki: &TestPki) {
     match RedisStore::open(url, topology, None, "signet:test:", None).await {
-        Err(refused) => assert!(
-            refused.to_string().contains("UnknownIssuer"),
-            "refused for another reason: {refused}"
-        ),
+        Err(refused) => {
+            let reason = refused.to_string();
+            assert!(
+                reason.contains("UnknownIssuer"),
+                "refused for another reason: {reason}"
+            );
+            let info = redis::IntoConnectionInfo::into_connection_info(url).unwrap();
+            if let Some(password) = info.redis_settings().password() {
+                assert!(!reason.contains(password), "the password in: {reason}");
+            }
+        }
         Ok(_) => panic!("a certificate of a CA the store does not trust was accepted"),
     }
     let ca = std::fs::read_to_string(&pki.ca).unwrap();
@@ -31,16 +39,18 @@ async fn trusted_with_its_ca_only(url: &str, topology: Option<&RedisTopology>, p
     suite(&Store::Redis(store), now).await;
 }
 
-/// A redis that speaks TLS only, with a certificate of a private CA: the store reaches it
-/// with that CA as its caBundle, and refuses it without (the system's roots do not know it).
+/// A redis that speaks TLS only, with a certificate of a private CA and a password: the store
+/// reaches it with that CA as its caBundle, and refuses it without (the system's roots do not
+/// know it).
 #[tokio::test]
 async fn a_tls_redis_of_a_private_ca_is_trusted_with_its_ca_bundle_only() {
     let pki = private_ca("server");
-    let Some(server) = or_skip(signet_tests::RedisServer::start_tls(&pki, &[]).await) else {
+    let started = signet_tests::RedisServer::start_tls(&pki, &["--requirepass", "tls-secret"]);
+    let Some(server) = or_skip(started.await) else {
         return;
     };
-    let url = server.url();
-    assert!(url.starts_with("rediss://"), "{url}");
+    let url = server.url().replace("rediss://", "rediss://:tls-secret@");
+    assert!(url.starts_with("rediss://:tls-secret@127.0.0.1:"), "{url}");
     trusted_with_its_ca_only(&url, None, &pki).await;
 }
 
